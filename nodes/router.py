@@ -26,9 +26,9 @@ threshold keeps its meaning) and equal it exactly while nothing has been learned
 
 g and T are fitted by cross-fitting on the router's own cases: folds of skills are hidden from
 the learned part, so the fusion sees what queries of skills without data look like, and g's
-bias is then set to gain most on evidenced skills while losing nothing (within
-UNSEEN_TOLERANCE) on hidden ones. With too little data for that, a fixed rule applies: a past
-success on a near-identical query lifts its skill.
+bias is then set to gain most on evidenced skills while gaining at least UNSEEN_MARGIN on
+hidden ones. With too little data for that, a fixed rule applies: a past success on a
+near-identical query lifts its skill.
 
 A failure costs its skill a penalty on near-identical queries while the skill is still at the
 version that failed, so a refined skill gets its retry.
@@ -83,8 +83,12 @@ FAILURE_FLOOR = 0.8
 FAILURE_WEIGHT = 0.2
 """A failure lowers its skill by up to FAILURE_WEIGHT on queries more similar than FAILURE_FLOOR
 to the one it failed, while the skill is at the version that failed."""
-UNSEEN_TOLERANCE = 0.005
-"""Recall@1 on hidden skills the fitted fusion may give up against the untrained score."""
+UNSEEN_MARGIN = 0.015
+"""Recall@1 the fitted fusion must gain over the untrained score on hidden skills in the
+cross-fit: a margin for how unlike the cross-fit a real cold skill can be (a near-twin of a
+skill with data). On four dev splits of the shared data, with no margin the cold skills moved
+-2.7 to +1.2 points against the untrained router (seen 0.83-0.85); with this one -1.2 to +3.6
+(seen 0.81-0.84)."""
 MIN_CLASSES_TO_FIT = 8
 MIN_SUCCESSES_TO_FIT = 100
 FOLDS = 5
@@ -391,7 +395,7 @@ class RouterModel:
         if not keep.any():
             empty = np.zeros((n, 0), np.float32)
             return Learned([], empty, empty, empty, np.zeros(0), empty)
-        sims = vectors @ success_vectors.T
+        sims = _product(vectors, success_vectors.T)
         memory = np.maximum.reduceat(sims, starts, axis=1)
         group = np.repeat(np.arange(len(starts)), counts)  # success column -> skill group
         k = min(NEIGHBOURS, sims.shape[1])
@@ -405,7 +409,8 @@ class RouterModel:
         m = len(self.classes)
         lp = np.full((n, len(ids)), math.log(1.0 / (m + 1)), np.float32)
         if m:  # a skill that succeeded since the last fit keeps the prior 1/(m + 1)
-            logp = _log_softmax(np.hstack([vectors, np.ones((n, 1), np.float32)]) @ self.weights)
+            biased = np.hstack([vectors, np.ones((n, 1), np.float32)])
+            logp = _log_softmax(_product(biased, self.weights))
             cols = slot[self.classes]
             lp[:, cols[cols >= 0]] = logp[:, cols >= 0]
         lexical = np.zeros((n, len(ids)))
@@ -429,7 +434,7 @@ class RouterModel:
         failures = np.flatnonzero(self.case_reward <= 0.5)
         if not failures.size:
             return out
-        sims = self.vectors[failures] @ np.asarray(vector, np.float32)
+        sims = _product(np.asarray(vector, np.float32)[None], self.vectors[failures].T)[0]
         strength = np.clip((sims - FAILURE_FLOOR) / (1.0 - FAILURE_FLOOR), 0.0, 1.0)
         slot = {n: j for j, n in enumerate(pool)}
         for i in np.flatnonzero(strength > 0):
@@ -506,6 +511,18 @@ def fused(
         return u + np.where(has, lift, 0.0)
     g = fusion(candidate_features(u, evidence, learned, rows))
     return u + np.where(has, fusion.temperature * g, 0.0)
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b, without BLAS for a single row.
+
+    OpenBLAS threads a matrix-vector product across cores; on a busy machine they wait on each
+    other: measured here with two cores taken, 11 ms for one query against 7,600 cases, against
+    0.7 ms for numpy's own loop. Batches (training, the cross-fit) keep BLAS.
+    """
+    if a.shape[0] == 1:
+        return np.einsum("ij,jk->ik", a, b)
+    return a @ b
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -585,12 +602,17 @@ class UntrainedView:
         self.matrix = np.stack([stored[n] for n in self.names]) if stored else np.zeros((0, dim))
         self.prior = np.asarray([PRIOR_WEIGHT * utility_prior(skills[n]) for n in self.names])
 
-    def dense(self, vector: np.ndarray) -> np.ndarray:
-        """Untrained score of every skill without its lexical part (how extras are scored)."""
-        return self.matrix @ np.asarray(vector, np.float64) + self.prior
+    def dense(self, vectors: np.ndarray) -> np.ndarray:
+        """Untrained scores of every skill without their lexical part (how extras are scored),
+        one row per query vector."""
+        out = np.empty((len(vectors), len(self.names)))
+        for i in range(0, len(vectors), 256):
+            out[i : i + 256] = np.asarray(vectors[i : i + 256], np.float64) @ self.matrix.T
+        return out + self.prior
 
-    def pool(self, vector: np.ndarray, query: str) -> tuple[list[str], np.ndarray]:
-        u = self.dense(vector)
+    def pool(self, dense: np.ndarray, query: str) -> tuple[list[str], np.ndarray]:
+        """The top POOL skills for one query, from its row of `dense` plus BM25."""
+        u = dense.copy()
         lexical = dict(self.index.lexical_search(query, POOL)) if query else {}
         best = max(lexical.values(), default=0.0)
         for name, score in lexical.items():
@@ -658,14 +680,13 @@ def _batch(
     evidence = np.full((n, width), -1)
     target = np.full(n, -1)
     col = {name: j for j, name in enumerate(learned.names)}
+    dense = view.dense(model.vectors[rows])
     for i, r in enumerate(rows):
-        pooled, pooled_u = view.pool(model.vectors[r], model.queries[r])
+        pooled, pooled_u = view.pool(dense[i], model.queries[r])
         names, scores = list(pooled), [float(x) for x in pooled_u]
         extra = [s for s in learned.ranking(i)[:EXTRAS] if s not in names]
-        if extra:  # as in rank(): dense and prior, no lexical part
-            dense = view.dense(model.vectors[r])
-            names += extra
-            scores += [float(dense[view.column[e]]) for e in extra]
+        names += extra  # as in rank(): dense and prior, no lexical part
+        scores += [float(dense[i, view.column[e]]) for e in extra]
         u[i, : len(names)] = scores
         truth = model.names[int(model.case_skill[r])]
         for j, name in enumerate(names):
@@ -745,7 +766,7 @@ def _train_fusion(
         hit = hits(float(shift))
         seen_r1 = float(hit[seen].mean()) if seen.any() else 0.0
         unseen_r1 = float(hit[~seen].mean()) if (~seen).any() else 0.0
-        ok = unseen_r1 >= base_unseen - UNSEEN_TOLERANCE
+        ok = unseen_r1 >= base_unseen + UNSEEN_MARGIN
         key = (ok, seen_r1 if ok else seen_r1 + unseen_r1)
         if best is None or key > best[0]:
             best = (key, float(shift), seen_r1, unseen_r1)
