@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -345,17 +346,41 @@ def adapt_payload_for_local(payload: dict[str, Any]) -> dict[str, Any]:
 _TOOL_KWARGS = ("tools", "tool_choice", "parallel_tool_calls")
 
 
-def _needs_text_retry(result: ChatResult, kwargs: Mapping[str, Any]) -> bool:
-    """An empty text reply to a request with tools and no forced tool (see LlamaCppChatOpenAI)."""
+_NAMED_CALL = re.compile(r"^\s*functions\.([\w-]+):?\s*$")
+
+
+def _follow_up_kwargs(result: ChatResult, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The second request a tool-"auto" reply from llama-cpp-python needs, or None.
+
+    Two server quirks (see LlamaCppChatOpenAI): a text reply comes back empty, so ask again
+    without tools; and a chosen tool comes back as the text `functions.NAME:` with no call
+    (the handler's stop string is swallowed into the tool name), so ask again with that tool
+    named, which makes the server generate its arguments under the tool's schema.
+    """
     if not kwargs.get("tools") or kwargs.get("tool_choice") not in (None, "auto"):
-        return False
+        return None
     message = result.generations[0].message if result.generations else None
-    return (
-        isinstance(message, AIMessage)
-        and not message.tool_calls
-        and not message.invalid_tool_calls
-        and not message.text.strip()
-    )
+    if not isinstance(message, AIMessage) or message.tool_calls or message.invalid_tool_calls:
+        return None
+    text = message.text.strip()
+    if not text:
+        return {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
+    named = _NAMED_CALL.match(text)
+    bound = {_tool_name(t) for t in kwargs["tools"]}
+    if named and named.group(1) in bound:
+        choice = {"type": "function", "function": {"name": named.group(1)}}
+        return {**kwargs, "tool_choice": choice}
+    return None
+
+
+def _tool_name(tool: Any) -> str | None:
+    """The name of a tool as bind_tools passes it (an OpenAI tool dict)."""
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        if isinstance(function, Mapping):
+            return cast("str | None", function.get("name"))
+        return cast("str | None", tool.get("name"))
+    return None
 
 
 def _merge_usage(first: ChatResult, second: ChatResult) -> ChatResult:
@@ -372,10 +397,11 @@ class LlamaCppChatOpenAI(ChatOpenAI):
     """ChatOpenAI for a llama-cpp-python server: adapts each request to its quirks.
 
     Requests are adapted at payload time so bind_tools, with_structured_output and streaming
-    keep working and node code never needs to know which server it talks to. One quirk needs a
-    second request: with tools and tool_choice "auto", when the model picks a text reply the
-    server's grammar allows only a tool name or end-of-turn, so the text is always empty; the
-    same conversation is then asked again without tools. Streaming is turned off when tools are
+    keep working and node code never needs to know which server it talks to. Two quirks need a
+    second request with tools and tool_choice "auto": when the model picks a text reply the
+    server's grammar allows only a tool name or end-of-turn, so the text is always empty (asked
+    again without tools); when it picks a tool, llama-cpp-python 0.3.36 returns the text
+    `functions.NAME:` and no call (asked again with that tool named). Streaming is turned off when tools are
     bound so that this path is always taken.
     """
 
@@ -399,10 +425,10 @@ class LlamaCppChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         result = super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        if not _needs_text_retry(result, kwargs):
+        follow_up = _follow_up_kwargs(result, kwargs)
+        if follow_up is None:
             return result
-        plain = {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
-        retry = super()._generate(messages, stop=stop, run_manager=run_manager, **plain)
+        retry = super()._generate(messages, stop=stop, run_manager=run_manager, **follow_up)
         return _merge_usage(result, retry)
 
     def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
@@ -422,10 +448,10 @@ class LlamaCppChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         result = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        if not _needs_text_retry(result, kwargs):
+        follow_up = _follow_up_kwargs(result, kwargs)
+        if follow_up is None:
             return result
-        plain = {k: v for k, v in kwargs.items() if k not in _TOOL_KWARGS}
-        retry = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **plain)
+        retry = await super()._agenerate(messages, stop=stop, run_manager=run_manager, **follow_up)
         return _merge_usage(result, retry)
 
 

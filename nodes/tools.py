@@ -8,6 +8,7 @@ read what went wrong and try something else: no tool raises into the run.
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import stat
@@ -87,6 +88,32 @@ def _tool(name: str, description: str, schema: type[BaseModel], fn: Callable[...
     )
 
 
+def echo_last_expression(code: str) -> str:
+    """Print the value of a program's final bare expression, as a REPL or notebook would.
+
+    Models (small ones above all) write `23 * 47` and expect to see the result; without the echo
+    the run prints nothing and they guess. Code that does not parse is returned unchanged so
+    Python itself reports the error with its line numbers.
+    """
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    last = tree.body[-1] if tree.body else None
+    if not isinstance(last, ast.Expr):
+        return code
+    call = last.value
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print":
+        return code
+    lines = code.splitlines()
+    start, end = last.lineno - 1, (last.end_lineno or last.lineno)
+    if last.col_offset != 0 or (last.end_col_offset or 0) != len(lines[end - 1].rstrip()):
+        return code  # shares a line with another statement: leave it alone
+    expression = "\n".join(lines[start:end])
+    echo = f"__memento_value = (\n{expression}\n)\nif __memento_value is not None:\n    print(repr(__memento_value))"
+    return "\n".join([*lines[:start], echo, *lines[end:]])
+
+
 # ---------------------------------------------------------------- argument schemas
 
 
@@ -95,7 +122,10 @@ class ShellArgs(BaseModel):
 
 
 class PythonArgs(BaseModel):
-    code: str = Field(description="A complete Python program; print() what you need to see.")
+    code: str = Field(
+        description="A complete Python program; print() what you need to see "
+        "(the value of a final bare expression is shown too)."
+    )
 
 
 class ReadFileArgs(BaseModel):
@@ -233,7 +263,7 @@ def make_tools(
         return workspace.run_shell(command, run_limits).to_text()
 
     def python(code: str) -> str:
-        return workspace.run_python(code, run_limits).to_text()
+        return workspace.run_python(echo_last_expression(code), run_limits).to_text()
 
     def read_file(path: str, offset: int = 0) -> str:
         return _read_text(workspace.resolve(path), path, offset, may_read)

@@ -450,6 +450,64 @@ def test_local_empty_text_reply_with_tools_is_asked_again_without_tools(
     assert (executor["calls"], executor["input_tokens"], executor["output_tokens"]) == (1, 230, 15)
 
 
+def tool_call_completion(name: str, arguments: str, usage: tuple[int, int]) -> dict[str, Any]:
+    body = completion(None, usage=usage, finish_reason="tool_calls")
+    body["choices"][0]["message"]["tool_calls"] = [
+        {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+    ]
+    return body
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_local_tool_named_in_text_is_asked_again_with_that_tool(
+    server: FakeOpenAIServer, use_async: bool
+) -> None:
+    # llama-cpp-python 0.3.36 answers a tool chosen under "auto" with the text "functions.NAME:".
+    server.replies = [
+        Reply(body=completion("functions.add:", usage=(200, 4))),
+        Reply(body=tool_call_completion("add", '{"a": 2, "b": 3}', (210, 12))),
+    ]
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    def sub(a: int, b: int) -> int:
+        """Subtract two integers."""
+        return a - b
+
+    tracker = UsageTracker()
+    bound = chat_model("executor", server.settings(local=True)).bind_tools([add, sub])
+    config: Any = {"callbacks": [tracker]}
+    reply = (
+        asyncio.run(bound.ainvoke("add 2 and 3", config=config))
+        if use_async
+        else bound.invoke("add 2 and 3", config=config)
+    )
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("add", {"a": 2, "b": 3})]
+    first, second = (r.body for r in server.requests)
+    assert first["tool_choice"] == "auto"
+    assert second["tool_choice"] == {"type": "function", "function": {"name": "add"}}
+    assert len(second["tools"]) == 2 and second["messages"] == first["messages"]
+    executor = tracker.summary()["roles"]["executor"]
+    assert (executor["calls"], executor["input_tokens"], executor["output_tokens"]) == (1, 410, 16)
+
+
+def test_text_naming_an_unbound_tool_or_saying_more_is_kept(server: FakeOpenAIServer) -> None:
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    server.replies = [
+        Reply(body=completion("functions.shell:")),
+        Reply(body=completion("functions.add: then I add")),
+    ]
+    bound = chat_model("executor", server.settings(local=True)).bind_tools([add])
+    assert bound.invoke("x").content == "functions.shell:"
+    assert bound.invoke("x").content == "functions.add: then I add"
+    assert len(server.requests) == 2
+
+
 def test_empty_replies_are_not_retried_when_a_tool_is_forced_or_not_local(
     server: FakeOpenAIServer,
 ) -> None:

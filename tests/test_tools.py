@@ -118,6 +118,27 @@ def test_shell_and_python(tools: list[BaseTool]) -> None:
     assert ok(tools, "python", code="print(6 * 7)") == "exit code: 0\nstdout:\n42\n"
 
 
+@pytest.mark.parametrize(
+    ("code", "stdout"),
+    [
+        ("6 * 7", "42\n"),  # a final bare expression is shown, as in a REPL
+        ("import math\nmath.comb(\n    5, 2)", "10\n"),
+        ("'ab'.upper()", "'AB'\n"),
+        ("x = 1\nprint(x)", "1\n"),  # print is not echoed twice
+        ("None", ""),
+        ("x = 3; x", ""),  # shares a line with another statement: left alone
+    ],
+)
+def test_python_echoes_a_final_expression(tools: list[BaseTool], code: str, stdout: str) -> None:
+    out = ok(tools, "python", code=code)
+    assert out == "exit code: 0\n" + (f"stdout:\n{stdout}" if stdout else "(no output)")
+
+
+def test_python_syntax_errors_keep_their_line_numbers(tools: list[BaseTool]) -> None:
+    out = ok(tools, "python", code="x = 1\nx +* 2")
+    assert out.startswith("exit code: 1") and "line 2" in out and "SyntaxError" in out
+
+
 def test_a_killed_run_says_why(ws: Workspace) -> None:
     quick = make_tools(ws, limits=SandboxLimits(wall_s=1))
     out = ok(quick, "shell", command="sleep 30")
