@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NotRequired, TypedDict
 
@@ -82,6 +82,7 @@ class ExecuteState(TypedDict):
     tokens: NotRequired[int]
     started: NotRequired[float]
     done: NotRequired[bool]
+    force_answer: NotRequired[bool]
 
 
 class ExecuteOutput(TypedDict):
@@ -204,6 +205,7 @@ class _Execute:
             "tokens": 0,
             "started": time.time(),
             "done": False,
+            "force_answer": False,
         }
 
     def agent(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -268,6 +270,7 @@ class _Execute:
         results: list[BaseMessage] = []
         steps: list[ToolStep] = list(state.get("trajectory") or [])
         answer: str | None = None
+        force_answer = False
         for call in _valid_tool_calls(last):
             name, args, call_id = (
                 call["name"],
@@ -275,7 +278,15 @@ class _Execute:
                 call.get("id") or uuid.uuid4().hex,
             )
             tool = by_name.get(name)
-            if tool is None:
+            earlier = _earlier_result(steps, name, args)
+            if earlier is not None and "submit_answer" in by_name:
+                output, error = (
+                    f"You already made this exact call; its output was:\n{earlier}\n"
+                    "Do not call it again: submit the final answer now.",
+                    False,
+                )
+                force_answer = True
+            elif tool is None:
                 output, error = (
                     f"error: there is no tool named {name!r}; available: {', '.join(sorted(by_name))}",
                     True,
@@ -307,7 +318,11 @@ class _Execute:
                     name=name,
                 )
             )
-        update: dict[str, Any] = {"exec_messages": results, "trajectory": steps}
+        update: dict[str, Any] = {
+            "exec_messages": results,
+            "trajectory": steps,
+            "force_answer": force_answer,
+        }
         if answer is not None:
             if answer:
                 update.update(answer=answer, done=True)
@@ -321,9 +336,14 @@ class _Execute:
     def _forced_tool(self, state: ExecuteState, ctx: Context, tools: list[BaseTool]) -> str | None:
         """The skill's tool policy: step k must call first_tools[k] (when that tool is offered).
 
+        A model that repeats a call it already has the output of is stuck (a 0.5B model reruns
+        the same python snippet until the budget ends): its next step must submit an answer.
+
         Measured on a 0.5B model: told in prose to use python it never did; forced, it did, and
         its accuracy on arithmetic rose from 0.04 to about 0.6. Policy must bind, not suggest.
         """
+        if state.get("force_answer") and any(t.name == "submit_answer" for t in tools):
+            return "submit_answer"  # it repeated a call it had already seen the output of
         skill = self._skill(state, ctx)
         step = int(state.get("steps") or 0)
         if skill is None or step >= len(skill.first_tools):
@@ -401,6 +421,16 @@ def _text_answer(message: AIMessage) -> str:
     if matches:
         return str(matches[-1]).strip().strip("*").strip()
     return text
+
+
+def _earlier_result(steps: Sequence[ToolStep], name: str, args: Any) -> str | None:
+    """The output of an earlier successful call with the same tool and arguments, if any."""
+    if name == "submit_answer":
+        return None
+    for step in reversed(steps):
+        if step["tool"] == name and step["args"] == _jsonable(args) and not step["error"]:
+            return step["output"]
+    return None
 
 
 def _jsonable(args: Any) -> dict[str, Any]:

@@ -59,6 +59,32 @@ def test_prompt_has_only_the_selected_skill(tmp_path: Path) -> None:
     assert offered == set(library.get("python").allowed_tools)
 
 
+def test_a_repeated_call_is_not_rerun_and_the_next_step_must_answer(tmp_path: Path) -> None:
+    same = call("python", code="print(6*7)")
+    out, model, _ = run(
+        tmp_path,
+        [same, call("python", code="print(6*7)"), call("submit_answer", answer="42")],
+    )
+    assert out["answer"] == "42"
+    first, repeat, _submit = out["trajectory"]
+    assert "42" in first["output"] and "already made this exact call" in repeat["output"]
+    assert "42" in repeat["output"]  # the earlier output, not a second run
+    assert [c.kwargs.get("tool_choice") for c in model.calls] == [None, None, "submit_answer"]
+
+
+def test_a_call_with_new_arguments_is_run(tmp_path: Path) -> None:
+    out, model, _ = run(
+        tmp_path,
+        [
+            call("python", code="print(6*7)"),
+            call("python", code="print(6*8)"),
+            call("submit_answer", answer="48"),
+        ],
+    )
+    assert "48" in out["trajectory"][1]["output"]
+    assert all(c.kwargs.get("tool_choice") is None for c in model.calls)
+
+
 def test_plain_text_reply_is_the_answer(tmp_path: Path) -> None:
     out, _, _ = run(tmp_path, ["I think it is 41.\nFinal answer: 42"], skill=None)
     assert out["answer"] == "42"
