@@ -86,6 +86,8 @@ class RunSettings:
     """One model name for the executor, judge and writer (else MEMENTO_*_MODEL / defaults)."""
     max_steps: int | None = None
     keep_workspaces: bool = False
+    library_from: Path | None = None
+    """Start a new run's library as a copy of this run dir's (transfer to another suite)."""
 
 
 # --- durable JSONL ---------------------------------------------------------------------------
@@ -244,10 +246,35 @@ class LearningRun:
             tmp = self.config_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
             tmp.replace(self.config_file)
+        source = self.settings.library_from
+        if source is not None:
+            self._copy_library(Path(source).expanduser().resolve(), config)
         open_library(self.skills_dir)  # seeds a new run's library
         self.results = JsonlLog(self.dir / "results.jsonl")
         self.rounds = JsonlLog(self.dir / "rounds.jsonl")
         return config
+
+    def _copy_library(self, source: Path, config: dict[str, Any]) -> None:
+        """Copy a finished run's library (skills, history, cases, router weights) into this new
+        run before anything else touches it, and record where it came from."""
+        if config.get("library_from") not in (None, str(source)):
+            raise RunDirError(
+                f"{self.dir} started from the library of {config['library_from']}, not "
+                f"{source}; use a new --run-dir"
+            )
+        if config.get("library_from") == str(source):
+            return  # a resumed transfer run: the copy is already its own library
+        if not (source / "skills").is_dir():
+            raise RunDirError(f"{source} is not a run dir with a library (no skills/ folder)")
+        if self.skills_dir.exists():
+            raise RunDirError(
+                f"{self.dir} already has a library; --library-from needs a new --run-dir"
+            )
+        shutil.copytree(source / "skills", self.skills_dir, symlinks=True)
+        config["library_from"] = str(source)
+        tmp = self.config_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self.config_file)
 
     def _context(
         self, *, write_policy: WritePolicy, attempts: int, temperature: float, workspace: Path

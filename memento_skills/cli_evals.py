@@ -342,6 +342,13 @@ def evaluate(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.md at the end.")
     ] = True,
+    library_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--library-from",
+            help="A new run dir starts with a copy of this run dir's library (transfer).",
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a split with the run dir's library (one attempt per task, no writes unless --writes)."""
@@ -361,6 +368,7 @@ def evaluate(
                 base_url=base_url,
                 model=model,
                 web_search=web_search,
+                library_from=library_from,
             ),
             progress=not json_out,
             log=lambda line: err.print(line, highlight=False, markup=False),

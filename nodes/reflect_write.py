@@ -216,7 +216,20 @@ class _Reflect:
                         reason=f"utility not recorded: {e}",
                     )
                 )
-        if passed:
+        last_attempt = int(state.get("attempt") or 0) >= ctx.max_attempts
+        if passed or (ctx.write_policy == "off" and last_attempt):
+            # Nothing could use an attribution: no write is allowed and no attempt follows
+            # to take a tip (an eval's failures would otherwise each cost a writer call).
+            if not passed:
+                writes.append(
+                    LibraryWrite(
+                        action="none",
+                        skill=skill_name,
+                        version=None,
+                        accepted=False,
+                        reason="no change: write policy 'off' and no attempt left",
+                    )
+                )
             update["writes"] = writes
             return update
 

@@ -394,3 +394,28 @@ def test_cli_learn_with_the_local_model_stops_on_sigterm_resumes_and_reports(
     assert all(r["tokens"] > 0 and r["usage"]["roles"]["executor"]["calls"] >= 1 for r in records)
     report = (run_dir / "report.md").read_text()
     assert "| train | train | 1 | 2 |" in report and (run_dir / "learning_curve.png").exists()
+
+
+def test_transfer_starts_a_new_run_from_a_learned_library(learned: Path, tmp_path: Path) -> None:
+    other = ReasoningGymSuite(["products"], train=0, test=TEST, seed=7)  # tasks never trained on
+    settings = RunSettings(max_attempts=1, library_from=learned)
+    run = LearningRun(other, tmp_path / "t", settings=settings, resources=scripted_resources())
+    outcome = run.evaluate("test")
+    assert curve(load_results(tmp_path / "t")) == {("eval", 0): (TEST, TEST)}
+    assert (tmp_path / "t" / "skills" / SKILL / "SKILL.md").is_file() and not outcome.leaks
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["library_from"] == str(learned)
+    # a rerun resumes the same transfer run: nothing copied again, nothing run twice
+    LearningRun(other, tmp_path / "t", settings=settings, resources=scripted_resources()).evaluate(
+        "test"
+    )
+    assert len(load_results(tmp_path / "t")) == TEST
+    # without the learned library the same tasks fail
+    LearningRun(other, tmp_path / "cold", resources=scripted_resources()).evaluate("test")
+    assert curve(load_results(tmp_path / "cold")) == {("eval", 0): (0, TEST)}
+
+
+def test_transfer_needs_a_run_dir_with_a_library(tmp_path: Path) -> None:
+    settings = RunSettings(library_from=tmp_path / "nothing")
+    with pytest.raises(RunDirError, match="no skills/ folder"):
+        LearningRun(products(), tmp_path / "t", settings=settings).evaluate("test")
