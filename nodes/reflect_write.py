@@ -709,19 +709,23 @@ class _Reflect:
 
 
 NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
+COMPUTE_TOOLS = frozenset({"python", "shell", "run_skill_script"})
 
 
 def behaviour_policy(state: State, skill: Skill | None) -> dict[str, Any]:
     """Policy the trajectory itself argues for, whatever the writer model says.
 
-    No tool was used (the model answered from its head) → the first step must call a tool that
-    computes; the judge saw the right kind of value buried in words → an answer contract.
+    No tool that computes was used (the model answered from its head, or only listed and read
+    files: a 0.5B model given every tool lists an empty workspace for an LCM) → the first step
+    must call one; the judge saw the right kind of value buried in words → an answer contract.
+    A wrong guess costs nothing lasting: the gate replays the failing task and the skill's
+    regression cases with the change before it goes live.
     """
     policy: dict[str, Any] = {}
     steps = state.get("trajectory") or []
-    used = {s["tool"] for s in steps} - {"submit_answer"}
+    used = {s["tool"] for s in steps}
     offered = set(skill.allowed_tools) if skill and skill.allowed_tools else set(TOOL_NAMES)
-    if not used and not (skill and skill.first_tools):
+    if not used & COMPUTE_TOOLS and not (skill and skill.first_tools):
         for tool in ("python", "shell"):
             if tool in offered:
                 policy["first_tools"] = (tool,)

@@ -152,3 +152,24 @@ def test_write_phase_learns_a_tool_policy_and_an_answer_contract(tmp_path: Path)
     assert learned.first_tools == ("python",) and learned.answer_pattern
     assert out["verdict"]["passed"] and out["answer"] == "391"
     assert "391" not in (library.root / "python" / "SKILL.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("tools", "first"),
+    [
+        ([], ("python",)),  # answered from its head
+        (["list_dir", "list_dir", "submit_answer"], ("python",)),  # only looked around: wrong tool
+        (["read_file", "python", "submit_answer"], None),  # it computed: not a tool problem
+        (["shell"], None),
+    ],
+)
+def test_behaviour_policy_asks_for_a_computing_tool_when_none_was_used(
+    tools: list[str], first: tuple[str, ...] | None
+) -> None:
+    from memento_skills.nodes.reflect_write import behaviour_policy
+
+    steps = [{"tool": t, "args": {}, "output": "", "error": False} for t in tools]
+    state: Any = {"trajectory": steps, "verdict": {"passed": False}}
+    assert behaviour_policy(state, None).get("first_tools") == first
+    forced = Skill(name="calc", description="Compute things.", body="b", first_tools=("shell",))
+    assert "first_tools" not in behaviour_policy(state, forced)  # already has a policy
