@@ -299,10 +299,19 @@ def adapt_messages_for_local(messages: Sequence[BaseMessage]) -> list[BaseMessag
             for call in message.tool_calls:
                 if call.get("id"):
                     names[str(call["id"])] = call["name"]
-            if message.tool_calls and not message.text.strip():
+            if (message.tool_calls or message.invalid_tool_calls) and not message.text.strip():
+                # an unparseable call is sent back too (as raw text), so it needs content as well
                 calls = "; ".join(
-                    f"{c['name']}({json.dumps(c['args'], ensure_ascii=False)})"
-                    for c in message.tool_calls
+                    [
+                        *(
+                            f"{c['name']}({json.dumps(c['args'], ensure_ascii=False)})"
+                            for c in message.tool_calls
+                        ),
+                        *(
+                            f"{c.get('name') or 'tool'}({str(c.get('args') or '')[:500]})"
+                            for c in message.invalid_tool_calls
+                        ),
+                    ]
                 )
                 message = message.model_copy(update={"content": f"Calling tool(s): {calls}"})
             adapted.append(message)

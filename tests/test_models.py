@@ -377,6 +377,22 @@ def test_adapt_messages_for_local() -> None:
     assert adapted[3].text == "Result of tool `read` (error):\nno such file"
 
 
+def test_an_unparseable_call_is_sent_back_with_content(server: FakeOpenAIServer) -> None:
+    # llama-cpp-python rejects (HTTP 500) an assistant message with tool calls and null content;
+    # langchain sends an invalid tool call back as a tool call too.
+    bad = {"name": "python", "args": '{"code": "print(1', "id": "c9", "error": "bad JSON"}
+    history = [
+        HumanMessage("x"),
+        AIMessage(content="", invalid_tool_calls=[bad]),
+        HumanMessage("y"),
+    ]
+    adapted = adapt_messages_for_local(history)
+    assert adapted[1].text == 'Calling tool(s): python({"code": "print(1)'
+    chat_model("executor", server.settings(local=True)).invoke(history)
+    sent = server.requests[0].body["messages"]
+    assert all(m.get("content") for m in sent)
+
+
 def test_local_endpoint_requests_are_adapted(server: FakeOpenAIServer) -> None:
     model = chat_model("executor", server.settings(local=True))
     assert isinstance(model, LlamaCppChatOpenAI)
