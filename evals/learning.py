@@ -243,9 +243,7 @@ class LearningRun:
                     "model": self.settings.model or os.environ.get("MEMENTO_MODEL"),
                 },
             }
-            tmp = self.config_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-            tmp.replace(self.config_file)
+            self._write_config(config)
         source = self.settings.library_from
         if source is not None:
             self._copy_library(Path(source).expanduser().resolve(), config)
@@ -272,6 +270,10 @@ class LearningRun:
             )
         shutil.copytree(source / "skills", self.skills_dir, symlinks=True)
         config["library_from"] = str(source)
+        self._write_config(config)
+
+    def _write_config(self, config: Mapping[str, Any]) -> None:
+        """Replace config.json atomically: a kill mid-write leaves the previous one."""
         tmp = self.config_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         tmp.replace(self.config_file)

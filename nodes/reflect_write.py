@@ -207,28 +207,14 @@ class _Reflect:
                     )
                 )
             except SkillError as e:
-                writes.append(
-                    LibraryWrite(
-                        action="none",
-                        skill=skill_name,
-                        version=None,
-                        accepted=False,
-                        reason=f"utility not recorded: {e}",
-                    )
-                )
+                writes.append(_unchanged(skill_name, f"utility not recorded: {e}"))
         last_attempt = int(state.get("attempt") or 0) >= ctx.max_attempts
         if passed or (ctx.write_policy == "off" and last_attempt):
             # Nothing could use an attribution: no write is allowed and no attempt follows
             # to take a tip (an eval's failures would otherwise each cost a writer call).
             if not passed:
                 writes.append(
-                    LibraryWrite(
-                        action="none",
-                        skill=skill_name,
-                        version=None,
-                        accepted=False,
-                        reason="no change: write policy 'off' and no attempt left",
-                    )
+                    _unchanged(skill_name, "no change: write policy 'off' and no attempt left")
                 )
             update["writes"] = writes
             return update
@@ -298,12 +284,9 @@ class _Reflect:
         }[ctx.write_policy]
         if action == "none" or action not in allowed:
             writes.append(
-                LibraryWrite(
-                    action="none",
-                    skill=skill_name,
-                    version=None,
-                    accepted=False,
-                    reason=f"no change: attribution says {attribution.action!r}, write policy {ctx.write_policy!r}",
+                _unchanged(
+                    skill_name,
+                    f"no change: attribution says {attribution.action!r}, write policy {ctx.write_policy!r}",
                 )
             )
             update["writes"] = writes
@@ -322,12 +305,8 @@ class _Reflect:
                     )
         except Exception as e:
             writes.append(
-                LibraryWrite(
-                    action="none",
-                    skill=skill_name,
-                    version=None,
-                    accepted=False,
-                    reason=f"the writer's proposal was unusable: {type(e).__name__}: {e}"[:500],
+                _unchanged(
+                    skill_name, f"the writer's proposal was unusable: {type(e).__name__}: {e}"[:500]
                 )
             )
             update["writes"] = writes
@@ -595,13 +574,7 @@ class _Reflect:
 
                 live = library.update(proposal["skill"], apply=patch)
         except SkillError as e:
-            return LibraryWrite(
-                action="none",
-                skill=proposal["skill"],
-                version=None,
-                accepted=False,
-                reason=f"write failed: {e}"[:500],
-            )
+            return _unchanged(proposal["skill"], f"write failed: {e}"[:500])
 
         failing = Case(
             task=task_text(state),
@@ -710,6 +683,11 @@ class _Reflect:
 
 NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
 COMPUTE_TOOLS = frozenset({"python", "shell", "run_skill_script"})
+
+
+def _unchanged(skill: str | None, reason: str) -> LibraryWrite:
+    """A write-phase outcome that left the library as it was, and why."""
+    return LibraryWrite(action="none", skill=skill, version=None, accepted=False, reason=reason)
 
 
 def behaviour_policy(state: State, skill: Skill | None) -> dict[str, Any]:
