@@ -35,6 +35,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from memento_skills.graph.context import Context
+from memento_skills.graph.context_window import context_overflow, fit_to_context, shorten
 from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
@@ -105,12 +106,6 @@ def _tool_schemas(tools: list[BaseTool]) -> list[dict[str, Any]]:
         if tool.name not in _SCHEMAS:
             _SCHEMAS[tool.name] = convert_to_openai_tool(tool)
     return [_SCHEMAS[t.name] for t in tools]
-
-
-def _truncate(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n[truncated {len(text) - limit} characters]"
 
 
 def task_text(state: Mapping[str, Any]) -> str:
@@ -223,8 +218,19 @@ class _Execute:
                 "execute",
                 {"event": "forced", "tool": forced, "step": int(state.get("steps") or 0) + 1},
             )
+        messages = list(state.get("exec_messages") or [])
+        fitted: list[BaseMessage] = []
         try:
-            response = model.invoke(state.get("exec_messages") or [])
+            try:
+                response = model.invoke(messages)
+            except Exception as e:
+                overflow = context_overflow(e)
+                shorter = fit_to_context(messages, overflow) if overflow else None
+                if shorter is None:
+                    raise
+                emit("execute", {"event": "condensed", "limit": overflow and overflow.limit})
+                fitted = [m for m, old in zip(shorter, messages, strict=True) if m is not old]
+                response = model.invoke(shorter)
         except (
             Exception
         ) as e:  # endpoint down, malformed tool-call JSON rejected by the client, ...
@@ -237,7 +243,7 @@ class _Execute:
         used = response.usage_metadata["total_tokens"] if response.usage_metadata else 0
         tokens = int(state.get("tokens") or 0) + int(used or 0)
         update: dict[str, Any] = {
-            "exec_messages": [response],
+            "exec_messages": [*fitted, response],
             "steps": int(state.get("steps") or 0) + 1,
             "tokens": tokens,
         }
@@ -249,6 +255,7 @@ class _Execute:
         if response.invalid_tool_calls:
             bad = response.invalid_tool_calls[0]
             update["exec_messages"] = [
+                *fitted,
                 response,
                 HumanMessage(
                     content=f"Your tool call could not be parsed ({bad.get('error') or 'invalid JSON'}). "
@@ -303,7 +310,7 @@ class _Execute:
                 ToolStep(
                     tool=name,
                     args=_jsonable(args),
-                    output=_truncate(output, MAX_TOOL_OUTPUT_IN_STATE),
+                    output=shorten(output, MAX_TOOL_OUTPUT_IN_STATE),
                     error=error,
                 )
             )
@@ -313,7 +320,7 @@ class _Execute:
             )
             results.append(
                 ToolMessage(
-                    content=_truncate(output, MAX_TOOL_OUTPUT_TO_MODEL),
+                    content=shorten(output, MAX_TOOL_OUTPUT_TO_MODEL),
                     tool_call_id=call_id,
                     name=name,
                 )

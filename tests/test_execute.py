@@ -192,3 +192,40 @@ def test_execute_against_the_real_local_model(
             (out.get("answer"), out.get("execute_error"), [s["tool"] for s in out["trajectory"]])
         )
     print(outcomes)
+
+
+OVERFLOW = (
+    "Error code: 400 - This model's maximum context length is 4096 tokens. However, you "
+    "requested 5316 tokens (4292 in the messages, 1024 in the completion)."
+)
+
+
+def test_a_context_overflow_shortens_tool_outputs_and_asks_again(tmp_path: Path) -> None:
+    def refuse(messages: list[BaseMessage]) -> AIMessage:
+        raise RuntimeError(OVERFLOW)
+
+    seen: list[str] = []
+
+    def answer(messages: list[BaseMessage]) -> AIMessage:
+        seen.append(messages[-1].text)
+        return call("submit_answer", answer="2 × 3")
+
+    out, model, _ = run(
+        tmp_path,
+        [call("python", code="print('7' * 9000); print('tail-of-output')"), refuse, answer],
+        task="Factor 6.",
+    )
+    assert out["answer"] == "2 × 3" and out["execute_error"] is None
+    shortened = seen[0]
+    assert len(shortened) < 4000 and "cut to fit the model's context" in shortened
+    assert shortened.rstrip().endswith("tail-of-output")  # head and tail survive
+    assert model.calls[1].messages[0] == model.calls[2].messages[0]  # the prompt is never cut
+
+
+def test_an_overflow_that_cannot_be_fixed_is_reported(tmp_path: Path) -> None:
+    def refuse(messages: list[BaseMessage]) -> AIMessage:
+        raise RuntimeError(OVERFLOW)
+
+    out, _model, _ = run(tmp_path, [refuse])
+    assert out["answer"] is None
+    assert "maximum context length is 4096" in out["execute_error"]
