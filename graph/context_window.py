@@ -5,9 +5,10 @@ verbose tool output — a printed list, a long traceback — can push a conversa
 endpoint then rejects every further request, and the run ends with no answer although the model
 was one step from it. We do not know the window in advance (llama.cpp does not report it), but
 the refusal says it: "maximum context length is 4096 tokens ... (4292 in the messages, 1024 in
-the completion)". From those figures we cut tool outputs — oldest first, keeping each one's head
-and tail — until the conversation should fit, and ask again. The system prompt, the task and
-the model's own messages are never cut: they are the instructions and the reasoning.
+the completion)". From those figures we cut tool outputs and the loop's own feedback notes —
+oldest first, keeping each one's head and tail — until the conversation should fit, and ask
+again with a smaller completion budget. The system prompt, the task and the model's own
+messages are never cut: they are the instructions and the reasoning.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from langchain_core.messages import BaseMessage, ToolMessage
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 _LIMIT_RE = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
 _MESSAGES_RE = re.compile(
@@ -38,9 +39,16 @@ class Overflow:
     completion: int
 
     @property
+    def completion_budget(self) -> int:
+        """The completion to ask for on the retry: an eighth of the window is plenty for a
+        tool call or an answer (a 4,096-token server otherwise reserves a quarter)."""
+        return min(self.completion, max(256, self.limit // 8)) if self.completion else 0
+
+    @property
     def excess(self) -> int:
         """Tokens to remove from the messages, with a margin for the tokenizer's rounding."""
-        return self.messages + self.completion - self.limit + max(32, self.limit // 25)
+        margin = max(32, self.limit // 25)
+        return self.messages + self.completion_budget - self.limit + margin
 
 
 def context_overflow(error: BaseException) -> Overflow | None:
@@ -72,14 +80,21 @@ def fit_to_context(messages: Sequence[BaseMessage], overflow: Overflow) -> list[
     """`messages` with tool outputs shortened enough to remove `overflow.excess` tokens.
 
     Shortened messages keep their ids, so a LangGraph `add_messages` state takes them as
-    replacements. None when even the shortest tool outputs would not make it fit: the caller
-    reports that instead of sending a request bound to fail again.
+    replacements. The characters-per-token ratio is the conversation's average, which
+    overestimates what a cut saves on digits or code: when cutting every tool output to its
+    floor still looks short, the cut conversation is returned anyway (the endpoint has the last
+    word). None when nothing can be cut: the caller reports the refusal instead of resending it.
     """
     total_chars = sum(len(m.text) for m in messages) or 1
     chars_per_token = total_chars / max(overflow.messages, 1)
     to_cut = int(overflow.excess * chars_per_token) + 1
     fitted = list(messages)
-    tool_positions = [i for i, m in enumerate(fitted) if isinstance(m, ToolMessage)]
+    first_human = next((i for i, m in enumerate(fitted) if isinstance(m, HumanMessage)), 0)
+    tool_positions = [
+        i
+        for i, m in enumerate(fitted)
+        if isinstance(m, ToolMessage) or (isinstance(m, HumanMessage) and i > first_human)
+    ]
     for rank, i in enumerate(tool_positions):
         if to_cut <= 0:
             break
@@ -91,4 +106,4 @@ def fit_to_context(messages: Sequence[BaseMessage], overflow: Overflow) -> list[
         if len(shorter) < len(text):
             to_cut -= len(text) - len(shorter)
             fitted[i] = message.model_copy(update={"content": shorter})
-    return fitted if to_cut <= 0 else None
+    return fitted if any(a is not b for a, b in zip(fitted, messages, strict=True)) else None

@@ -283,6 +283,29 @@ def served_model(base_url: str, api_key: SecretStr | None = None, timeout_s: flo
     return models[0]
 
 
+def completion_limit(model: Any, tokens: int) -> dict[str, Any]:
+    """Invoke options that cap one request's completion at `tokens`, in the field the model
+    already sends its cap in (llama.cpp reads `max_tokens` from the body, OpenAI wants
+    `max_completion_tokens`)."""
+    extra = getattr(model, "extra_body", None)
+    if isinstance(extra, dict) and "max_tokens" in extra:
+        return {"extra_body": {**extra, "max_tokens": tokens}}
+    if isinstance(model, ChatOpenAI):
+        return {"max_completion_tokens": tokens}
+    return {"max_tokens": tokens}
+
+
+def _unescape(value: Any) -> Any:
+    """HTML entities undone in every string of a parsed JSON value."""
+    if isinstance(value, str):
+        return html.unescape(value) if "&" in value else value
+    if isinstance(value, dict):
+        return {k: _unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    return value
+
+
 def adapt_messages_for_local(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """Rewrite a conversation for llama-cpp-python's chatml-function-calling template.
 
@@ -308,12 +331,16 @@ def adapt_messages_for_local(messages: Sequence[BaseMessage]) -> list[BaseMessag
                             for c in message.tool_calls
                         ),
                         *(
-                            f"{c.get('name') or 'tool'}({str(c.get('args') or '')[:500]})"
+                            f"{c.get('name') or 'tool'}({str(c.get('args') or '')[:200]})"
                             for c in message.invalid_tool_calls
                         ),
                     ]
                 )
                 message = message.model_copy(update={"content": f"Calling tool(s): {calls}"})
+            if message.invalid_tool_calls:
+                # its raw arguments (often a reply cut at max_tokens) would go out in full as a
+                # tool call the server cannot parse either; the content above describes it
+                message = message.model_copy(update={"invalid_tool_calls": []})
             adapted.append(message)
         elif isinstance(message, ToolMessage):
             name = message.name or names.get(message.tool_call_id, "tool")
@@ -441,12 +468,21 @@ class LlamaCppChatOpenAI(ChatOpenAI):
         return _merge_usage(result, retry)
 
     def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
-        """The server HTML-escapes the prompt, so the model writes `&#34;` where it means `"`:
-        unescape its text so answers and JSON come back as the model meant them."""
+        """The server HTML-escapes the prompt, so the model writes `&#39;` where it means `'`,
+        in its text and inside tool-call arguments alike (`print(bin(n).count(&#39;1&#39;))` is
+        a SyntaxError). Unescape both so answers and code come back as the model meant them;
+        arguments are unescaped after JSON parsing, where an unescaped quote cannot break it."""
         result = super()._create_chat_result(response, generation_info)
         for gen in result.generations:
-            if isinstance(gen.message.content, str) and "&" in gen.message.content:
-                gen.message.content = html.unescape(gen.message.content)
+            message = gen.message
+            if isinstance(message.content, str) and "&" in message.content:
+                message.content = html.unescape(message.content)
+            if isinstance(message, AIMessage):
+                for call in message.tool_calls:
+                    call["args"] = _unescape(call["args"])
+                for bad in message.invalid_tool_calls:
+                    if bad.get("args"):
+                        bad["args"] = html.unescape(str(bad["args"]))
         return result
 
     async def _agenerate(

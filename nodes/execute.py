@@ -37,6 +37,7 @@ from langgraph.runtime import Runtime
 from memento_skills.graph.context import Context
 from memento_skills.graph.context_window import context_overflow, fit_to_context, shorten
 from memento_skills.graph.events import emit
+from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace
@@ -44,6 +45,9 @@ from memento_skills.nodes.tools import make_tools
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
 MAX_TOOL_OUTPUT_TO_MODEL = 8_000
+RESAMPLE_TEMPERATURE = 0.8
+REPEAT_ECHO_CHARS = 400
+"""How much of an earlier output a repeated call is shown again: it is in the context already."""
 ATTACHMENTS_DIR = "attachments"
 """Files in `<Context.workspace_dir>/attachments/` are copied into every attempt's workspace:
 how an eval hands a task its attached files (GAIA's spreadsheets, PDFs, audio)."""
@@ -84,6 +88,7 @@ class ExecuteState(TypedDict):
     started: NotRequired[float]
     done: NotRequired[bool]
     force_answer: NotRequired[bool]
+    resample: NotRequired[bool]
 
 
 class ExecuteOutput(TypedDict):
@@ -201,6 +206,7 @@ class _Execute:
             "started": time.time(),
             "done": False,
             "force_answer": False,
+            "resample": False,
         }
 
     def agent(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -210,9 +216,13 @@ class _Execute:
             return {"execute_error": budget_error, "done": True}
         tools = self._tools(state, ctx)
         forced = self._forced_tool(state, ctx, tools)
-        model = self.resources.model("executor", ctx).bind_tools(
-            _tool_schemas(tools), **({"tool_choice": forced} if forced else {})
-        )
+        options: dict[str, Any] = {"tool_choice": forced} if forced else {}
+        if state.get("resample"):
+            # it repeated a call that failed: at temperature 0 a small model repeats it
+            # verbatim until the budget ends, so the next step samples
+            options["temperature"] = RESAMPLE_TEMPERATURE
+        chat_model = self.resources.model("executor", ctx)
+        model = chat_model.bind_tools(_tool_schemas(tools), **options)
         if forced:
             emit(
                 "execute",
@@ -228,8 +238,11 @@ class _Execute:
                 shorter = fit_to_context(messages, overflow) if overflow else None
                 if shorter is None:
                     raise
-                emit("execute", {"event": "condensed", "limit": overflow and overflow.limit})
+                assert overflow is not None
+                emit("execute", {"event": "condensed", "limit": overflow.limit})
                 fitted = [m for m, old in zip(shorter, messages, strict=True) if m is not old]
+                if overflow.completion_budget:
+                    model = model.bind(**completion_limit(chat_model, overflow.completion_budget))
                 response = model.invoke(shorter)
         except (
             Exception
@@ -258,7 +271,8 @@ class _Execute:
                 *fitted,
                 response,
                 HumanMessage(
-                    content=f"Your tool call could not be parsed ({bad.get('error') or 'invalid JSON'}). "
+                    content="Your tool call could not be parsed "
+                    f"({shorten(str(bad.get('error') or 'invalid JSON'), 200)}). "
                     "Call a tool with valid JSON arguments, or reply with the final answer only."
                 ),
             ]
@@ -277,7 +291,7 @@ class _Execute:
         results: list[BaseMessage] = []
         steps: list[ToolStep] = list(state.get("trajectory") or [])
         answer: str | None = None
-        force_answer = False
+        force_answer = resample = False
         for call in _valid_tool_calls(last):
             name, args, call_id = (
                 call["name"],
@@ -285,10 +299,19 @@ class _Execute:
                 call.get("id") or uuid.uuid4().hex,
             )
             tool = by_name.get(name)
-            earlier = _earlier_result(steps, name, args)
-            if earlier is not None and "submit_answer" in by_name:
+            earlier = _earlier_step(steps, name, args)
+            if earlier is not None and earlier["error"]:
                 output, error = (
-                    f"You already made this exact call; its output was:\n{earlier}\n"
+                    "You already made this exact call and it failed:\n"
+                    f"{shorten(earlier['output'], REPEAT_ECHO_CHARS)}\n"
+                    "Running it again gives the same error: change the code or the arguments.",
+                    True,
+                )
+                resample = True
+            elif earlier is not None and "submit_answer" in by_name:
+                output, error = (
+                    "You already made this exact call; its output was:\n"
+                    f"{shorten(earlier['output'], REPEAT_ECHO_CHARS)}\n"
                     "Do not call it again: submit the final answer now.",
                     False,
                 )
@@ -301,7 +324,7 @@ class _Execute:
             else:
                 try:
                     output = str(tool.invoke(args))
-                    error = output.startswith("error")
+                    error = _failed(output)
                 except Exception as e:  # a tool bug or bad arguments must not end the run
                     output, error = f"error: {type(e).__name__}: {e}", True
             if name == "submit_answer" and not error:
@@ -329,6 +352,7 @@ class _Execute:
             "exec_messages": results,
             "trajectory": steps,
             "force_answer": force_answer,
+            "resample": resample,
         }
         if answer is not None:
             if answer:
@@ -430,14 +454,21 @@ def _text_answer(message: AIMessage) -> str:
     return text
 
 
-def _earlier_result(steps: Sequence[ToolStep], name: str, args: Any) -> str | None:
-    """The output of an earlier successful call with the same tool and arguments, if any."""
+def _earlier_step(steps: Sequence[ToolStep], name: str, args: Any) -> ToolStep | None:
+    """The first earlier call with the same tool and arguments, if any: rerunning it would
+    give the same output (the loop's tools are deterministic for a given workspace)."""
     if name == "submit_answer":
         return None
-    for step in reversed(steps):
-        if step["tool"] == name and step["args"] == _jsonable(args) and not step["error"]:
-            return step["output"]
-    return None
+    key = _jsonable(args)
+    return next((s for s in steps if s["tool"] == name and s["args"] == key), None)
+
+
+_FAILED_RUN_RE = re.compile(r"exit code: -?[1-9]")
+
+
+def _failed(output: str) -> bool:
+    """A tool's own error, or a program it ran that exited non-zero (a traceback)."""
+    return output.startswith("error") or bool(_FAILED_RUN_RE.match(output))
 
 
 def _jsonable(args: Any) -> dict[str, Any]:

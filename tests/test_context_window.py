@@ -13,6 +13,7 @@ def test_refusals_of_llama_cpp_and_openai_are_read() -> None:
         "requested 5316 tokens (4292 in the messages, 1024 in the completion)."
     )
     assert context_overflow(llama) == Overflow(limit=4096, messages=4292, completion=1024)
+    assert Overflow(limit=4096, messages=4292, completion=1024).completion_budget == 512
     openai = RuntimeError(
         "This model's maximum context length is 128000 tokens. However, your messages "
         "resulted in 130512 tokens. Please reduce the length of the messages."
@@ -34,7 +35,7 @@ def test_older_outputs_are_cut_first_and_instructions_never() -> None:
     assert fitted[5].text == new.text  # enough was cut from the older one
 
 
-def test_none_when_cutting_tool_outputs_cannot_fit() -> None:
+def test_none_when_there_is_no_tool_output_to_cut() -> None:
     messages = [
         SystemMessage("rules " * 2000),
         HumanMessage("task"),

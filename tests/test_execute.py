@@ -72,6 +72,29 @@ def test_a_repeated_call_is_not_rerun_and_the_next_step_must_answer(tmp_path: Pa
     assert [c.kwargs.get("tool_choice") for c in model.calls] == [None, None, "submit_answer"]
 
 
+def test_a_repeated_failing_call_is_not_rerun_and_asks_for_a_fix(tmp_path: Path) -> None:
+    bad = "import bin\nprint(1)"
+    out, model, _ = run(
+        tmp_path,
+        [
+            call("python", code=bad),
+            call("python", code=bad),
+            call("python", code="print(6*7)"),
+            call("submit_answer", answer="42"),
+        ],
+    )
+    assert out["answer"] == "42"
+    first, repeat, fixed, _submit = out["trajectory"]
+    assert first["error"] and "ModuleNotFoundError" in first["output"]  # a traceback is a failure
+    assert (
+        repeat["error"] and "failed" in repeat["output"] and "change the code" in repeat["output"]
+    )
+    assert fixed["error"] is False and "42" in fixed["output"]
+    assert all(c.kwargs.get("tool_choice") is None for c in model.calls)  # no forced answer
+    # at temperature 0 the model would repeat it verbatim: the step after the repeat samples
+    assert [c.kwargs.get("temperature") for c in model.calls] == [None, None, 0.8, None]
+
+
 def test_a_call_with_new_arguments_is_run(tmp_path: Path) -> None:
     out, model, _ = run(
         tmp_path,
@@ -217,9 +240,10 @@ def test_a_context_overflow_shortens_tool_outputs_and_asks_again(tmp_path: Path)
     )
     assert out["answer"] == "2 × 3" and out["execute_error"] is None
     shortened = seen[0]
-    assert len(shortened) < 4000 and "cut to fit the model's context" in shortened
+    assert len(shortened) < 7000 and "cut to fit the model's context" in shortened
     assert shortened.rstrip().endswith("tail-of-output")  # head and tail survive
     assert model.calls[1].messages[0] == model.calls[2].messages[0]  # the prompt is never cut
+    assert model.calls[2].kwargs.get("max_tokens") == 512  # a quarter of 4,096 was reserved
 
 
 def test_an_overflow_that_cannot_be_fixed_is_reported(tmp_path: Path) -> None:

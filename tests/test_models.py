@@ -751,3 +751,18 @@ def test_local_server_text_is_unescaped() -> None:
     }
     result = model._create_chat_result(response)
     assert result.generations[0].message.content == '"42" <b> &'
+
+
+def test_local_tool_call_arguments_are_unescaped() -> None:
+    """The model escapes quotes inside tool-call arguments too; code must run as meant."""
+    from memento_skills.graph.models import LlamaCppChatOpenAI
+
+    model = LlamaCppChatOpenAI(model="m", base_url="http://127.0.0.1:9/v1", api_key=SecretStr("x"))
+    code = "print(bin(1111668154).count(&#39;1&#39;), &#34;&amp;&#34;)"
+    response = tool_call_completion("python", json.dumps({"code": code, "n": [1, "&lt;"]}), (5, 5))
+    message = model._create_chat_result(response).generations[0].message
+    assert isinstance(message, AIMessage)
+    assert message.tool_calls[0]["args"] == {
+        "code": "print(bin(1111668154).count('1'), \"&\")",
+        "n": [1, "<"],
+    }
