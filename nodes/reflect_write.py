@@ -294,7 +294,9 @@ class _Reflect:
 
         try:
             if action == "refine" and skill is not None:
-                proposal = self._propose_patch(writer, skill, analysis, policy=policy)
+                proposal = self._propose_patch(
+                    writer, skill, analysis, policy=policy, evidence=_answer_evidence(state)
+                )
             else:
                 proposal = self._propose_new(
                     writer, ctx, task, analysis, behaviour_policy(state, None)
@@ -331,6 +333,7 @@ class _Reflect:
         analysis: str,
         extra: str = "",
         policy: Mapping[str, Any] | None = None,
+        evidence: str = "",
     ) -> Proposal:
         try:
             patch = self._ask_patch(writer, skill, analysis, extra)
@@ -340,7 +343,7 @@ class _Reflect:
             patch = SkillPatch(
                 rationale="policy from the trajectory (the writer's patch was unusable)"
             )
-        return self._apply_patch(skill, patch, analysis, policy)
+        return self._apply_patch(skill, patch, analysis, policy, evidence)
 
     def _ask_patch(self, writer: Any, skill: Skill, analysis: str, extra: str) -> SkillPatch:
         return structured(
@@ -356,7 +359,12 @@ class _Reflect:
         )
 
     def _apply_patch(
-        self, skill: Skill, patch: SkillPatch, analysis: str, policy: Mapping[str, Any] | None
+        self,
+        skill: Skill,
+        patch: SkillPatch,
+        analysis: str,
+        policy: Mapping[str, Any] | None,
+        evidence: str = "",
     ) -> Proposal:
         body = skill.body
         applied = 0
@@ -385,7 +393,7 @@ class _Reflect:
             first = tuple(t for t in patch.first_tool if t in TOOL_NAMES)
             if first:
                 proposed_policy.setdefault("first_tools", first)
-        if patch.answer_pattern and _valid_regex(patch.answer_pattern):
+        if patch.answer_pattern and _pattern_fits(patch.answer_pattern, evidence):
             proposed_policy.setdefault("answer_pattern", patch.answer_pattern)
         for key, value in proposed_policy.items():
             if getattr(skill, key) != value:
@@ -712,6 +720,24 @@ def behaviour_policy(state: State, skill: Skill | None) -> dict[str, Any]:
     if verdict.get("format") == "number" and not (skill and skill.answer_pattern):
         policy["answer_pattern"] = NUMBER_PATTERN
     return policy
+
+
+def _answer_evidence(state: Mapping[str, Any]) -> str:
+    """What the attempt produced, gold-free: its answer and its tool outputs."""
+    outputs = [str(s["output"]) for s in state.get("trajectory") or [] if not s["error"]]
+    return "\n".join([str(state.get("answer") or ""), *outputs])
+
+
+def _pattern_fits(pattern: str, evidence: str) -> bool:
+    """A writer's answer contract must extract something from what the attempt produced.
+
+    A 0.5B writer proposed `-?\\b\\bb\\b?` for an LCM skill: a valid regex that matches no
+    number. The contract falls back to the raw answer when nothing matches, so the gate's replay
+    could not tell it was useless; checking it against the attempt's own output can.
+    """
+    if not _valid_regex(pattern) or re.fullmatch(pattern, ""):
+        return False
+    return any(m.group(0).strip() for m in re.finditer(pattern, evidence[:8000]))
 
 
 def _valid_regex(pattern: str) -> bool:

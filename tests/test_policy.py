@@ -173,3 +173,21 @@ def test_behaviour_policy_asks_for_a_computing_tool_when_none_was_used(
     assert behaviour_policy(state, None).get("first_tools") == first
     forced = Skill(name="calc", description="Compute things.", body="b", first_tools=("shell",))
     assert "first_tools" not in behaviour_policy(state, forced)  # already has a policy
+
+
+def test_a_writer_answer_pattern_must_extract_from_what_the_attempt_produced() -> None:
+    from memento_skills.nodes.reflect_write import _answer_evidence, _pattern_fits
+
+    state: Any = {
+        "answer": "The LCM is 4074",
+        "trajectory": [
+            {"tool": "python", "args": {}, "output": "exit code: 0\nstdout:\n4074", "error": False},
+            {"tool": "python", "args": {}, "output": "Traceback: b", "error": True},
+        ],
+    }
+    evidence = _answer_evidence(state)
+    assert _pattern_fits(r"-?\d+", evidence)
+    assert not _pattern_fits(r"-?\b\bb\b?", evidence)  # proposed by a 0.5B writer for LCM
+    assert not _pattern_fits(r"\d*", evidence)  # matches the empty string anywhere
+    assert not _pattern_fits(r"(", evidence)
+    assert not _pattern_fits(r"-?\d+", "")  # nothing to check it against: not accepted
