@@ -20,17 +20,21 @@ and runs again (its library writes, if any, stay: the library is the run's memor
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from filelock import FileLock, Timeout
 
 from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
@@ -166,6 +170,17 @@ class RunOutcome:
 OnResult = Callable[[dict[str, Any]], None]
 
 
+def _one_process(method: Callable[..., RunOutcome]) -> Callable[..., RunOutcome]:
+    """Run `method` holding the run dir's lock (see `LearningRun._exclusive`)."""
+
+    @functools.wraps(method)
+    def holding_the_run_dir(self: LearningRun, *args: Any, **kwargs: Any) -> RunOutcome:
+        with self._exclusive():
+            return method(self, *args, **kwargs)
+
+    return holding_the_run_dir
+
+
 class LearningRun:
     """A run dir bound to a suite: `learn()` trains over rounds, `evaluate()` scores a split.
 
@@ -208,6 +223,25 @@ class LearningRun:
         return self._resources
 
     # -- set-up --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One process per run dir: two would resume the same unfinished tasks, record them
+        twice and write into one library at once (seen when a stopping run, still finishing
+        its in-flight task, overlapped its own restart)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.dir / "run.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunDirError(
+                f"another memento process is running in {self.dir}: wait for it to finish, "
+                "stop it (Ctrl-C or kill; a second one stops it at once), or use another --run-dir"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _open(self, mode: str | None) -> dict[str, Any]:
         """Create or reopen the run dir; refuse a dir made for another suite or mode."""
@@ -434,7 +468,7 @@ class LearningRun:
             if running:
                 self.say(
                     f"stopping: waiting for {running} running task(s) to finish so their "
-                    "results are kept"
+                    "results are kept (interrupt again to stop at once)"
                 )
             raise
         finally:
@@ -446,6 +480,7 @@ class LearningRun:
 
     # -- public --------------------------------------------------------------------------------
 
+    @_one_process
     def learn(
         self,
         rounds: int,
@@ -486,6 +521,7 @@ class LearningRun:
         outcome.leaks = self.check_leaks()
         return outcome
 
+    @_one_process
     def evaluate(
         self,
         split: str = "test",

@@ -10,6 +10,7 @@ library (the run's numbers must not be trusted).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -179,14 +180,28 @@ def _input_errors() -> tuple[type[Exception], ...]:
     return (SuiteError, RunDirError, ReportError, EndpointError, *extra)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _Interrupts:
+    """The first SIGINT/SIGTERM stops a run gently: running tasks finish and are recorded.
+    The second stops it at once: worker threads cannot be interrupted, and the interpreter
+    would otherwise wait for them at exit; their tasks simply rerun on resume."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        err.print("stopped at once: the tasks that were running will rerun on resume")
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def _run(action: Any) -> Any:
     """Turn the evals' input errors into one clean line and exit code 1; SIGTERM (`kill`, a CI
     timeout, `docker stop`) stops a run as Ctrl-C does, keeping every finished result."""
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    handler = _Interrupts()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return action()
     except KeyboardInterrupt:
@@ -197,7 +212,8 @@ def _run(action: Any) -> Any:
             _fail(str(e))
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, before in previous.items():
+            signal.signal(sig, before)
 
 
 @suites_app.command("show")

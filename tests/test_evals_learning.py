@@ -246,6 +246,29 @@ def test_run_dir_refuses_another_suite_or_mode(tmp_path: Path) -> None:
         )
 
 
+def test_one_process_per_run_dir(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    run = LearningRun(products(), tmp_path, settings=SETTINGS, resources=scripted_resources())
+    with FileLock(str(tmp_path / "run.lock")), pytest.raises(RunDirError, match="another memento"):
+        run.learn(1, mode="read-only", eval_test=False)  # another process holds the run dir
+    assert not (tmp_path / "results.jsonl").exists()  # and nothing was run or written
+    run.learn(1, mode="read-only", eval_test=False)  # free again: it runs
+    assert (tmp_path / "results.jsonl").exists()
+
+
+def test_a_second_interrupt_stops_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memento_skills import cli_evals
+
+    exits: list[int] = []
+    monkeypatch.setattr(cli_evals.os, "_exit", exits.append)
+    handler = cli_evals._Interrupts()
+    with pytest.raises(KeyboardInterrupt):
+        handler(15, None)  # the first: a gentle stop
+    handler(15, None)
+    assert exits == [130]
+
+
 def test_eval_uses_the_learned_library_and_online_writes(learned: Path, tmp_path: Path) -> None:
     run = LearningRun(products(), learned, resources=scripted_resources())
     train_only = run.evaluate("train")  # the learned library, after the last round
