@@ -245,13 +245,18 @@ def resolve_settings(role: str, /, **overrides: Any) -> ModelSettings:
         ("max_retries", "MEMENTO_MAX_RETRIES", int),
         ("max_tokens", "MEMENTO_MAX_TOKENS", int),
     ):
-        value = given[name] if name in given else _env_number(env_name, kind)
+        # per role first (MEMENTO_EXECUTOR_MAX_TOKENS), then for every role
+        role_env = env_name.replace("MEMENTO_", f"MEMENTO_{role.upper()}_", 1)
+        value = given[name] if name in given else _env_number(role_env, kind)
+        if value is None:
+            value = _env_number(env_name, kind)
         if value is not None:
             numbers[name] = value
     if local and "max_retries" not in numbers:
-        # llama-cpp-python answers malformed requests with HTTP 500, which the client retries
-        # with backoff as if transient; one retry is plenty for a server on loopback.
-        numbers["max_retries"] = 1
+        # llama-cpp-python serves one request at a time and keeps generating after the client
+        # gives up: a retried timeout only queues behind the abandoned generation, and its
+        # HTTP 500s (malformed requests) are not transient. So no retries on loopback.
+        numbers["max_retries"] = 0
     return ModelSettings(
         model=model,
         base_url=base_url.rstrip("/") if base_url else None,

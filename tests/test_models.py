@@ -58,6 +58,8 @@ ENV_VARS = (
     "MEMENTO_TIMEOUT_S",
     "MEMENTO_MAX_RETRIES",
     "MEMENTO_MAX_TOKENS",
+    "MEMENTO_EXECUTOR_MAX_TOKENS",
+    "MEMENTO_WRITER_TIMEOUT_S",
 )
 
 
@@ -185,7 +187,7 @@ def test_nothing_configured_means_the_offline_default() -> None:
     s = resolve_settings("executor")
     assert s.local and s.offline_default and not s.is_openai
     assert s.base_url is None and s.api_key is None and s.model is None
-    assert s.max_retries == 1  # llama.cpp's 500s are not transient
+    assert s.max_retries == 0  # a retried timeout queues behind the abandoned generation
 
 
 def test_api_key_alone_means_openai(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,6 +239,14 @@ def test_numbers_and_method_from_env_and_overrides(monkeypatch: pytest.MonkeyPat
     assert (s.max_tokens, s.timeout_s, s.temperature, s.max_retries) == (256, 9.5, 0.7, 5)
     assert s.structured_method == "json_mode"
     assert resolve_settings("writer", max_tokens=64).max_tokens == 64
+    # per role beats every role; an override beats both
+    monkeypatch.setenv("MEMENTO_EXECUTOR_MAX_TOKENS", "384")
+    monkeypatch.setenv("MEMENTO_WRITER_TIMEOUT_S", "300")
+    assert resolve_settings("executor").max_tokens == 384
+    assert resolve_settings("writer").max_tokens == 256
+    assert resolve_settings("writer").timeout_s == 300.0
+    assert resolve_settings("executor").timeout_s == 9.5
+    assert resolve_settings("executor", max_tokens=64).max_tokens == 64
 
 
 def test_local_flag_marks_a_configured_llama_cpp_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
