@@ -228,22 +228,10 @@ class _Execute:
                 "execute",
                 {"event": "forced", "tool": forced, "step": int(state.get("steps") or 0) + 1},
             )
-        messages = list(state.get("exec_messages") or [])
-        fitted: list[BaseMessage] = []
         try:
-            try:
-                response = model.invoke(messages)
-            except Exception as e:
-                overflow = context_overflow(e)
-                shorter = fit_to_context(messages, overflow) if overflow else None
-                if shorter is None:
-                    raise
-                assert overflow is not None
-                emit("execute", {"event": "condensed", "limit": overflow.limit})
-                fitted = [m for m, old in zip(shorter, messages, strict=True) if m is not old]
-                if overflow.completion_budget:
-                    model = model.bind(**completion_limit(chat_model, overflow.completion_budget))
-                response = model.invoke(shorter)
+            response, fitted = _invoke_fitting(
+                model, chat_model, list(state.get("exec_messages") or [])
+            )
         except (
             Exception
         ) as e:  # endpoint down, malformed tool-call JSON rejected by the client, ...
@@ -423,6 +411,26 @@ class _Execute:
     @staticmethod
     def after_tools(state: ExecuteState) -> str:
         return "finish" if state.get("done") else "agent"
+
+
+def _invoke_fitting(
+    model: Any, chat_model: Any, messages: list[BaseMessage]
+) -> tuple[BaseMessage, list[BaseMessage]]:
+    """The model's reply, and the messages shortened to get it: when the endpoint refuses the
+    conversation as longer than its context window, tool outputs are cut to fit (see
+    graph/context_window.py) and the request is made once more with a smaller completion."""
+    try:
+        return model.invoke(messages), []
+    except Exception as e:
+        overflow = context_overflow(e)
+        shorter = fit_to_context(messages, overflow) if overflow else None
+        if overflow is None or shorter is None:
+            raise
+    emit("execute", {"event": "condensed", "limit": overflow.limit})
+    if overflow.completion_budget:
+        model = model.bind(**completion_limit(chat_model, overflow.completion_budget))
+    fitted = [m for m, old in zip(shorter, messages, strict=True) if m is not old]
+    return model.invoke(shorter), fitted
 
 
 def apply_answer_contract(answer: str, pattern: str) -> str:
