@@ -67,10 +67,13 @@ class EndpointError(RuntimeError):
 
 
 ENDPOINT_FAILURES = re.compile(
-    r"\b(APIConnectionError|APITimeoutError|AuthenticationError|PermissionDeniedError|"
-    r"NotFoundError|RateLimitError|InternalServerError|LocalLLMError)\b"
+    r"\b(?:OpenAI|API)?(?:Connection|Authentication|PermissionDenied|RateLimit)Error\b|"
+    r"\b(?:OpenAIModel)?NotFoundError\b|\bLocalLLMError\b"
 )
-"""openai client errors left after its own retries, and the local server failing to serve."""
+"""openai client errors left after its own retries (by their own names and by langchain-openai's
+`OpenAI…Error` names), and the local server failing to serve. Not timeouts or HTTP 500s: a local
+llama.cpp server answers a malformed request with a 500 and times out on a runaway generation,
+both about one request; a server that went away shows as a connection error on the next task."""
 
 
 @dataclass

@@ -205,19 +205,25 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert curve(records)[("eval", ROUNDS)] == (TEST, TEST)
 
 
-def test_an_endpoint_outage_stops_the_run_without_recording_failures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wrapped", [False, True], ids=["openai", "langchain-openai"])
+def test_an_endpoint_outage_stops_the_run_without_recording_failures(
+    tmp_path: Path, wrapped: bool
+) -> None:
     import httpx
     import openai
+    from langchain_openai.chat_models.base import OpenAIConnectionError
 
     from memento_skills.graph.fake_chat import ScriptedChatModel
 
+    error = OpenAIConnectionError if wrapped else openai.APIConnectionError
+
     def down(messages: Any) -> Any:
         request: Any = httpx.Request("POST", "http://127.0.0.1:9/v1")  # openai types its own
-        raise openai.APIConnectionError(request=request)
+        raise error(request=request)
 
     broken = scripted_resources()
     broken._models["executor"] = ScriptedChatModel(script=[down] * 10)
-    with pytest.raises(EndpointError, match=r"task products-test-0: .*APIConnectionError.*resume"):
+    with pytest.raises(EndpointError, match=r"task products-test-0: .*(API|OpenAI)ConnectionError"):
         LearningRun(products(), tmp_path, settings=SETTINGS, resources=broken).learn(1)
     assert load_results(tmp_path) == []  # an outage is not the agent failing
     LearningRun(products(), tmp_path, settings=SETTINGS, resources=scripted_resources()).learn(1)
