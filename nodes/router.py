@@ -786,9 +786,15 @@ def _train_fusion(
 
 
 def skill_vectors(index: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Unit vectors of skills as stored in the index's Chroma collection."""
+    """Unit vectors of skills as stored in the index's Chroma collection (through the index's
+    in-memory cache when it has one)."""
     out: dict[str, np.ndarray] = {}
     names = list(names)
+    cached = getattr(index, "vectors", None)
+    if callable(cached):
+        for name, v in cached(names).items():
+            out[name] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return out
     for i in range(0, len(names), 5000):
         got = index.collection.get(ids=names[i : i + 5000], include=["embeddings"])
         embeddings = got["embeddings"]
@@ -835,8 +841,6 @@ class LearnedRouter:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._context: tuple[Any, Mapping[str, Skill]] | None = None
         self._since_fit = 0
-        self._cache_owner: int | None = None
-        self._cache: dict[str, tuple[str, np.ndarray]] = {}
         self._pinned = weights_dir is not None  # an explicit folder wins over bind()
         if weights_dir is not None:
             self._attach(Path(weights_dir))
@@ -907,7 +911,7 @@ class LearnedRouter:
         learned = model.learned(vector, [query], present=skills.__contains__)
         names = [c["name"] for c in pool]
         extras = [s for s in learned.ranking(0)[:EXTRAS] if s not in names] if learned.names else []
-        stored = self._stored_vectors(index, extras, skills)
+        stored = skill_vectors(index, extras) if extras else {}
         pool = pool + _extra_candidates(extras, skills, stored, vector, mode)
         names = [c["name"] for c in pool]
         col = {n: j for j, n in enumerate(learned.names)}
@@ -929,22 +933,6 @@ class LearnedRouter:
         ]
         out.sort(key=lambda c: -c["score"])
         return out[:k]
-
-    def _stored_vectors(
-        self, index: Any, names: list[str], skills: Mapping[str, Skill]
-    ) -> dict[str, np.ndarray]:
-        """Skill vectors from the index, cached by content hash: extras are evidenced skills,
-        a small set asked for on every query, and a Chroma read costs about a millisecond."""
-        with self._lock:
-            if self._cache_owner != id(index):
-                self._cache_owner, self._cache = id(index), {}
-            cache = self._cache
-        wanted = {n: skills[n].content_hash for n in names}
-        missing = [n for n, h in wanted.items() if cache.get(n, ("", None))[0] != h]
-        if missing:
-            for name, vec in skill_vectors(index, missing).items():
-                cache[name] = (wanted[name], vec)
-        return {n: cache[n][1] for n in names if n in cache}
 
     def _disable(self, reason: str) -> None:
         with self._lock:

@@ -13,6 +13,12 @@ between leaves no mark; a matching mark plus a matching count lets a resync skip
 
 BM25 is small and cheap to rebuild: it is rebuilt whole when the set of (name, hash) pairs
 changes, written to a fresh folder and switched to with an atomic pointer file.
+
+Stored skill vectors are cached in memory (`vectors`): routing asks for a few on every query (the
+lexical hits the dense top-k missed) and a Chroma read costs about a millisecond. A cached vector
+carries the content hash Chroma stored with it and is used only while the live BM25 snapshot,
+whose pointer file names each skill's hash and is written after Chroma, names the same hash; a
+sync by this or another process therefore invalidates exactly the skills it changed.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ class _Lexical:
     retriever: bm25s.BM25 | None  # None when the library is empty
     rows: dict[str, int]
     stamp: tuple[int, int, int] | None  # of current.json when loaded: another process may sync
+    hashes: dict[str, str] | None = None  # content hash per name; None in an older pointer file
 
     def scores(self, query: str) -> np.ndarray | None:
         if self.retriever is None:
@@ -128,6 +135,9 @@ class _LexicalStore:
         try:
             current = json.loads(self.pointer.read_text("utf-8"))
             signature, names = current["signature"], tuple(current["names"])
+            hashes = current.get("hashes")
+            if not isinstance(hashes, dict) or len(hashes) != len(names):
+                hashes = None  # written before hashes were kept: vectors are not cached
             retriever = None
             if names:
                 retriever = bm25s.BM25.load(
@@ -137,7 +147,8 @@ class _LexicalStore:
                     return None
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: the next sync rebuilds it
-        return _Lexical(signature, names, retriever, {n: i for i, n in enumerate(names)}, stamp)
+        rows = {n: i for i, n in enumerate(names)}
+        return _Lexical(signature, names, retriever, rows, stamp, hashes)
 
     def build(self, signature: str, skills: Sequence[Skill]) -> _Lexical:
         names = tuple(s.name for s in skills)
@@ -153,13 +164,16 @@ class _LexicalStore:
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         pointer = self.root / f".current-{os.getpid()}-{threading.get_ident()}.json"
-        pointer.write_text(json.dumps({"signature": signature, "names": list(names)}), "utf-8")
+        hashes = {s.name: s.content_hash for s in skills}
+        pointer.write_text(
+            json.dumps({"signature": signature, "names": list(names), "hashes": hashes}), "utf-8"
+        )
         os.replace(pointer, self.pointer)
         for stale in self.root.iterdir():
             if stale.is_dir() and stale.name != signature[:32]:
                 shutil.rmtree(stale, ignore_errors=True)
         rows = {n: i for i, n in enumerate(names)}
-        return _Lexical(signature, names, retriever, rows, self.stamp())
+        return _Lexical(signature, names, retriever, rows, self.stamp(), hashes)
 
 
 def collection_name(base: str, embedder: EmbeddingFunction[Documents]) -> str:
@@ -221,6 +235,10 @@ class SkillIndex:
         self._client: ClientAPI | None = None
         self._collection: Collection | None = None
         self._chunk_size: int | None = None
+        # name -> (content hash Chroma holds with it, vector); see `vectors`
+        self._vector_cache: dict[str, tuple[str, np.ndarray]] = {}
+        self._vector_signature: str | None = None  # the BM25 snapshot the cache was pruned to
+        self._vector_lock = threading.Lock()  # not self._lock: a sync holds that for minutes
         self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -244,6 +262,7 @@ class SkillIndex:
         old = self._client
         self._client = self._collection = None
         self._chunk_size = None
+        self._drop_vectors()
         if old is not None:
             _close(old)  # drops Chroma's per-path cache, so a deleted folder is recreated
         self._open()
@@ -277,6 +296,7 @@ class SkillIndex:
             if self._client is not None:
                 _close(self._client)
             self._client = self._collection = None
+            self._drop_vectors()
 
     def __enter__(self) -> SkillIndex:
         return self
@@ -383,8 +403,8 @@ class SkillIndex:
     def _sync_lexical(self, skills: list[Skill], hashes: dict[str, str]) -> bool:
         signature = _signature(hashes.items())
         current = self._current_lexical()
-        if current is not None and current.signature == signature:
-            return False
+        if current is not None and current.signature == signature and current.hashes is not None:
+            return False  # (a pointer written before hashes were kept is rewritten once)
         self._lexical = self._lexical_store.build(signature, skills)
         return True
 
@@ -447,7 +467,7 @@ class SkillIndex:
         lexical_top = _top(lexical.names, scores, k) if lexical and scores is not None else []
         missing = [n for n, _ in lexical_top if n not in dense]
         if missing:
-            dense.update(self._similarities(missing, vector))
+            dense.update(self._similarities(missing, vector, lexical))
         names = list(dict.fromkeys([*dense, *(n for n, _ in lexical_top)]))
 
         def lexical_of(name: str) -> float | None:
@@ -465,15 +485,71 @@ class SkillIndex:
         )
         return [Hit(n, d, lx, i + 1) for i, (n, d, lx) in enumerate(rows)]
 
-    def _similarities(self, names: list[str], vector: np.ndarray) -> dict[str, float]:
-        got = self.collection.get(ids=names, include=["embeddings"])
-        embeddings = got["embeddings"]
-        if embeddings is None or len(got["ids"]) == 0:
+    def vectors(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors (float32, read-only) of those `names` the collection holds.
+
+        From memory while the live BM25 snapshot names the content hash Chroma stored with the
+        cached vector; the rest is read from Chroma and cached.
+        """
+        return self._vectors(names, self._current_lexical())
+
+    def _vectors(self, names: Sequence[str], lexical: _Lexical | None) -> dict[str, np.ndarray]:
+        expected = lexical.hashes if lexical is not None else None
+        wanted = list(dict.fromkeys(names))
+        hits: dict[str, np.ndarray] = {}
+        missing: list[str] = []
+        with self._vector_lock:
+            signature = lexical.signature if lexical is not None else None
+            if signature != self._vector_signature:  # the library changed: drop what it changed
+                self._vector_cache = {
+                    n: hv
+                    for n, hv in self._vector_cache.items()
+                    if expected is not None and expected.get(n) == hv[0]
+                }
+                self._vector_signature = signature
+            for name in wanted:
+                hit = self._vector_cache.get(name)
+                if hit is not None and expected is not None and expected.get(name) == hit[0]:
+                    hits[name] = hit[1]
+                else:
+                    missing.append(name)
+        fetched: dict[str, tuple[str, np.ndarray]] = {}
+        for i in range(0, len(missing), READ_PAGE):
+            got = self.collection.get(
+                ids=missing[i : i + READ_PAGE], include=["embeddings", "metadatas"]
+            )
+            embeddings = got["embeddings"]
+            if embeddings is None:
+                continue
+            metadatas = got["metadatas"] or []
+            for j, (name, vec) in enumerate(zip(got["ids"], embeddings, strict=True)):
+                meta = metadatas[j] if j < len(metadatas) else None
+                v = np.array(vec, dtype=np.float32)
+                v.flags.writeable = False  # shared by every caller
+                fetched[name] = (str((meta or {}).get("content_hash", "")), v)
+        if fetched and expected is not None:
+            with self._vector_lock:
+                if self._vector_signature == signature:
+                    self._vector_cache.update(fetched)
+        return {
+            n: hits[n] if n in hits else fetched[n][1] for n in wanted if n in hits or n in fetched
+        }
+
+    def _drop_vectors(self) -> None:
+        with self._vector_lock:
+            self._vector_cache, self._vector_signature = {}, None
+
+    def _similarities(
+        self, names: list[str], vector: np.ndarray, lexical: _Lexical | None
+    ) -> dict[str, float]:
+        stored = self._vectors(names, lexical)
+        if not stored:
             return {}
-        matrix = np.asarray(embeddings, dtype=np.float32)
+        ids = list(stored)
+        matrix = np.stack([stored[n] for n in ids])
         norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
         sims = matrix @ vector.astype(np.float32) / np.maximum(norms, 1e-12)
-        return {n: float(s) for n, s in zip(got["ids"], sims, strict=True)}
+        return {n: float(s) for n, s in zip(ids, sims, strict=True)}
 
 
 def _close(client: ClientAPI) -> None:

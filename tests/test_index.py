@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from memento_skills.evals.bench_store import run_store_bench, synthetic_skill
@@ -178,6 +179,56 @@ def test_relevance_pdf_first(index: SkillIndex) -> None:
     both = index.search("matplotlib", k=1)
     assert "csv-plot" in {h.name for h in both}
     assert all(h.dense is not None and h.lexical is not None for h in both)
+
+
+def _stored(index: SkillIndex, name: str) -> np.ndarray:
+    got = index.collection.get(ids=[name], include=["embeddings"])
+    return np.asarray(got["embeddings"], np.float32)[0]
+
+
+def test_stored_vectors_are_cached_until_their_skill_changes(tmp_path: Path) -> None:
+    """`vectors` serves Chroma's vectors from memory; a sync here or by another instance (as
+    another process) drops exactly the skills it changed; an old pointer file disables it."""
+    with SkillIndex(tmp_path) as ix:
+        ix.sync(HANDFUL)
+        warm = ix.search("search emails", k=1)
+        assert [h.name for h in warm] == ["send-email", "web-search"]  # the second: lexical only
+        assert "web-search" in ix._vector_cache  # its similarity came through the cache
+        ix._drop_vectors()
+        assert ix.search("search emails", k=1) == warm
+        first = ix.vectors(["pdf-tables", "csv-plot", "no-such-skill"])
+        assert sorted(first) == ["csv-plot", "pdf-tables"]
+        for name, v in first.items():
+            assert np.array_equal(v, _stored(ix, name)) and not v.flags.writeable
+        again = ix.vectors(["csv-plot", "pdf-tables"])
+        assert all(again[n] is first[n] for n in first)  # served from memory
+
+        changed = HANDFUL[0].with_changes(description="Count zebras and quaggas in photos.")
+        ix.sync([changed, *HANDFUL[1:]])
+        after = ix.vectors(["pdf-tables", "csv-plot"])
+        assert after["csv-plot"] is first["csv-plot"]  # unchanged skills stay cached
+        assert not np.array_equal(after["pdf-tables"], first["pdf-tables"])
+        assert np.array_equal(after["pdf-tables"], _stored(ix, "pdf-tables"))
+
+        with SkillIndex(tmp_path) as other:  # another process syncs the old text back
+            other.sync(HANDFUL)
+        back = ix.vectors(["pdf-tables", "csv-plot"])
+        assert np.allclose(back["pdf-tables"], first["pdf-tables"], atol=1e-6)
+        assert back["csv-plot"] is first["csv-plot"]
+
+        ix.sync([*HANDFUL[:-1]])  # a removed skill is no longer served
+        assert "csv-plot" not in ix.vectors(["csv-plot"])
+
+        pointer = next((tmp_path / "bm25").glob("*/current.json"))
+        current = json.loads(pointer.read_text("utf-8"))
+        del current["hashes"]  # as written before hashes were kept
+        pointer.write_text(json.dumps(current), "utf-8")
+        old = ix.vectors(["pdf-tables"])["pdf-tables"]
+        assert np.array_equal(old, _stored(ix, "pdf-tables"))
+        assert ix.vectors(["pdf-tables"])["pdf-tables"] is not old  # read, never cached
+        assert ix.sync([*HANDFUL[:-1]]).lexical_rebuilt  # the next sync rewrites the pointer
+        cached = ix.vectors(["pdf-tables"])["pdf-tables"]
+        assert ix.vectors(["pdf-tables"])["pdf-tables"] is cached
 
 
 def test_empty_index_and_bad_input(index: SkillIndex) -> None:

@@ -268,6 +268,23 @@ def test_without_evidence_it_ranks_exactly_like_the_untrained_router(world: dict
         assert [(c["name"], c["score"]) for c in a] == [(c["name"], c["score"]) for c in b]
 
 
+def test_skill_vectors_from_the_index_cache_rank_as_those_read_from_chroma(
+    world: dict[str, Any],
+) -> None:
+    """Lexical-only hits and the learned extras take stored vectors from the index's memory."""
+    router, index, skills = world["router"], world["index"], world["skills"]
+    queries = [q for q, _ in TEST_SEEN[:6] + TEST_UNSEEN[:6]]
+    for q in queries:
+        router.rank(q, skills, index, 3, "hybrid")
+    assert index._vector_cache
+    warm = [router.rank(q, skills, index, 3, "hybrid") for q in queries]
+    cold = []
+    for q in queries:
+        index._drop_vectors()
+        cold.append(router.rank(q, skills, index, 3, "hybrid"))
+    assert warm == cold
+
+
 def test_training_is_deterministic_given_a_seed(world: dict[str, Any]) -> None:
     samples = [Sample(q, s, 1.0) for q, s in TRAIN]
     models = []
