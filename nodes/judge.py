@@ -217,7 +217,11 @@ def _much_longer(answer: str, gold: str) -> bool:
 
 
 def _needs_equivalence_check(answer: str, gold: str) -> bool:
-    """Free-form text golds, where a paraphrase can be right; numbers and lists are exact."""
+    """Free-form text golds, where a paraphrase can be right; numbers, lists and formulas
+    (a gold without a letter, such as `2 × 3 × 5`) are exact. A 0.5B judge called a
+    45-digit number equivalent to a prime factorization."""
+    if not any(c.isalpha() for c in gold):
+        return False
     return classify(gold) == "string" and (len(gold.split()) >= 3 or _much_longer(answer, gold))
 
 

@@ -154,6 +154,16 @@ def test_model_exception_falls_back_to_exact() -> None:
     assert "failed with ConnectionError" in verdict["critique"]
 
 
+def test_a_formula_gold_is_exact_and_never_sent_to_the_model() -> None:
+    task = "Find the prime factorization of 530. Write the factors separated by ×"
+    verdict, model = run_judge(
+        {"task": task, "answer": "45641912097416847035456049650", "ground_truth": "2 × 5 × 53"}
+    )
+    assert verdict["method"] == "exact" and verdict["passed"] is False and model.calls == []
+    verdict, _ = run_judge({"task": task, "answer": "2 × 5 × 53", "ground_truth": "2 × 5 × 53"})
+    assert verdict["passed"] is True
+
+
 def test_long_answer_containing_a_short_gold_goes_to_the_model() -> None:
     verdict, model = run_judge(
         {
