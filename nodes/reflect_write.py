@@ -295,7 +295,12 @@ class _Reflect:
         try:
             if action == "refine" and skill is not None:
                 proposal = self._propose_patch(
-                    writer, skill, analysis, policy=policy, evidence=_answer_evidence(state)
+                    writer,
+                    skill,
+                    analysis,
+                    policy=policy,
+                    evidence=_answer_evidence(state),
+                    task=task,
                 )
             else:
                 proposal = self._propose_new(
@@ -334,6 +339,7 @@ class _Reflect:
         extra: str = "",
         policy: Mapping[str, Any] | None = None,
         evidence: str = "",
+        task: str = "",
     ) -> Proposal:
         try:
             patch = self._ask_patch(writer, skill, analysis, extra)
@@ -343,7 +349,7 @@ class _Reflect:
             patch = SkillPatch(
                 rationale="policy from the trajectory (the writer's patch was unusable)"
             )
-        return self._apply_patch(skill, patch, analysis, policy, evidence)
+        return self._apply_patch(skill, patch, analysis, policy, evidence, task)
 
     def _ask_patch(self, writer: Any, skill: Skill, analysis: str, extra: str) -> SkillPatch:
         return structured(
@@ -365,6 +371,7 @@ class _Reflect:
         analysis: str,
         policy: Mapping[str, Any] | None,
         evidence: str = "",
+        task: str = "",
     ) -> Proposal:
         body = skill.body
         applied = 0
@@ -375,13 +382,10 @@ class _Reflect:
         if patch.append and patch.append.strip():
             body = body.rstrip() + "\n\n" + patch.append.strip()
             applied += 1
-        changes: dict[str, Any] = {"body": body}
-        if (
-            patch.description
-            and patch.description.strip()
-            and patch.description.strip() != skill.description
-        ):
-            changes["description"] = patch.description.strip()
+        changes: dict[str, Any] = {"body": generalise(body, task)}
+        description = generalise((patch.description or "").strip(), task)
+        if description and description != skill.description:
+            changes["description"] = description
             applied += 1
         if patch.allowed_tools is not None:
             tools = tuple(t for t in patch.allowed_tools if t in TOOL_NAMES)
@@ -435,8 +439,8 @@ class _Reflect:
             first_tools=first,
             answer_pattern=policy.get("answer_pattern"),
             name=name,
-            description=spec.description.strip(),
-            body=spec.body.strip(),
+            description=generalise(spec.description.strip(), task),
+            body=generalise(spec.body.strip(), task),
             allowed_tools=tools,
         )
         # near-duplicate: refine the existing skill instead of adding a second one
@@ -453,6 +457,7 @@ class _Reflect:
                 existing,
                 analysis,
                 extra=f"\nA new skill was proposed that duplicates this one; merge its useful steps:\n{new.body}",
+                task=task,
             )
         if library.exists(name):
             name = _unique_name(library, name)
@@ -720,6 +725,23 @@ def behaviour_policy(state: State, skill: Skill | None) -> dict[str, Any]:
     if verdict.get("format") == "number" and not (skill and skill.answer_pattern):
         policy["answer_pattern"] = NUMBER_PATTERN
     return policy
+
+
+_TASK_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def generalise(text: str, task: str) -> str:
+    """`text` with the task's own numbers (two digits or more) replaced by N1, N2, ...
+
+    A 0.5B writer copies the task into the skill ("Find the LCM of these numbers: 98, 54"): the
+    skill then fits that one task, and its numbers collide with other tasks' answers (the leak
+    check flagged the LCM of 49 and 98). A skill is for the kind of task, not for its values.
+    """
+    found = [n for n in _TASK_NUMBER_RE.findall(task) if sum(c.isdigit() for c in n) >= 2]
+    names = {n: f"N{i}" for i, n in enumerate(dict.fromkeys(found), start=1)}  # first seen: N1
+    for number in sorted(names, key=len, reverse=True):  # 1234 before 123: never half-replaced
+        text = re.sub(rf"(?<![\d.,]){re.escape(number)}(?![\d]|[.,]\d)", names[number], text)
+    return text
 
 
 def _answer_evidence(state: Mapping[str, Any]) -> str:

@@ -191,3 +191,14 @@ def test_a_writer_answer_pattern_must_extract_from_what_the_attempt_produced() -
     assert not _pattern_fits(r"\d*", evidence)  # matches the empty string anywhere
     assert not _pattern_fits(r"(", evidence)
     assert not _pattern_fits(r"-?\d+", "")  # nothing to check it against: not accepted
+
+
+def test_a_learned_skill_does_not_keep_the_task_s_own_numbers() -> None:
+    from memento_skills.nodes.reflect_write import generalise
+
+    task = "Find the Least Common Multiple (LCM) of these numbers: 98, 54 (and 1,250)"
+    assert generalise("LCM of these numbers: 98, 54", task) == "LCM of these numbers: N1, N2"
+    assert generalise("98 = 2 * 7^2; 980 and 5.4 stay; 1,250 goes", task) == (
+        "N1 = 2 * 7^2; 980 and 5.4 stay; N3 goes"
+    )
+    assert generalise("use python, print 9", task) == "use python, print 9"  # one digit: kept
