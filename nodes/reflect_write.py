@@ -216,6 +216,17 @@ class _Reflect:
                 writes.append(
                     _unchanged(skill_name, "no change: write policy 'off' and no attempt left")
                 )
+            elif (example := self._example_proposal(state, ctx)) is not None:
+                update["proposal"] = example
+                emit(
+                    "reflect_write",
+                    {
+                        "event": "proposal",
+                        "action": "refine",
+                        "skill": example["skill"],
+                        "diff": example["diff"],
+                    },
+                )
             update["writes"] = writes
             return update
 
@@ -330,6 +341,30 @@ class _Reflect:
             },
         )
         return update
+
+    def _example_proposal(self, state: ReflectState, ctx: Context) -> Proposal | None:
+        """Keep what worked: a learned skill that just solved a task gains that task's tool calls
+        as a worked example, once.
+
+        A 0.5B executor follows a call it can copy far better than prose: told to count 1 bits
+        "with python", it wrote `import bin`; shown `print(bin(N1).count("1"))` it substitutes the
+        numbers. Seed skills are left alone: they serve every kind of task, and one task's example
+        would pull the others towards it. The gate replays the skill's cases with the example.
+        """
+        skill_name = state.get("selected_skill")
+        if ctx.write_policy not in ("refine", "full") or not skill_name:
+            return None
+        try:
+            skill = self.resources.library(ctx).get(skill_name)
+        except SkillError:
+            return None
+        if skill.provenance == "seed" or EXAMPLE_HEADING in skill.body:
+            return None
+        example = worked_example(state)
+        if example is None:
+            return None
+        new = skill.with_changes(body=skill.body.rstrip() + "\n\n" + example)
+        return self._proposal("refine", new, skill, "keep what worked: a worked example")
 
     def _propose_patch(
         self,
@@ -725,6 +760,35 @@ def behaviour_policy(state: State, skill: Skill | None) -> dict[str, Any]:
     if verdict.get("format") == "number" and not (skill and skill.answer_pattern):
         policy["answer_pattern"] = NUMBER_PATTERN
     return policy
+
+
+EXAMPLE_HEADING = "## Worked example"
+
+
+def worked_example(state: Mapping[str, Any]) -> str | None:
+    """The solved task and the compute-tool calls that solved it, as a skill section, with the
+    task's numbers generalised (N1, N2, ...) in both; None when no compute tool ran cleanly.
+
+    Only the calls go in, never their output or the answer: those are this task's values.
+    """
+    task = task_text(state)
+    calls = [
+        s for s in state.get("trajectory") or [] if s["tool"] in COMPUTE_TOOLS and not s["error"]
+    ]
+    if not calls:
+        return None
+    lines = [EXAMPLE_HEADING, "", f"A solved task of this kind: {task.strip()[:400]}", ""]
+    for i, step in enumerate(calls[:3], start=1):
+        args = step["args"] or {}
+        call = args.get("code") or args.get("command")
+        if not isinstance(call, str):
+            call = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        lines += [f"Step {i}, {step['tool']}:", "```", call.strip()[:800], "```", ""]
+    lines.append(
+        "Its output gave the answer. For a new task, make the same call with the new task's "
+        "values in place of N1, N2, ..."
+    )
+    return generalise("\n".join(lines), task)
 
 
 _TASK_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")

@@ -169,12 +169,19 @@ def test_accept_writes_the_skill_through_the_gate(app: dict[str, Any]) -> None:
     # resuming ran no model call twice: one attribution and one new skill, ever
     assert len(app["writer"].calls) == 2
 
-    # the host app's next question is routed to the learned skill and solved
-    later = parent.invoke(
+    # the host app's next question is routed to the learned skill and solved; keeping the
+    # calls that solved it as a worked example is a library change, so it waits for approval
+    later_config: Any = {"configurable": {"thread_id": "app-later"}}
+    paused = parent.invoke(
         {"question": "What is the product of 4321 and 8765?", "expected": str(4321 * 8765)},
-        {"configurable": {"thread_id": "app-later"}},
+        later_config,
     )
+    (pending,) = paused["__interrupt__"]
+    assert pending.value["action"] == "refine" and pending.value["skill"] == SKILL
+    assert "+## Worked example" in pending.value["diff"]
+    later = parent.invoke(Command(resume="accept"), later_config)
     assert later["solved"] and later["reply"] == str(4321 * 8765)
+    assert "## Worked example" in SkillLibrary(library.root).get(SKILL).body
 
 
 def test_reject_writes_nothing(app: dict[str, Any]) -> None:

@@ -202,3 +202,72 @@ def test_a_learned_skill_does_not_keep_the_task_s_own_numbers() -> None:
         "N1 = 2 * 7^2; 980 and 5.4 stay; N3 goes"
     )
     assert generalise("use python, print 9", task) == "use python, print 9"  # one digit: kept
+
+
+def test_a_learned_skill_keeps_the_calls_that_solved_a_task_as_a_worked_example(
+    tmp_path: Path,
+) -> None:
+    library = open_library(tmp_path / "skills")
+    library.create(
+        Skill(
+            name="multiply",
+            description="Multiply two whole numbers. Use when asked for a product.",
+            body="Compute the product with python.",
+            first_tools=("python",),
+            answer_pattern=r"-?\d+",
+        )
+    )
+    graph = build_graph(
+        chat_models={
+            "executor": ForcedOnlyModel(),
+            "writer": ScriptedChatModel(),  # a solved task costs no writer call
+            "judge": ScriptedChatModel(),
+        },
+        library=library,
+        index=SkillIndex(tmp_path / "index"),
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"), run_log=str(tmp_path / "runs.jsonl"), web_search=False
+    )
+    task = "What is 17 times 23? Give the product."
+    out = graph.invoke({"task": task, "ground_truth": "391"}, context=ctx)
+    assert out["selected_skill"] == "multiply" and out["verdict"]["passed"]
+    kept = [w for w in out["writes"] if w["action"] == "refine"]
+    assert kept and kept[0]["accepted"], out["writes"]
+    body = library.get("multiply").body
+    assert "## Worked example" in body
+    assert "What is N1 times N2?" in body and "print(N1*N2)" in body  # the kind, not the values
+    assert "391" not in (library.root / "multiply" / "SKILL.md").read_text()
+
+    version = library.get("multiply").version
+    again = graph.invoke({"task": "What is 31 times 41?", "ground_truth": "1271"}, context=ctx)
+    assert again["verdict"]["passed"] and library.get("multiply").version == version  # once
+
+    from memento_skills.nodes.reflect_write import _Reflect
+
+    solved: Any = {**again, "selected_skill": "python"}  # a seed skill serves every kind of task
+    assert _Reflect(Resources(library=library))._example_proposal(solved, ctx) is None
+
+
+def test_a_worked_example_needs_a_clean_compute_call() -> None:
+    from memento_skills.nodes.reflect_write import worked_example
+
+    def state(*steps: tuple[str, dict[str, Any], bool]) -> Any:
+        return {
+            "task": "Count the 1 bits in 1234.",
+            "trajectory": [
+                {"tool": t, "args": a, "output": "exit code: 0", "error": e} for t, a, e in steps
+            ],
+        }
+
+    assert worked_example(state()) is None  # answered from its head
+    assert worked_example(state(("list_dir", {"path": "."}, False))) is None
+    assert worked_example(state(("python", {"code": "import bin"}, True))) is None
+    text = worked_example(
+        state(
+            ("python", {"code": "import bin"}, True),
+            ("python", {"code": "print(bin(1234).count('1'))"}, False),
+        )
+    )
+    assert text is not None and "import bin" not in text
+    assert "print(bin(N1).count('1'))" in text and "Count the 1 bits in N1." in text
