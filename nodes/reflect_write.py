@@ -31,7 +31,7 @@ from memento_skills.graph.models import structured
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import AttemptState, LibraryWrite, ReflectOutput, State
 from memento_skills.nodes.execute import task_text
-from memento_skills.nodes.gate import run_gate
+from memento_skills.nodes.gate import GateResult, run_gate
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.stores.cases import Case
 from memento_skills.stores.skill import (
@@ -633,6 +633,19 @@ class _Reflect:
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
         result = run_gate(self.resources, ctx, live.name, live.to_markdown(), failing)
+        if _on_probation(proposal, result):
+            emit(
+                "reflect_write",
+                {"event": "probation", "skill": live.name, "version": live.version},
+            )
+            return LibraryWrite(
+                action="create",
+                skill=live.name,
+                version=live.version,
+                accepted=True,
+                reason=f"{proposal['reason'][:300]} | gate: no case to break; the failing task "
+                "still fails, so it is live on probation (its failures count against it)",
+            )
         if result.passed:
             emit(
                 "reflect_write",
@@ -731,6 +744,19 @@ class _Reflect:
 
 NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
 COMPUTE_TOOLS = frozenset({"python", "shell", "run_skill_script"})
+
+
+def _on_probation(proposal: Proposal, result: GateResult) -> bool:
+    """A new skill whose replay of the failing task still fails goes live all the same.
+
+    It replaces nothing: the task failed without it, and it has no regression cases to break
+    (a leak is still refused). Deleting it threw away the behaviour it carries: on the 0.5B
+    stand-in, a count-bits skill with a forced python step was rolled back because the one
+    replay wrote `import bin`, and every later task of the kind fell back to no skill. Kept, it
+    routes the next tasks of its kind to a computing step, gains a worked example once one of
+    them passes, and is refined like any skill; its failures lower its utility prior.
+    """
+    return proposal["action"] == "create" and not result.broken and result.failing_fixed is False
 
 
 def _unchanged(skill: str | None, reason: str) -> LibraryWrite:

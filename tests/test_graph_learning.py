@@ -248,3 +248,31 @@ def test_one_thread_many_tasks_and_no_duplicated_lists(setup: dict[str, Any]) ->
     assert state["verdict"]["method"] == "rubric-error" or state["verdict"]["method"].startswith(
         "rubric"
     )
+
+
+def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
+    setup: dict[str, Any],
+) -> None:
+    graph, ctx, library = setup["graph"], setup["ctx"], setup["library"]
+    before = {s.name for s in library.skills()}
+    # the writer's skill multiplies; this task wants a sum, so the gate's replay still fails
+    out = graph.invoke(
+        {"task": "What is the sum of 1234 and 5678?", "task_id": "s1", "ground_truth": "6912"},
+        context=Context(**{**ctx.__dict__, "max_attempts": 1}),
+    )
+    assert not out["verdict"]["passed"]
+    (created,) = [w for w in out["writes"] if w["action"] == "create"]
+    assert created["accepted"] and "probation" in created["reason"], created
+    assert {s.name for s in library.skills()} == before | {MULTIPLY_SKILL}
+    assert "6912" not in (library.root / MULTIPLY_SKILL / "SKILL.md").read_text()
+
+    # a refinement still has to fix its task: only a new skill, which replaces nothing, is kept
+    from memento_skills.nodes.gate import GateResult
+    from memento_skills.nodes.reflect_write import Proposal, _on_probation
+
+    proposal = Proposal(action="refine", skill="x", base_version=1, skill_md="", diff="", reason="")
+    still_fails = GateResult(False, 1, [], False, "the failing task still fails with the change")
+    assert not _on_probation(proposal, still_fails)
+    assert _on_probation({**proposal, "action": "create"}, still_fails)
+    leaked = GateResult(False, reason="the proposed skill contains a gold answer of a task")
+    assert not _on_probation({**proposal, "action": "create"}, leaked)
