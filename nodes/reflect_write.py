@@ -29,7 +29,13 @@ from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import AttemptState, LibraryWrite, ReflectOutput, State
+from memento_skills.graph.state import (
+    AttemptState,
+    LibraryWrite,
+    ReflectOutput,
+    State,
+    ToolStep,
+)
 from memento_skills.nodes.execute import task_text
 from memento_skills.nodes.gate import GateResult, run_gate
 from memento_skills.nodes.tools import TOOL_NAMES
@@ -798,9 +804,11 @@ def worked_example(state: Mapping[str, Any]) -> str | None:
     Only the calls go in, never their output or the answer: those are this task's values.
     """
     task = task_text(state)
-    calls = [
-        s for s in state.get("trajectory") or [] if s["tool"] in COMPUTE_TOOLS and not s["error"]
-    ]
+    calls: list[ToolStep] = []
+    for step in state.get("trajectory") or []:
+        repeated = any(c["tool"] == step["tool"] and c["args"] == step["args"] for c in calls)
+        if step["tool"] in COMPUTE_TOOLS and not step["error"] and not repeated:
+            calls.append(step)  # a call it reran (a 0.5B model repeats its snippet) shows once
     if not calls:
         return None
     lines = [EXAMPLE_HEADING, "", f"A solved task of this kind: {task.strip()[:400]}", ""]
