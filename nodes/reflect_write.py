@@ -639,7 +639,7 @@ class _Reflect:
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
         result = run_gate(self.resources, ctx, live.name, live.to_markdown(), failing)
-        if _on_probation(proposal, result):
+        if _on_probation(proposal, result, bool(new.first_tools)):
             emit(
                 "reflect_write",
                 {"event": "probation", "skill": live.name, "version": live.version},
@@ -752,17 +752,23 @@ NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
 COMPUTE_TOOLS = frozenset({"python", "shell", "run_skill_script"})
 
 
-def _on_probation(proposal: Proposal, result: GateResult) -> bool:
-    """A new skill whose replay of the failing task still fails goes live all the same.
+def _on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) -> bool:
+    """A new skill that carries a tool policy goes live even if its replay still fails.
 
     It replaces nothing: the task failed without it, and it has no regression cases to break
     (a leak is still refused). Deleting it threw away the behaviour it carries: on the 0.5B
     stand-in, a count-bits skill with a forced python step was rolled back because the one
     replay wrote `import bin`, and every later task of the kind fell back to no skill. Kept, it
     routes the next tasks of its kind to a computing step, gains a worked example once one of
-    them passes, and is refined like any skill; its failures lower its utility prior.
+    them passes, and is refined like any skill; its failures lower its utility prior. A skill of
+    prose alone changes no behaviour the replay did not already show: it is deleted as before.
     """
-    return proposal["action"] == "create" and not result.broken and result.failing_fixed is False
+    return (
+        proposal["action"] == "create"
+        and carries_policy
+        and not result.broken
+        and result.failing_fixed is False
+    )
 
 
 def _unchanged(skill: str | None, reason: str) -> LibraryWrite:

@@ -264,6 +264,7 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
     (created,) = [w for w in out["writes"] if w["action"] == "create"]
     assert created["accepted"] and "probation" in created["reason"], created
     assert {s.name for s in library.skills()} == before | {MULTIPLY_SKILL}
+    assert library.get(MULTIPLY_SKILL).first_tools == ("python",)  # the behaviour it carries
     assert "6912" not in (library.root / MULTIPLY_SKILL / "SKILL.md").read_text()
 
     # a refinement still has to fix its task: only a new skill, which replaces nothing, is kept
@@ -272,7 +273,8 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
 
     proposal = Proposal(action="refine", skill="x", base_version=1, skill_md="", diff="", reason="")
     still_fails = GateResult(False, 1, [], False, "the failing task still fails with the change")
-    assert not _on_probation(proposal, still_fails)
-    assert _on_probation({**proposal, "action": "create"}, still_fails)
+    assert not _on_probation(proposal, still_fails, True)
+    assert _on_probation({**proposal, "action": "create"}, still_fails, True)
+    assert not _on_probation({**proposal, "action": "create"}, still_fails, False)  # prose only
     leaked = GateResult(False, reason="the proposed skill contains a gold answer of a task")
-    assert not _on_probation({**proposal, "action": "create"}, leaked)
+    assert not _on_probation({**proposal, "action": "create"}, leaked, True)
