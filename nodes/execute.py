@@ -287,7 +287,7 @@ class _Execute:
                 call.get("id") or uuid.uuid4().hex,
             )
             tool = by_name.get(name)
-            earlier = _earlier_step(steps, name, args)
+            earlier = earlier_step(steps, name, args)
             if earlier is not None and earlier["error"]:
                 output, error = (
                     "You already made this exact call and it failed:\n"
@@ -462,7 +462,7 @@ def _text_answer(message: AIMessage) -> str:
     return text
 
 
-def _earlier_step(steps: Sequence[ToolStep], name: str, args: Any) -> ToolStep | None:
+def earlier_step(steps: Sequence[ToolStep], name: str, args: Any) -> ToolStep | None:
     """The first earlier call with the same tool and arguments, if any: rerunning it would
     give the same output (the loop's tools are deterministic for a given workspace)."""
     if name == "submit_answer":

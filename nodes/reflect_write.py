@@ -36,7 +36,7 @@ from memento_skills.graph.state import (
     State,
     ToolStep,
 )
-from memento_skills.nodes.execute import task_text
+from memento_skills.nodes.execute import earlier_step, task_text
 from memento_skills.nodes.gate import GateResult, run_gate
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.stores.cases import Case
@@ -224,15 +224,7 @@ class _Reflect:
                 )
             elif (example := self._example_proposal(state, ctx)) is not None:
                 update["proposal"] = example
-                emit(
-                    "reflect_write",
-                    {
-                        "event": "proposal",
-                        "action": "refine",
-                        "skill": example["skill"],
-                        "diff": example["diff"],
-                    },
-                )
+                _emit_proposal(example)
             update["writes"] = writes
             return update
 
@@ -337,15 +329,7 @@ class _Reflect:
             return update
         update["proposal"] = proposal
         update["writes"] = writes
-        emit(
-            "reflect_write",
-            {
-                "event": "proposal",
-                "action": proposal["action"],
-                "skill": proposal["skill"],
-                "diff": proposal["diff"],
-            },
-        )
+        _emit_proposal(proposal)
         return update
 
     def _example_proposal(self, state: ReflectState, ctx: Context) -> Proposal | None:
@@ -771,6 +755,18 @@ def _on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) 
     )
 
 
+def _emit_proposal(proposal: Proposal) -> None:
+    emit(
+        "reflect_write",
+        {
+            "event": "proposal",
+            "action": proposal["action"],
+            "skill": proposal["skill"],
+            "diff": proposal["diff"],
+        },
+    )
+
+
 def _unchanged(skill: str | None, reason: str) -> LibraryWrite:
     """A write-phase outcome that left the library as it was, and why."""
     return LibraryWrite(action="none", skill=skill, version=None, accepted=False, reason=reason)
@@ -812,8 +808,9 @@ def worked_example(state: Mapping[str, Any]) -> str | None:
     task = task_text(state)
     calls: list[ToolStep] = []
     for step in state.get("trajectory") or []:
-        repeated = any(c["tool"] == step["tool"] and c["args"] == step["args"] for c in calls)
-        if step["tool"] in COMPUTE_TOOLS and not step["error"] and not repeated:
+        if step["tool"] not in COMPUTE_TOOLS or step["error"]:
+            continue
+        if earlier_step(calls, step["tool"], step["args"]) is None:
             calls.append(step)  # a call it reran (a 0.5B model repeats its snippet) shows once
     if not calls:
         return None
@@ -822,7 +819,7 @@ def worked_example(state: Mapping[str, Any]) -> str | None:
         args = step["args"] or {}
         call = args.get("code") or args.get("command")
         if not isinstance(call, str):
-            call = ", ".join(f"{k}={v!r}" for k, v in args.items())
+            call = _short(args)
         lines += [f"Step {i}, {step['tool']}:", "```", call.strip()[:800], "```", ""]
     lines.append(
         "Its output gave the answer. For a new task, make the same call with the new task's "

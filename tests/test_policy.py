@@ -74,6 +74,16 @@ def test_answer_contract() -> None:
     assert apply_answer_contract("no digits", r"\d+") == "no digits"
 
 
+MULTIPLY = Skill(
+    name="multiply",
+    description="Multiply two whole numbers. Use when asked for a product.",
+    body="Compute the product with python.",
+    first_tools=("python",),
+    answer_pattern=r"-?\d+",
+)
+"""A learned skill whose policy forces python and extracts the number."""
+
+
 class ForcedOnlyModel(ScriptedChatModel):
     """Like the measured 0.5B model: it computes with python only when the call is forced,
     otherwise it guesses in words; after a tool result it answers wordily."""
@@ -107,15 +117,7 @@ class ForcedOnlyModel(ScriptedChatModel):
 
 def test_execute_forces_the_first_tool_and_applies_the_contract(tmp_path: Path) -> None:
     library = SkillLibrary(tmp_path / "skills")
-    library.create(
-        Skill(
-            name="multiply",
-            description="Multiply numbers. Use when asked for a product.",
-            body="Compute the product.",
-            first_tools=("python",),
-            answer_pattern=r"-?\d+",
-        )
-    )
+    library.create(MULTIPLY)
     model = ForcedOnlyModel()
     graph = build_execute_graph(Resources(chat_models={"executor": model}, library=library))
     out = graph.invoke(
@@ -208,15 +210,7 @@ def test_a_learned_skill_keeps_the_calls_that_solved_a_task_as_a_worked_example(
     tmp_path: Path,
 ) -> None:
     library = open_library(tmp_path / "skills")
-    library.create(
-        Skill(
-            name="multiply",
-            description="Multiply two whole numbers. Use when asked for a product.",
-            body="Compute the product with python.",
-            first_tools=("python",),
-            answer_pattern=r"-?\d+",
-        )
-    )
+    library.create(MULTIPLY)
     graph = build_graph(
         chat_models={
             "executor": ForcedOnlyModel(),
