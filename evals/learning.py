@@ -246,7 +246,7 @@ class LearningRun:
         finally:
             lock.release()
 
-    def _open(self, mode: str | None) -> dict[str, Any]:
+    def _open(self, mode: str | None, train_per_round: int | None = None) -> dict[str, Any]:
         """Create or reopen the run dir; refuse a dir made for another suite or mode."""
         from memento_skills.stores.settings import open_library
 
@@ -272,6 +272,7 @@ class LearningRun:
                 **config,
                 "suite": spec,
                 "mode": mode,
+                "train_per_round": train_per_round,
                 "created": config.get("created") or _now(),
                 "models": {
                     "base_url": self.settings.base_url
@@ -492,16 +493,36 @@ class LearningRun:
         train_limit: int | None = None,
         test_limit: int | None = None,
         eval_test: bool = True,
+        train_per_round: int | None = None,
     ) -> RunOutcome:
         """Train for `rounds` rounds over the train split; evaluate the test split before the
-        first round (the seed library's baseline) and after each round, when `eval_test`."""
+        first round (the seed library's baseline) and after each round, when `eval_test`.
+
+        By default every round revisits the whole train split (epochs, as the paper does on
+        GAIA). With `train_per_round` k, round r trains on its own block of k tasks, the
+        train split's tasks (r-1)k .. rk-1, so no round sees a task an earlier round learned
+        from: what a round adds is then transfer to new items, not recall of old ones.
+        """
         if rounds < 1:
             raise ValueError("rounds must be 1 or more")
-        self._open(mode)
+        if train_per_round is not None and train_per_round < 1:
+            raise ValueError("train_per_round must be 1 or more")
+        planned = self._open(mode, train_per_round).get("train_per_round")
+        if planned != train_per_round:
+            raise RunDirError(
+                f"{self.dir} trains {_plan(planned)}, not {_plan(train_per_round)}; "
+                "rerun with the same --train-per-round or use a new --run-dir"
+            )
         train = _limit(self.suite.tasks("train"), train_limit)
         test = _limit(self.suite.tasks("test"), test_limit) if eval_test else []
         if not train:
             raise RunDirError(f"the train split of {self.suite.name} is empty: nothing to learn")
+        if train_per_round is not None and len(train) < rounds * train_per_round:
+            raise RunDirError(
+                f"{rounds} rounds of {train_per_round} disjoint training tasks need "
+                f"{rounds * train_per_round}, but the train split holds {len(train)}: ask for "
+                f"--train {rounds * train_per_round} or fewer rounds"
+            )
         outcome = RunOutcome()
         self._snapshot(0)
         if test:
@@ -512,7 +533,7 @@ class LearningRun:
                     "train",
                     "train",
                     round_,
-                    train,
+                    _round_block(train, round_, train_per_round),
                     write_policy=WRITE_POLICY[mode],
                     attempts=self.settings.max_attempts,
                     temperature=self.settings.train_temperature,
@@ -633,6 +654,19 @@ def _endpoint_message(task_id: str, detail: str) -> str:
 
 def _limit(tasks: Sequence[Task], limit: int | None) -> list[Task]:
     return list(tasks if limit is None else tasks[:limit])
+
+
+def _plan(per_round: int | None) -> str:
+    if per_round is None:
+        return "every round on the whole train split"
+    return f"each round on its own {per_round} tasks"
+
+
+def _round_block(train: Sequence[Task], round_: int, per_round: int | None) -> list[Task]:
+    """The tasks round `round_` (from 1) trains on: all of them, or its own disjoint block."""
+    if per_round is None:
+        return list(train)
+    return list(train[(round_ - 1) * per_round : round_ * per_round])
 
 
 def _safe(task_id: str) -> str:

@@ -268,6 +268,15 @@ def learn(
     rounds: Annotated[
         int, typer.Option("--rounds", help="Training rounds over the train split.")
     ] = 1,
+    train_per_round: Annotated[
+        int | None,
+        typer.Option(
+            "--train-per-round",
+            help="Train each round on its own block of this many train tasks (disjoint "
+            "rounds; --train must be at least rounds x this). Default: every round "
+            "revisits the whole train split.",
+        ),
+    ] = None,
     mode: Annotated[
         str,
         typer.Option(
@@ -325,7 +334,12 @@ def learn(
         )
         limits = (train, test) if _is_file_suite(s) else (None, None)
         return run.learn(
-            rounds, mode=mode, train_limit=limits[0], test_limit=limits[1], eval_test=eval_test
+            rounds,
+            mode=mode,
+            train_limit=limits[0],
+            test_limit=limits[1],
+            eval_test=eval_test,
+            train_per_round=train_per_round,
         )
 
     _finish(_run(go), run_dir, report, json_out)

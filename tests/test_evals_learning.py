@@ -241,6 +241,31 @@ def test_partial_last_line_is_cut_on_open(tmp_path: Path) -> None:
     assert [json.loads(x)["task_id"] for x in lines] == ["a", "b"]
 
 
+def test_disjoint_rounds_train_each_round_on_new_tasks_and_resume_on_the_same_plan(
+    tmp_path: Path,
+) -> None:
+    suite = products(train=2 * ROUNDS)
+    run = LearningRun(suite, tmp_path, settings=SETTINGS, resources=scripted_resources())
+    run.learn(ROUNDS, mode="read-write", eval_test=False, train_per_round=2)
+    by_round: dict[int, list[str]] = {}
+    for r in load_results(tmp_path):
+        by_round.setdefault(r["round"], []).append(r["task_id"])
+    train_ids = [t.id for t in suite.tasks("train")]
+    assert by_round == {1: train_ids[:2], 2: train_ids[2:4]}
+    assert json.loads((tmp_path / "config.json").read_text())["train_per_round"] == 2
+    # one more round needs two more tasks than the split holds: said before anything runs
+    with pytest.raises(RunDirError, match="--train 6"):
+        LearningRun(suite, tmp_path, resources=scripted_resources()).learn(
+            ROUNDS + 1, mode="read-write", train_per_round=2
+        )
+    # resuming with another plan would train a round on tasks it did not begin with
+    with pytest.raises(RunDirError, match="same --train-per-round"):
+        LearningRun(suite, tmp_path, resources=scripted_resources()).learn(
+            ROUNDS, mode="read-write"
+        )
+    assert len(load_results(tmp_path)) == 2 * ROUNDS
+
+
 def test_run_dir_refuses_another_suite_or_mode(tmp_path: Path) -> None:
     run = LearningRun(products(), tmp_path, settings=SETTINGS, resources=scripted_resources())
     run.learn(1, mode="read-only", eval_test=False)
