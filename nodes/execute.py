@@ -297,12 +297,11 @@ class _Execute:
                 )
                 resample = True
             elif earlier is not None and "submit_answer" in by_name:
-                output, error = (
-                    "You already made this exact call; its output was:\n"
-                    f"{shorten(earlier['output'], REPEAT_ECHO_CHARS)}\n"
-                    "Do not call it again: submit the final answer now.",
-                    False,
-                )
+                # the earlier output alone, as a rerun would give it: the next step is forced to
+                # submit, and a 0.5B model copies the message it was just given into its answer
+                # (told "You already made this exact call; its output was: ...", it submitted
+                # that sentence)
+                output, error = earlier["output"], False
                 force_answer = True
             elif tool is None:
                 output, error = (
