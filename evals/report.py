@@ -63,6 +63,11 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
         {"phase": p, "split": s, "round": r, **_acc(rs)}
         for (p, s, r), rs in _by(records, "phase", "split", "round").items()
     ]
+    group_curve = [
+        {"phase": p, "split": s, "round": r, "group": str(g), **_acc(rs)}
+        for (p, s, r, g), rs in _by(records, "phase", "split", "round", "group").items()
+        if g is not None
+    ]
     final: list[dict[str, Any]] = []
     for (p, s), rs in _by(records, "phase", "split").items():
         last = max(r["round"] for r in rs)
@@ -111,6 +116,7 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
         "records": len(records),
         "duplicates": [list(k) for k in duplicate_keys(records)],
         "curve": curve,
+        "group_curve": group_curve,
         "final": final,
         "skills": sorted(skills.values(), key=lambda e: e["skill"]),
         "growth": growth,
@@ -220,6 +226,29 @@ def _cost(value: float | None) -> str:
     return "unknown (set MEMENTO_PRICES)" if value is None else f"${value:.4f}"
 
 
+def _group_rounds(group_curve: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each group's correct/tasks per round: where learning helped, and where it did not."""
+    lines: list[str] = []
+    for (phase, split), entries in _by(group_curve, "phase", "split").items():
+        rounds = sorted({e["round"] for e in entries})
+        if len(rounds) < 2:
+            continue
+        cells = {(e["group"], e["round"]): e for e in entries}
+        lines += [
+            f"### {phase} / {split}, per group and round",
+            "",
+            "| group | " + " | ".join(f"round {r}" for r in rounds) + " |",
+            "|---|" + "---:|" * len(rounds),
+        ]
+        for group in sorted({e["group"] for e in entries}):
+            row = [
+                f"{c['correct']}/{c['n']}" if (c := cells.get((group, r))) else "–" for r in rounds
+            ]
+            lines.append(f"| {group} | " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
+
+
 def render(data: Mapping[str, Any]) -> str:
     cfg = data["config"]
     lines = [
@@ -259,6 +288,7 @@ def render(data: Mapping[str, Any]) -> str:
             for g, a in f["groups"].items():
                 lines.append(f"| {g} | {a['n']} | {a['correct']} | {_pct(a)} |")
         lines.append("")
+    lines += _group_rounds(data.get("group_curve") or [])
     lines += [
         f"![learning curve]({PLOTS['learning_curve']})",
         "",

@@ -364,6 +364,13 @@ def test_report_has_intervals_utility_growth_tokens_and_plots(learned: Path) -> 
     low, high = final[("train", "train")]["ci95"]
     assert 0.0 < low < 1.0 and high == 1.0
     assert [g["learned"] for g in data["growth"]] == [0, 1, 1]
+    # each group's curve, round by round (the learned run: 0 before the skill, all after)
+    assert "| products | 0/3 | 3/3 | 3/3 |" in report
+    assert {(g["round"], g["correct"]) for g in data["group_curve"] if g["phase"] == "eval"} == {
+        (0, 0),
+        (1, TEST),
+        (2, TEST),
+    }
     for png in ("learning_curve.png", "library_size.png", "tokens_per_task.png"):
         assert (learned / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in report
