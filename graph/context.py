@@ -94,6 +94,13 @@ class Context:
     web_search: bool = field(
         default=True, metadata={"description": "Offer the web_search tool (needs TAVILY_API_KEY)."}
     )
+    fetch_allow_hosts: str = field(
+        default_factory=lambda: _env("MEMENTO_FETCH_ALLOW_HOSTS"),
+        metadata={
+            "description": "Comma-separated non-public hosts (host or host:port) fetch_url may "
+            "reach; every other loopback, private or link-local address is refused."
+        },
+    )
     workspace_dir: str = field(
         default="",
         metadata={"description": "Where per-run workspaces are created (empty: a temp dir)."},

@@ -149,6 +149,7 @@ class _Execute:
             approve_script=self.resources.approve_script,
             limits=SandboxLimits(wall_s=ctx.sandbox_wall_s, memory_mb=ctx.sandbox_memory_mb),
             web_search=ctx.web_search,
+            fetch_allow_hosts=tuple(ctx.fetch_allow_hosts.split(",")),
         )
 
     def _system_prompt(self, state: ExecuteState, ctx: Context, tools: list[BaseTool]) -> str:

@@ -9,12 +9,15 @@ read what went wrong and try something else: no tool raises into the run.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
+import ipaddress
 import os
+import socket
 import stat
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -237,13 +240,15 @@ def make_tools(
     approve_script: Callable[[str], bool] | None = None,
     limits: SandboxLimits | None = None,
     web_search: bool = True,
+    fetch_allow_hosts: Sequence[str] = (),
 ) -> list[BaseTool]:
     """The tools for one run, in TOOL_NAMES order.
 
     `allowed_tools` is the skill's `allowed-tools` (None or empty: no restriction);
     `submit_answer` is always included. The skill tools are left out without a `skill_dir`,
     `web_search` when it is off. Scripts of an untrusted skill run only if `approve_script`
-    approves their path.
+    approves their path. `fetch_url` reaches public addresses only, and the non-public
+    hosts (`host` or `host:port`) in `fetch_allow_hosts`.
     """
     if allowed_tools:
         unknown = sorted(set(allowed_tools) - set(TOOL_NAMES))
@@ -350,8 +355,8 @@ def make_tools(
         cut = ""
         try:
             with (
-                httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=True, max_redirects=5) as c,
-                c.stream("GET", url.strip(), headers={"User-Agent": "memento-skills"}) as r,
+                httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=False) as c,
+                _fetch_public(c, url.strip(), fetch_allow_hosts) as r,
             ):
                 if r.status_code >= 400:
                     raise ToolException(f"HTTP {r.status_code} {r.reason_phrase} from {url}")
@@ -469,6 +474,64 @@ def make_tools(
         if tool.name == "submit_answer":
             tool.metadata = {"answers": answers}
     return tools
+
+
+FETCH_MAX_REDIRECTS = 5
+FETCH_ALLOW_HOSTS_ENV = "MEMENTO_FETCH_ALLOW_HOSTS"
+
+
+def _non_public_address(host: str, port: int) -> str | None:
+    """The first address `host` resolves to that is not on the public internet, if any.
+
+    The sandbox has no network, so fetch_url is the agent's only way out; a page or a task
+    must not steer it at the machine's own services (a local model server, a cloud metadata
+    endpoint at 169.254.169.254, an intranet). A name that resolves to several addresses is
+    refused if any one is private. Known gap: a DNS answer that changes between this check
+    and httpx's own lookup (rebinding) is not caught.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ToolException(f"cannot resolve {host!r}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+@contextlib.contextmanager
+def _fetch_public(
+    client: httpx.Client, url: str, allow_hosts: Sequence[str]
+) -> Iterator[httpx.Response]:
+    """GET `url`, following redirects one hop at a time so that every hop is checked."""
+    allowed = {h.strip().lower() for h in allow_hosts if h.strip()}
+    request = client.build_request("GET", url, headers={"User-Agent": "memento-skills"})
+    for _hop in range(FETCH_MAX_REDIRECTS + 1):
+        host = (request.url.host or "").lower()
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        if request.url.scheme not in ("http", "https"):
+            raise ToolException(f"refused a redirect to {request.url}: not http(s)")
+        if host not in allowed and f"{host}:{port}" not in allowed:
+            private = _non_public_address(host, port)
+            if private is not None:
+                raise ToolException(
+                    f"refused to fetch {request.url}: {host} is {private}, a loopback, private "
+                    "or link-local address, and fetch_url reaches public addresses only (an "
+                    f"operator can allow a host with {FETCH_ALLOW_HOSTS_ENV}=host[:port],...)"
+                )
+        response = client.send(request, stream=True)
+        if not response.is_redirect or response.next_request is None:
+            try:
+                yield response
+            finally:
+                response.close()
+            return
+        response.close()
+        request = response.next_request
+    raise ToolException(f"fetching {url} failed: more than {FETCH_MAX_REDIRECTS} redirects")
 
 
 def submitted_answer(tools: Sequence[BaseTool]) -> str | None:

@@ -283,9 +283,14 @@ class _Site(BaseHTTPRequestHandler):
             "/big": ("text/plain", b"x" * 3_000_000),
             "/image": ("image/png", b"\x89PNG\r\n\x1a\n"),
         }
-        if self.path == "/redirect":
+        redirects = {
+            "/redirect": "/page",
+            "/redirect-metadata": "http://169.254.169.254/latest/meta-data/",
+            "/redirect-loop": "/redirect-loop",
+        }
+        if self.path in redirects:
             self.send_response(302)
-            self.send_header("Location", "/page")
+            self.send_header("Location", redirects[self.path])
             self.end_headers()
             return
         if self.path not in routes:
@@ -331,7 +336,39 @@ def site() -> Iterator[str]:
     server.server_close()
 
 
-def test_fetch_url_gives_readable_text(tools: list[BaseTool], site: str) -> None:
+@pytest.fixture
+def fetcher(ws: Workspace, site: str) -> list[BaseTool]:
+    """Tools whose fetch_url may reach the loopback test site, as an operator allows a host."""
+    return make_tools(ws, limits=FAST, fetch_allow_hosts=[site.removeprefix("http://")])
+
+
+def test_fetch_url_reaches_public_addresses_only(
+    tools: list[BaseTool], fetcher: list[BaseTool], site: str
+) -> None:
+    # the agent's only way out of a sandbox without network must not reach the machine itself
+    port = site.rsplit(":", 1)[1]
+    for url in (
+        f"{site}/page",
+        f"http://localhost:{port}/page",
+        f"http://[::1]:{port}/page",
+        f"http://[::ffff:127.0.0.1]:{port}/page",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://0.0.0.0/",
+    ):
+        refused = err(tools, "fetch_url", url=url)
+        assert "refused to fetch" in refused and "MEMENTO_FETCH_ALLOW_HOSTS" in refused, url
+    # an allowed host is fetched, but a redirect from it to another private address is not
+    assert "# Widget facts" in ok(fetcher, "fetch_url", url=f"{site}/page")
+    refused = err(fetcher, "fetch_url", url=f"{site}/redirect-metadata")
+    assert "refused to fetch http://169.254.169.254/latest/meta-data/" in refused
+    assert "more than 5 redirects" in err(fetcher, "fetch_url", url=f"{site}/redirect-loop")
+    # the host allowed is host:port: the same host on another port stays refused
+    assert "refused to fetch" in err(fetcher, "fetch_url", url="http://127.0.0.1:9/")
+
+
+def test_fetch_url_gives_readable_text(fetcher: list[BaseTool], site: str) -> None:
+    tools = fetcher
     text = ok(tools, "fetch_url", url=f"{site}/page")
     assert "# Widget facts" in text
     assert "The widget weighs **42 kg**." in text
@@ -339,7 +376,8 @@ def test_fetch_url_gives_readable_text(tools: list[BaseTool], site: str) -> None
     assert "# Widget facts" in ok(tools, "fetch_url", url=f"{site}/redirect")
 
 
-def test_fetch_url_is_bounded(tools: list[BaseTool], site: str, monkeypatch) -> None:
+def test_fetch_url_is_bounded(fetcher: list[BaseTool], site: str, monkeypatch) -> None:
+    tools = fetcher
     text = ok(tools, "fetch_url", url=f"{site}/big")
     assert len(text) < tools_module.FETCH_MAX_CHARS + 200
     assert "[truncated" in text
@@ -347,7 +385,8 @@ def test_fetch_url_is_bounded(tools: list[BaseTool], site: str, monkeypatch) -> 
     assert "[stopped reading at 100000 bytes]" in ok(tools, "fetch_url", url=f"{site}/big")
 
 
-def test_fetch_url_errors(tools: list[BaseTool], site: str) -> None:
+def test_fetch_url_errors(ws: Workspace, fetcher: list[BaseTool], site: str) -> None:
+    tools = fetcher
     assert "HTTP 404" in err(tools, "fetch_url", url=f"{site}/nope")
     assert "not text" in err(tools, "fetch_url", url=f"{site}/image")
     assert "not an http(s) URL" in err(tools, "fetch_url", url="file:///etc/passwd")
@@ -355,7 +394,9 @@ def test_fetch_url_errors(tools: list[BaseTool], site: str) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
-    assert "ConnectError" in err(tools, "fetch_url", url=f"http://127.0.0.1:{closed_port}/")
+    closed = make_tools(ws, limits=FAST, fetch_allow_hosts=[f"127.0.0.1:{closed_port}"])
+    assert "ConnectError" in err(closed, "fetch_url", url=f"http://127.0.0.1:{closed_port}/")
+    assert "cannot resolve" in err(tools, "fetch_url", url="http://no-such-host.invalid/")
 
 
 def test_web_search_without_a_key(tools: list[BaseTool], monkeypatch) -> None:
