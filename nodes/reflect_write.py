@@ -283,7 +283,11 @@ class _Reflect:
         if policy and skill is not None and action in ("none", "refine"):
             action = "refine"  # the trajectory shows a behaviour failure: policy fixes it
             emit("reflect_write", {"event": "behaviour", "policy": policy})
-        if skill is None and action != "none":
+        if skill is None and (action != "none" or attribution.cause != "task"):
+            # Nothing in the library fitted a task that failed: that is the gap a new skill
+            # fills, whatever the writer's action says. A 0.5B writer answered "none" to the
+            # stand-in's first LCM failure, and the library learned nothing from it. Only a
+            # task judged unanswerable ("task") is left without a skill.
             action = "create"
         allowed = {
             "off": set(),

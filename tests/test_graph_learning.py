@@ -192,6 +192,40 @@ def test_refinement_that_breaks_a_regression_case_is_rolled_back(setup: dict[str
     assert "ALWAYS ANSWER ZERO" in library.diff(MULTIPLY_SKILL, before.version, before.version + 1)
 
 
+@pytest.mark.parametrize(("cause", "creates"), [("execution", True), ("task", False)])
+def test_a_failure_no_skill_fitted_creates_one_unless_the_task_is_unanswerable(
+    setup: dict[str, Any], cause: str, creates: bool
+) -> None:
+    def says_none(messages: list[BaseMessage]) -> dict[str, Any]:
+        if "Work out why" in "\n".join(str(m.content) for m in messages):
+            return {"cause": cause, "failed_step": None, "action": "none", "tip": ""}
+        return writer_policy(messages)
+
+    graph = build_graph(
+        chat_models={
+            "executor": scripted(executor_policy),
+            "writer": scripted(says_none),
+            "judge": scripted(lambda m: "no"),
+        },
+        library=setup["library"],
+        index=SkillIndex(setup["tmp"] / "index-none"),
+    )
+    # no skill scores high enough to fit, so none is selected
+    ctx = Context(**{**setup["ctx"].__dict__, "max_attempts": 1, "min_route_score": 0.99})
+    out = graph.invoke(
+        {
+            "task": "What is the product of 1234 and 5678?",
+            "task_id": "n1",
+            "ground_truth": "7006652",
+        },
+        context=ctx,
+    )
+    assert out["selected_skill"] is None and not out["verdict"]["passed"]
+    created = [w for w in out["writes"] if w["action"] == "create" and w["accepted"]]
+    assert bool(created) is creates, out["writes"]
+    assert setup["library"].exists(MULTIPLY_SKILL) is creates
+
+
 def test_write_policy_off_changes_nothing(setup: dict[str, Any]) -> None:
     graph, ctx, library = setup["graph"], setup["ctx"], setup["library"]
     before = {s.name: (s.version, s.utility) for s in library.skills()}
