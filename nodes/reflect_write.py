@@ -624,6 +624,21 @@ class _Reflect:
             rubric=state.get("rubric"),
             task_id=str(state.get("task_id") or ""),
         )
+        with library.trial(live.name, live.version, _trial_base(proposal)):
+            return self._vet(state, ctx, proposal, live, new, failing)
+
+    def _vet(
+        self,
+        state: ReflectState,
+        ctx: Context,
+        proposal: Proposal,
+        live: Skill,
+        new: Skill,
+        failing: Case,
+    ) -> LibraryWrite:
+        """The gate's verdict on a change already live: keep it, keep it on probation, or take
+        it back."""
+        library = self.resources.library(ctx)
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
         result = run_gate(self.resources, ctx, live.name, live.to_markdown(), failing)
@@ -657,11 +672,7 @@ class _Reflect:
                 accepted=True,
                 reason=f"{proposal['reason'][:300]} | gate: {result.reason} ({result.replayed} replayed, {time.time() - started:.1f}s)",
             )
-        if proposal["action"] == "create":
-            library.delete(live.name)
-        else:
-            assert proposal["base_version"] is not None
-            library.rollback(live.name, proposal["base_version"])
+        library.take_back(live.name, live.version, _trial_base(proposal))
         emit(
             "reflect_write",
             {
@@ -757,6 +768,11 @@ def _on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) 
         and not result.broken
         and result.failing_fixed is False
     )
+
+
+def _trial_base(proposal: Proposal) -> int | None:
+    """The version a change on trial falls back to: none for a new skill."""
+    return proposal["base_version"] if proposal["action"] == "refine" else None
 
 
 def _emit_proposal(proposal: Proposal) -> None:

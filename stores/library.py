@@ -6,6 +6,7 @@ Layout under the library root:
     .memento/history/<name>/<version>/                   every version ever written, for diff/rollback
     .memento/locks/<name>.lock                           cross-process write locks
     .memento/tmp/                                        staging for atomic folder creation
+    .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
 
 Writes are atomic (temp file, fsync, rename) and serialised per skill by a file lock held across the
 read-modify-write, so concurrent writers in different processes lose no update. A malformed skill
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import shutil
 import stat
@@ -100,6 +102,7 @@ class SkillLibrary:
         self._cache: dict[str, tuple[tuple[int, int, int], Skill | SkillValidationError]] = {}
         self.errors: list[SkillValidationError] = []
         self._locks: dict[str, FileLock] = {}  # one per name, so nested locking re-enters
+        self.recovered = self.recover_trials()
 
     # ----------------------------------------------------------------- reading
 
@@ -435,6 +438,80 @@ class SkillLibrary:
             current_files = set(_list_files(folder)) if folder.exists() else set()
             self._commit(restored, old_files, tuple(sorted(current_files - set(old_files))))
         return self.get(name)
+
+    # ----------------------------------------------------------------- trials
+
+    @contextlib.contextmanager
+    def trial(self, name: str, version: int, base_version: int | None) -> Iterator[None]:
+        """Mark `version` of `name` (just written; `base_version` None for a new skill) as live
+        on trial while the caller vets it, and take it back if the caller does not finish.
+
+        The write phase makes a change live before its gate replays it, so that the replays
+        run the real thing. A stop in between (Ctrl-C, an endpoint outage, a kill) had left an
+        unvetted version live: seen when a benchmark run was stopped mid-gate. An exception
+        undoes the change here; a killed process leaves its marker, and the next library to
+        open undoes it (`recover_trials`). The marker's lock is held meanwhile, so another
+        process never undoes a trial that is still running.
+        """
+        folder = self._meta / "trials"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe_skill_dir(self.root, name)
+        lock = FileLock(folder / f"{name}.lock", timeout=self._lock_timeout_s)
+        marker = folder / f"{name}.json"
+        with lock:
+            record = {"skill": name, "version": version, "base_version": base_version}
+            atomic_write(marker, json.dumps(record).encode("utf-8"))
+            try:
+                yield
+            except BaseException:
+                self.take_back(name, version, base_version)
+                raise
+            finally:
+                marker.unlink(missing_ok=True)
+
+    def recover_trials(self) -> list[str]:
+        """Undo the trials of processes that died mid-trial; returns the skills taken back."""
+        folder = self._meta / "trials"
+        if not folder.is_dir():
+            return []
+        undone = []
+        for marker in sorted(folder.glob("*.json")):
+            lock = FileLock(marker.with_suffix(".lock"), timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue  # its trial is still running in another process
+            try:
+                if not marker.exists():
+                    continue  # it finished while we waited for the lock
+                try:
+                    record = json.loads(marker.read_text(encoding="utf-8"))
+                    name, version = str(record["skill"]), int(record["version"])
+                    base = record.get("base_version")
+                except (ValueError, KeyError, TypeError):
+                    marker.unlink(missing_ok=True)  # unreadable: nothing it names can be undone
+                    continue
+                if self.take_back(name, version, None if base is None else int(base)):
+                    undone.append(name)
+                marker.unlink(missing_ok=True)
+            finally:
+                lock.release()
+        return undone
+
+    def take_back(self, name: str, version: int, base_version: int | None) -> bool:
+        """Take back `version` if it is still the live one (a later write is someone else's)."""
+        with self.lock(name):
+            try:
+                live = self._read_live(name)
+            except SkillError:
+                return False
+            if live.version != version:
+                return False
+            if base_version is None:
+                self.delete(name)
+            else:
+                self.rollback(name, base_version)
+        return True
 
     # ----------------------------------------------------------------- internals
 

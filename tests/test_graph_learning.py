@@ -226,6 +226,31 @@ def test_a_failure_no_skill_fitted_creates_one_unless_the_task_is_unanswerable(
     assert setup["library"].exists(MULTIPLY_SKILL) is creates
 
 
+def test_a_stop_during_the_gate_takes_the_unvetted_skill_back(setup: dict[str, Any]) -> None:
+    def stopped_in_replay(messages: list[BaseMessage]) -> AIMessage:
+        if MULTIPLY_SKILL in _system(messages):
+            raise KeyboardInterrupt  # Ctrl-C while the gate replays the new skill
+        return executor_policy(messages)
+
+    graph = build_graph(
+        chat_models={
+            "executor": scripted(stopped_in_replay),
+            "writer": scripted(writer_policy),
+            "judge": scripted(lambda m: "no"),
+        },
+        library=setup["library"],
+        index=SkillIndex(setup["tmp"] / "index-stop"),
+    )
+    with pytest.raises(KeyboardInterrupt):
+        graph.invoke(
+            {"task": "What is the product of 1234 and 5678?", "ground_truth": "7006652"},
+            context=Context(**{**setup["ctx"].__dict__, "max_attempts": 1}),
+        )
+    library = SkillLibrary(setup["library"].root)
+    assert not library.exists(MULTIPLY_SKILL) and library.recovered == []
+    assert not list((library.root / ".memento" / "trials").glob("*.json"))
+
+
 def test_write_policy_off_changes_nothing(setup: dict[str, Any]) -> None:
     graph, ctx, library = setup["graph"], setup["ctx"], setup["library"]
     before = {s.name: (s.version, s.utility) for s in library.skills()}

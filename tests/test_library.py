@@ -280,6 +280,18 @@ WRITER = textwrap.dedent(
     elif mode == "count":
         for _ in range(int(sys.argv[3])):
             lib.record_outcome("shared", True)
+    elif mode == "trial":  # write a change, put it on trial, then wait to be killed or told
+        name, action = sys.argv[3], sys.argv[4]
+        if action == "create":
+            live, base = lib.create(Skill(name=name, description="On trial. Use when testing.",
+                                          body="unvetted")), None
+        else:
+            base = lib.get(name).version
+            live = lib.update(name, body="unvetted")
+        with lib.trial(name, live.version, base):
+            print("on trial", flush=True)
+            sys.stdin.readline()
+        print("done", flush=True)
     elif mode == "append":
         tag = sys.argv[3]
         for k in range(int(sys.argv[4])):
@@ -329,6 +341,64 @@ def test_sigkill_mid_write_leaves_valid_library_and_index_repairs(tmp_path: Path
     index = SkillIndex(tmp_path / "index")
     index.sync(SkillLibrary(lib.root).skills())
     assert sorted(index.names()) == sorted(SkillLibrary(lib.root).names())
+
+
+def _on_trial(lib: SkillLibrary, tmp_path: Path, name: str, action: str) -> subprocess.Popen[bytes]:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(lib.root), "trial", name, action],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"on trial"
+    return proc
+
+
+@pytest.mark.parametrize("action", ["create", "refine"])
+def test_a_change_left_on_trial_by_a_killed_process_is_taken_back(
+    tmp_path: Path, action: str
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    if action == "refine":
+        lib.create(make("victim", body="vetted"))
+    proc = _on_trial(lib, tmp_path, "victim", action)
+    # while the trial runs, another process opening the library leaves it alone
+    assert SkillLibrary(lib.root).recovered == []
+    assert SkillLibrary(lib.root).get("victim").body == "unvetted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    fresh = SkillLibrary(lib.root)
+    assert fresh.recovered == ["victim"]
+    if action == "create":
+        assert not fresh.exists("victim")
+    else:
+        assert fresh.get("victim").body == "vetted"
+        assert "unvetted" in fresh.diff("victim", 1, 2)  # the taken-back version stays in history
+    assert SkillLibrary(lib.root).recovered == []  # done once
+
+
+def test_a_trial_that_finishes_keeps_its_change_and_an_error_takes_it_back(
+    tmp_path: Path,
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    lib.create(make("victim", body="vetted"))
+    proc = _on_trial(lib, tmp_path, "victim", "refine")
+    out, _ = proc.communicate(b"\n", timeout=60)
+    assert out.strip() == b"done"
+    assert SkillLibrary(lib.root).recovered == []
+    assert lib.get("victim").body == "unvetted"
+
+    live = lib.update("victim", body="second")
+    with pytest.raises(RuntimeError, match="endpoint down"), lib.trial("victim", live.version, 2):
+        raise RuntimeError("endpoint down")  # the gate's replay failed
+    assert lib.get("victim").body == "unvetted"
+    # a version written by someone else after the trial's is not taken back
+    live = lib.update("victim", body="third")
+    lib.update("victim", body="fourth, someone else's")
+    assert not lib.take_back("victim", live.version, 2)
+    assert lib.get("victim").body == "fourth, someone else's"
 
 
 def test_two_processes_counting_lose_no_update(tmp_path: Path) -> None:
