@@ -6,8 +6,8 @@ with an OpenAI-compatible API (both in the `local` extra). A 135M model is weak:
 default that always works offline and a real source of malformed output, not a quality bar.
 Point MEMENTO_GGUF at any other GGUF, or configure an endpoint, for real work.
 
-The server runs as a subprocess, so a crash in the C library never takes the agent down, and
-it is stopped at interpreter exit.
+The server runs as a subprocess, so a crash in the C library never takes the agent down; it
+is stopped at interpreter exit, and ends by itself if its parent is killed (`serve_local`).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class LocalLLMServer:
         command = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "memento_skills.graph.serve_local",  # llama_cpp.server, ended with its parent
             "--model",
             str(self.gguf_path),
             "--model_alias",

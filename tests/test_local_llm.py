@@ -7,10 +7,13 @@ Figures (start time, tokens/s) are printed; run with `-s` to see them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -186,6 +189,38 @@ def test_server_context_manager_starts_and_stops() -> None:
         assert server.running and server.base_url.startswith("http://127.0.0.1:")
         assert server.model_name == "SmolLM2-135M-Instruct.Q4_1"
     assert not server.running
+
+
+@pytest.mark.slow
+def test_the_server_ends_when_its_parent_is_killed() -> None:
+    """A SIGKILLed agent runs no cleanup; its server must not live on holding model and port."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from memento_skills.graph.local_llm import LocalLLMServer\n"
+            "import time\n"
+            "s = LocalLLMServer(n_ctx=512).start()\n"
+            "print(s.port, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    port = int(parent.stdout.readline())
+    url = f"http://127.0.0.1:{port}/v1/models"
+    assert httpx.get(url, timeout=5).status_code == 200
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.HTTPError:
+            return  # the port is closed: the server is gone
+        time.sleep(0.2)
+    pytest.fail(f"the orphaned local server still answers on port {port}")
 
 
 @pytest.mark.slow
