@@ -23,20 +23,22 @@ from langgraph.store.base import BaseStore
 from langgraph.types import Checkpointer, Overwrite
 
 from memento_skills.graph.context import Context
+from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import InputState, OutputState, State
-from memento_skills.nodes.execute import build_execute_graph
+from memento_skills.nodes.execute import build_execute_graph, task_attachments
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.reflect_write import build_reflect_write_graph
 from memento_skills.nodes.route_skill import route_skill
-from memento_skills.stores.cases import Case
+from memento_skills.stores.cases import Case, CaseNotRecorded
 from memento_skills.stores.library import SkillLibrary
 
 
 def judge_and_record(
     state: State, runtime: Runtime[Context], resources: Resources
 ) -> dict[str, Any]:
-    """Judge; a solved task becomes a regression case of the skill that solved it.
+    """Judge; a solved task becomes a regression case of the skill that solved it, with the
+    files it was given (one whose files are too large to keep is left out, and reported).
 
     Recording happens here because the judge is the only node that handles the gold answer.
     """
@@ -45,15 +47,16 @@ def judge_and_record(
     verdict: Mapping[str, Any] = update.get("verdict") or {}
     skill = state.get("selected_skill")
     if verdict.get("passed") and skill and ctx.write_policy != "off":
-        resources.cases(ctx).add(
-            skill,
-            Case(
-                task=str(state.get("task") or ""),
-                ground_truth=state.get("ground_truth"),
-                rubric=state.get("rubric"),
-                task_id=str(state.get("task_id") or ""),
-            ),
+        case = Case(
+            task=str(state.get("task") or ""),
+            ground_truth=state.get("ground_truth"),
+            rubric=state.get("rubric"),
+            task_id=str(state.get("task_id") or ""),
         )
+        try:
+            resources.cases(ctx).add(skill, case, task_attachments(ctx))
+        except CaseNotRecorded as e:
+            emit("judge", {"event": "case_not_recorded", "skill": skill, "reason": str(e)})
     return update
 
 

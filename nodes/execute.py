@@ -124,6 +124,23 @@ def task_text(state: Mapping[str, Any]) -> str:
     return ""
 
 
+def attachments_dir(ctx: Context) -> Path | None:
+    """The folder of files the task was given, if it has one (only a set workspace_dir can:
+    the shared temp dir would hand one run's files to another)."""
+    if not ctx.workspace_dir:
+        return None
+    inbox = Path(ctx.workspace_dir) / ATTACHMENTS_DIR
+    return inbox if inbox.is_dir() else None
+
+
+def task_attachments(ctx: Context) -> dict[str, Path]:
+    """The files the task was given, by their path inside its attachments folder."""
+    inbox = attachments_dir(ctx)
+    if inbox is None:
+        return {}
+    return {p.relative_to(inbox).as_posix(): p for p in sorted(inbox.rglob("*")) if p.is_file()}
+
+
 class _Execute:
     """Builds and holds the subgraph; node functions close over the shared resources."""
 
@@ -186,8 +203,8 @@ class _Execute:
         base = Path(ctx.workspace_dir) if ctx.workspace_dir else Path(tempfile.gettempdir())
         workspace = base / "memento-workspaces" / uuid.uuid4().hex[:12]
         workspace.mkdir(parents=True, exist_ok=True)
-        inbox = base / ATTACHMENTS_DIR
-        if ctx.workspace_dir and inbox.is_dir():
+        inbox = attachments_dir(ctx)
+        if inbox is not None:
             shutil.copytree(inbox, workspace, dirs_exist_ok=True)
         tools = self._tools({**state, "workspace": str(workspace)}, ctx)
         system = self._system_prompt(state, ctx, tools)

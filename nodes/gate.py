@@ -8,7 +8,12 @@ handles never reaches the writer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -16,11 +21,12 @@ from langgraph.graph.state import CompiledStateGraph
 
 from memento_skills.evals.scorers import contains_gold
 from memento_skills.graph.context import Context
+from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import State
-from memento_skills.nodes.execute import build_execute_graph
+from memento_skills.nodes.execute import ATTACHMENTS_DIR, build_execute_graph
 from memento_skills.nodes.judge import judge
-from memento_skills.stores.cases import Case
+from memento_skills.stores.cases import Case, MissingCaseFiles
 
 
 @dataclass
@@ -30,6 +36,8 @@ class GateResult:
     broken: list[str] = field(default_factory=list)
     failing_fixed: bool | None = None
     reason: str = ""
+    skipped: list[str] = field(default_factory=list)
+    """Cases not replayed, each with why (its stored files are gone)."""
 
 
 def build_replay_graph(resources: Resources) -> CompiledStateGraph[State, Context, State, State]:
@@ -47,21 +55,47 @@ def leaks(text: str, cases: list[Case]) -> bool:
     return any(c.ground_truth and contains_gold(text, c.ground_truth) for c in cases)
 
 
-def replay(resources: Resources, ctx: Context, skill: str | None, case: Case) -> bool:
+def replay(
+    resources: Resources, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
+) -> bool:
+    """Run `case` with `skill` forced and the case's own files (name → file) as its attachments.
+
+    `ctx` is the task being learned from: its attachments are that task's, never the case's.
+    """
     graph = resources.replay_graph()
-    result: dict[str, Any] = graph.invoke(
-        {
-            "task": case.task,
-            "task_id": case.task_id,
-            "ground_truth": case.ground_truth,
-            "rubric": case.rubric,
-            "selected_skill": skill,
-            "tips": [],
-        },
-        context=ctx,
-    )
+    with _own_workspace(ctx, files) as replay_ctx:
+        result: dict[str, Any] = graph.invoke(
+            {
+                "task": case.task,
+                "task_id": case.task_id,
+                "ground_truth": case.ground_truth,
+                "rubric": case.rubric,
+                "selected_skill": skill,
+                "tips": [],
+            },
+            context=replay_ctx,
+        )
     verdict = result.get("verdict") or {}
     return bool(verdict.get("passed"))
+
+
+@contextmanager
+def _own_workspace(ctx: Context, files: Mapping[str, Path]) -> Iterator[Context]:
+    """`ctx` with a workspace base of its own whose attachments are exactly `files`, deleted
+    afterwards. It sits under ctx.workspace_dir when set, so whoever cleans that folder up also
+    removes what a killed replay left behind."""
+    parent = Path(ctx.workspace_dir) if ctx.workspace_dir else None
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(
+        prefix="memento-replay-", dir=parent, ignore_cleanup_errors=True
+    ) as base:
+        inbox = Path(base) / ATTACHMENTS_DIR
+        for name, source in files.items():
+            target = inbox / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        yield replace(ctx, workspace_dir=base)
 
 
 def run_gate(
@@ -70,21 +104,44 @@ def run_gate(
     skill: str,
     skill_text: str,
     failing: Case | None,
+    failing_files: Mapping[str, Path] | None = None,
 ) -> GateResult:
-    """Replay the skill's stored cases (at most ctx.gate_cases) and the failing task."""
-    cases = resources.cases(ctx).load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
+    """Replay the skill's stored cases (at most ctx.gate_cases) and the failing task, each with
+    its own attachments: a stored case with the files the store kept for it, the failing task
+    with `failing_files`.
+
+    A case whose stored files are gone is skipped and named, not counted as broken: without its
+    files it fails whatever the change, and would refuse every change to the skill.
+    """
+    store = resources.cases(ctx)
+    cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
     if leaks(skill_text, [*cases, *([failing] if failing else [])]):
         return GateResult(False, reason="the proposed skill contains a gold answer of a task")
-    broken = []
+    broken: list[str] = []
+    skipped: list[str] = []
     for case in cases:
-        if not replay(resources, ctx, skill, case):
-            broken.append(case.task_id or case.task[:60])
-    fixed = replay(resources, ctx, skill, failing) if failing is not None else None
-    replayed = len(cases) + (failing is not None)
+        try:
+            files = store.files_of(case)
+        except MissingCaseFiles as e:
+            skipped.append(f"{_label(case)}: {e}")
+            emit("reflect_write", {"event": "case_skipped", "case": _label(case), "reason": str(e)})
+            continue
+        if not replay(resources, ctx, skill, case, files):
+            broken.append(_label(case))
+    fixed = (
+        replay(resources, ctx, skill, failing, failing_files or {}) if failing is not None else None
+    )
+    replayed = len(cases) - len(skipped) + (failing is not None)
     if broken:
-        return GateResult(False, replayed, broken, fixed, f"broke {len(broken)} regression case(s)")
-    if fixed is False:
-        return GateResult(
-            False, replayed, broken, fixed, "the failing task still fails with the change"
-        )
-    return GateResult(True, replayed, broken, fixed, "no regression; the failing task now passes")
+        passed, reason = False, f"broke {len(broken)} regression case(s)"
+    elif fixed is False:
+        passed, reason = False, "the failing task still fails with the change"
+    else:
+        passed, reason = True, "no regression; the failing task now passes"
+    if skipped:
+        reason += f"; skipped {len(skipped)} case(s): {'; '.join(skipped)}"
+    return GateResult(passed, replayed, broken, fixed, reason, skipped)
+
+
+def _label(case: Case) -> str:
+    return case.task_id or case.task[:60]

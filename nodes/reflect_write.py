@@ -36,7 +36,7 @@ from memento_skills.graph.state import (
     State,
     ToolStep,
 )
-from memento_skills.nodes.execute import earlier_step, task_text
+from memento_skills.nodes.execute import earlier_step, task_attachments, task_text
 from memento_skills.nodes.gate import GateResult, run_gate
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.stores.cases import Case
@@ -641,7 +641,9 @@ class _Reflect:
         library = self.resources.library(ctx)
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
-        result = run_gate(self.resources, ctx, live.name, live.to_markdown(), failing)
+        result = run_gate(
+            self.resources, ctx, live.name, live.to_markdown(), failing, task_attachments(ctx)
+        )
         if _on_probation(proposal, result, bool(new.first_tools)):
             emit(
                 "reflect_write",
