@@ -110,6 +110,19 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     return {"graph": graph, "ctx": ctx, "library": library, "writer": writer, "tmp": tmp_path}
 
 
+def learning_graph(setup: dict[str, Any], executor: Any, writer: Any) -> Any:
+    """The graph on the fixture's library with other scripted executor and writer policies."""
+    return build_graph(
+        chat_models={
+            "executor": scripted(executor),
+            "writer": scripted(writer),
+            "judge": scripted(lambda m: "no"),
+        },
+        library=setup["library"],
+        index=SkillIndex(setup["tmp"] / f"index-{uuid.uuid4().hex[:6]}"),
+    )
+
+
 def test_fail_create_then_route_to_learned_skill(setup: dict[str, Any]) -> None:
     graph, ctx, library = setup["graph"], setup["ctx"], setup["library"]
     gold1 = str(1234 * 5678)
@@ -201,15 +214,7 @@ def test_a_failure_no_skill_fitted_creates_one_unless_the_task_is_unanswerable(
             return {"cause": cause, "failed_step": None, "action": "none", "tip": ""}
         return writer_policy(messages)
 
-    graph = build_graph(
-        chat_models={
-            "executor": scripted(executor_policy),
-            "writer": scripted(says_none),
-            "judge": scripted(lambda m: "no"),
-        },
-        library=setup["library"],
-        index=SkillIndex(setup["tmp"] / "index-none"),
-    )
+    graph = learning_graph(setup, executor_policy, says_none)
     # no skill scores high enough to fit, so none is selected
     ctx = Context(**{**setup["ctx"].__dict__, "max_attempts": 1, "min_route_score": 0.99})
     out = graph.invoke(
@@ -232,15 +237,7 @@ def test_a_stop_during_the_gate_takes_the_unvetted_skill_back(setup: dict[str, A
             raise KeyboardInterrupt  # Ctrl-C while the gate replays the new skill
         return executor_policy(messages)
 
-    graph = build_graph(
-        chat_models={
-            "executor": scripted(stopped_in_replay),
-            "writer": scripted(writer_policy),
-            "judge": scripted(lambda m: "no"),
-        },
-        library=setup["library"],
-        index=SkillIndex(setup["tmp"] / "index-stop"),
-    )
+    graph = learning_graph(setup, stopped_in_replay, writer_policy)
     with pytest.raises(KeyboardInterrupt):
         graph.invoke(
             {"task": "What is the product of 1234 and 5678?", "ground_truth": "7006652"},
