@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import (
     AIMessage,
@@ -69,6 +69,11 @@ SKILL_SECTION = """Use this skill ({name}, version {version}):
 NO_SKILL_SECTION = "No skill in your library fits this task; solve it from first principles.\n"
 
 
+Repeat = Literal["submit", "resample"]
+"""What the step after a repeated call must do: submit an answer (the call had succeeded, its
+output is known) or sample afresh (it had failed, and at temperature 0 it would come again)."""
+
+
 class ExecuteState(TypedDict):
     """The execute subgraph's state: shared keys with the parent, plus its own conversation."""
 
@@ -87,8 +92,7 @@ class ExecuteState(TypedDict):
     tokens: NotRequired[int]
     started: NotRequired[float]
     done: NotRequired[bool]
-    force_answer: NotRequired[bool]
-    resample: NotRequired[bool]
+    after_repeat: NotRequired[Repeat | None]
 
 
 class ExecuteOutput(TypedDict):
@@ -223,8 +227,7 @@ class _Execute:
             "tokens": 0,
             "started": time.time(),
             "done": False,
-            "force_answer": False,
-            "resample": False,
+            "after_repeat": None,
         }
 
     def agent(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -235,7 +238,7 @@ class _Execute:
         tools = self._tools(state, ctx)
         forced = self._forced_tool(state, ctx, tools)
         options: dict[str, Any] = {"tool_choice": forced} if forced else {}
-        if state.get("resample"):
+        if state.get("after_repeat") == "resample":
             # it repeated a call that failed: at temperature 0 a small model repeats it
             # verbatim until the budget ends, so the next step samples
             options["temperature"] = RESAMPLE_TEMPERATURE
@@ -297,7 +300,7 @@ class _Execute:
         results: list[BaseMessage] = []
         steps: list[ToolStep] = list(state.get("trajectory") or [])
         answer: str | None = None
-        force_answer = resample = False
+        after_repeat: Repeat | None = None
         for call in _valid_tool_calls(last):
             name, args, call_id = (
                 call["name"],
@@ -313,14 +316,14 @@ class _Execute:
                     "Running it again gives the same error: change the code or the arguments.",
                     True,
                 )
-                resample = True
+                after_repeat = "resample"
             elif earlier is not None and "submit_answer" in by_name:
                 # the earlier output alone, as a rerun would give it: the next step is forced to
                 # submit, and a 0.5B model copies the message it was just given into its answer
                 # (told "You already made this exact call; its output was: ...", it submitted
                 # that sentence)
                 output, error = earlier["output"], False
-                force_answer = True
+                after_repeat = "submit"
             elif tool is None:
                 output, error = (
                     f"error: there is no tool named {name!r}; available: {', '.join(sorted(by_name))}",
@@ -356,8 +359,7 @@ class _Execute:
         update: dict[str, Any] = {
             "exec_messages": results,
             "trajectory": steps,
-            "force_answer": force_answer,
-            "resample": resample,
+            "after_repeat": after_repeat,
         }
         if answer is not None:
             if answer:
@@ -378,7 +380,7 @@ class _Execute:
         Measured on a 0.5B model: told in prose to use python it never did; forced, it did, and
         its accuracy on arithmetic rose from 0.04 to about 0.6. Policy must bind, not suggest.
         """
-        if state.get("force_answer") and any(t.name == "submit_answer" for t in tools):
+        if state.get("after_repeat") == "submit" and any(t.name == "submit_answer" for t in tools):
             return "submit_answer"  # it repeated a call it had already seen the output of
         skill = self._skill(state, ctx)
         step = int(state.get("steps") or 0)
