@@ -366,7 +366,8 @@ def test_report_has_intervals_utility_growth_tokens_and_plots(learned: Path) -> 
     assert [g["learned"] for g in data["growth"]] == [0, 1, 1]
     # each group's curve, round by round (the learned run: 0 before the skill, all after)
     assert "| products | 0/3 | 3/3 | 3/3 |" in report
-    assert {(g["round"], g["correct"]) for g in data["group_curve"] if g["phase"] == "eval"} == {
+    test_curve = [g for g in data["group_curve"] if (g["phase"], g["split"]) == ("eval", "test")]
+    assert {(g["round"], g["correct"]) for g in test_curve} == {
         (0, 0),
         (1, TEST),
         (2, TEST),
