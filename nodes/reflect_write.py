@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, Field
+from typing_extensions import TypedDict
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -21,6 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from typing_extensions import TypedDict
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
