@@ -12,20 +12,22 @@ serves, the LangGraph server supplying persistence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.store.base import BaseStore
-from langgraph.types import Checkpointer, Overwrite
+from langgraph.types import Checkpointer, Command, Overwrite
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import InputState, OutputState, State
+from memento_skills.graph.validation import check_context, check_input
 from memento_skills.nodes.execute import build_execute_graph, task_attachments
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.reflect_write import build_reflect_write_graph
@@ -93,6 +95,47 @@ def _after_reflect(state: State, runtime: Runtime[Context]) -> str:
     return "end_task"
 
 
+def _checked_run(input: Any, config: RunnableConfig | None, context: Any) -> Any:
+    """The run's context, validated, once its input is found runnable: both are refused here,
+    before any node (and so any model) runs. A resume (a Command, or None) carries no new input;
+    run as a node of a parent graph (a checkpoint namespace is set), the input may hold the
+    parent's own keys."""
+    if input is not None and not isinstance(input, Command):
+        nested = bool(ensure_config(config).get("configurable", {}).get("checkpoint_ns"))
+        check_input(input, extra_keys=nested)
+    return check_context(context)
+
+
+class MementoGraph(CompiledStateGraph[State, Context, InputState, OutputState]):
+    """The compiled memento graph, refusing a bad context or input before its first node.
+
+    `invoke`, `stream_events` and the LangGraph server all run through `stream`/`astream`, so
+    checking there covers every way a run starts.
+    """
+
+    def stream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        checked = _checked_run(input, config, context)
+        return super().stream(input, config, context=checked, **kwargs)
+
+    def astream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        checked = _checked_run(input, config, context)
+        return super().astream(input, config, context=checked, **kwargs)
+
+
 def build_graph(
     checkpointer: Checkpointer = None,
     store: BaseStore | None = None,
@@ -104,7 +147,7 @@ def build_graph(
     approve_script: Callable[[str], bool] | None = None,
     resources: Resources | None = None,
     name: str = "memento",
-) -> CompiledStateGraph[State, Context, InputState, OutputState]:
+) -> MementoGraph:
     """Compile the memento graph.
 
     chat_models maps roles ("router", "executor", "judge", "writer") to models you already
@@ -141,4 +184,6 @@ def build_graph(
     builder.add_edge("judge", "reflect_write")
     builder.add_conditional_edges("reflect_write", _after_reflect, ["route_skill", "end_task"])
     builder.add_edge("end_task", END)
-    return builder.compile(checkpointer=checkpointer, store=store, name=name)
+    compiled = builder.compile(checkpointer=checkpointer, store=store, name=name)
+    # the same construction Pregel.copy() uses, into the checking subclass
+    return MementoGraph(**{k: v for k, v in vars(compiled).items() if k != "__orig_class__"})

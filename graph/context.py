@@ -1,7 +1,9 @@
 """Run configuration (LangGraph `context_schema`): every field carries a description for Studio.
 
 Defaults come from the environment where users expect them (MEMENTO_* variables); a caller
-overrides any field per run with `graph.invoke(..., context=Context(...))`.
+overrides any field per run with `graph.invoke(..., context=Context(...))` or a mapping of field
+names. Besides a description, a field's metadata may bound it (`ge`, `gt`): pydantic reads both
+into the served schema, and graph/validation.py refuses a run that breaks them.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class Context:
     )
     # read phase
     top_k: int = field(
-        default=5, metadata={"description": "Skills the router keeps as candidates."}
+        default=5, metadata={"description": "Skills the router keeps as candidates.", "ge": 1}
     )
     router_mode: RouterMode = field(
         default="hybrid",
@@ -69,7 +71,8 @@ class Context:
     router_temperature: float = field(
         default=0.0,
         metadata={
-            "description": "Softmax temperature of skill selection: 0 is greedy (test), >0 explores."
+            "description": "Softmax temperature of skill selection: 0 is greedy (test), >0 explores.",
+            "ge": 0,
         },
     )
     min_route_score: float = field(
@@ -78,18 +81,23 @@ class Context:
     )
     # execution
     max_attempts: int = field(
-        default=2, metadata={"description": "Attempts per task (the loop retries a failed task)."}
+        default=2,
+        metadata={"description": "Attempts per task (the loop retries a failed task).", "ge": 1},
     )
-    max_steps: int = field(default=8, metadata={"description": "Tool-calling steps per attempt."})
-    max_tokens: int = field(default=20_000, metadata={"description": "Token budget per attempt."})
+    max_steps: int = field(
+        default=8, metadata={"description": "Tool-calling steps per attempt.", "ge": 1}
+    )
+    max_tokens: int = field(
+        default=20_000, metadata={"description": "Token budget per attempt.", "ge": 1}
+    )
     max_wall_s: float = field(
-        default=300.0, metadata={"description": "Wall-time budget per attempt, seconds."}
+        default=300.0, metadata={"description": "Wall-time budget per attempt, seconds.", "gt": 0}
     )
     sandbox_wall_s: float = field(
-        default=30.0, metadata={"description": "Time limit of one shell/python call."}
+        default=30.0, metadata={"description": "Time limit of one shell/python call.", "gt": 0}
     )
     sandbox_memory_mb: int = field(
-        default=1024, metadata={"description": "Memory limit of one shell/python call."}
+        default=1024, metadata={"description": "Memory limit of one shell/python call.", "ge": 1}
     )
     web_search: bool = field(
         default=True, metadata={"description": "Offer the web_search tool (needs TAVILY_API_KEY)."}
@@ -113,7 +121,8 @@ class Context:
     gate_cases: int = field(
         default=3,
         metadata={
-            "description": "Regression cases replayed before a skill change goes live (0: none)."
+            "description": "Regression cases replayed before a skill change goes live (0: none).",
+            "ge": 0,
         },
     )
     approval_required: bool = field(
