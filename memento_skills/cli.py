@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from memento_skills.stores.library import SkillLibrary
@@ -60,7 +61,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -321,11 +322,9 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Run one task: route to a skill, execute, judge, and learn from the outcome."""
-    from memento_skills.graph.context import Context
+    from memento_skills.graph.validation import RunRefused, check_context
     from memento_skills.runner import describe, run_task
 
-    if write_policy not in ("off", "create", "refine", "full"):
-        _fail(f"--write-policy must be off, create, refine or full, not {write_policy!r}")
     fields: dict[str, Any] = {
         "write_policy": write_policy,
         "max_attempts": max_attempts,
@@ -337,7 +336,11 @@ def run(
         fields["base_url"] = base_url
     if model:
         fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
-    ctx = Context(**fields)
+    try:  # the graph checks again as the run starts; here it fails before the library is seeded
+        ctx = check_context(fields)
+    except RunRefused as e:
+        option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
+        _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
 
@@ -448,5 +451,12 @@ def main() -> None:
     try:
         app()
     except SkillError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except ValueError as e:  # a run refused for its context or input (imported late: it is heavy)
+        from memento_skills.graph.validation import RunRefused
+
+        if not isinstance(e, RunRefused):
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
