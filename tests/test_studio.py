@@ -3,11 +3,16 @@
 A real dev server is started from the repo root (it reads langgraph.json), a real run is
 streamed through `langgraph_sdk`, and every model call goes over HTTP to an OpenAI-compatible
 server on loopback that always answers "42" — the cheapest real endpoint that needs neither
-network nor key. Nothing in between is replaced.
+network nor key. Nothing in between is replaced. One server and one stub serve the whole module
+(starting `langgraph dev` costs seconds); each test clears the stub's request log first.
+
+Besides a run, the module checks what Studio reads (the served input, output and context
+schemas) and that a run with a wrong context or input is refused before any model request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -24,6 +29,9 @@ from typing import Any
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
+from langgraph_sdk.errors import UnprocessableEntityError
+
+from memento_skills.graph.context import Context
 
 REPO = Path(__file__).resolve().parents[1]
 LANGGRAPH = Path(sys.executable).parent / "langgraph"  # the CLI of the venv running pytest
@@ -99,7 +107,7 @@ class OpenAIStub(BaseHTTPRequestHandler):
         self.wfile.write(b"data: [DONE]\n\n")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def openai_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     requests: list[dict[str, Any]] = []
     handler = type("Handler", (OpenAIStub,), {"requests": requests})
@@ -135,8 +143,9 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     )
 
 
-@pytest.fixture
-def langgraph_dev(tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def langgraph_dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The dev server's URL and its log file."""
     if not LANGGRAPH.exists():
         pytest.fail(f"{LANGGRAPH} is missing: install the dev extra (langgraph-cli[inmem])")
     port = _free_port()
@@ -149,9 +158,9 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
         LANGGRAPH_CLI_NO_ANALYTICS="1",
         LANGGRAPH_NO_VERSION_CHECK="1",
         ORT_DISABLE_TELEMETRY="1",
-        MEMENTO_HOME=str(tmp_path / "home"),
+        MEMENTO_HOME=str(tmp_path_factory.mktemp("home")),
     )
-    log = tmp_path / "langgraph-dev.log"
+    log = tmp_path_factory.mktemp("server") / "langgraph-dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -173,7 +182,7 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, proc, log)
-        yield url
+        yield url, log
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -184,17 +193,21 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
                 proc.wait(timeout=10)
 
 
-@pytest.mark.slow
-def test_run_streams_through_langgraph_dev(
-    langgraph_dev: str, openai_stub: tuple[str, list[dict[str, Any]]], tmp_path: Path
-) -> None:
-    base_url, requests = openai_stub
-    client = get_sync_client(url=langgraph_dev)
-    assistants = client.assistants.search(graph_id="memento")
-    assert assistants, "langgraph.json must register the graph as 'memento'"
+@pytest.fixture
+def langgraph_dev(langgraph_dev_server: tuple[str, Path]) -> str:
+    return langgraph_dev_server[0]
 
-    thread = client.threads.create()
-    context: dict[str, Any] = {
+
+@pytest.fixture
+def stub(openai_stub: tuple[str, list[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+    """The module's stub, its request log emptied for this test."""
+    openai_stub[1].clear()
+    return openai_stub
+
+
+def _context(base_url: str, tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """A run context pointing every model at the stub and every file under tmp_path."""
+    return {
         "base_url": base_url,
         "executor_model": "m",
         "judge_model": "m",
@@ -205,7 +218,21 @@ def test_run_streams_through_langgraph_dev(
         "index_dir": str(tmp_path / "index"),
         "workspace_dir": str(tmp_path / "ws"),
         "run_log": str(tmp_path / "runs.jsonl"),
+        **changes,
     }
+
+
+@pytest.mark.slow
+def test_run_streams_through_langgraph_dev(
+    langgraph_dev: str, stub: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    base_url, requests = stub
+    client = get_sync_client(url=langgraph_dev)
+    assistants = client.assistants.search(graph_id="memento")
+    assert assistants, "langgraph.json must register the graph as 'memento'"
+
+    thread = client.threads.create()
+    context = _context(base_url, tmp_path)
     parts = list(
         client.runs.stream(
             thread["thread_id"],
@@ -242,6 +269,150 @@ def test_run_streams_through_langgraph_dev(
     # the library was seeded where the run's context said, and write_policy "off" left it unused
     assert (tmp_path / "skills" / routed["skill"] / "SKILL.md").is_file()
     assert (tmp_path / "runs.jsonl").is_file()
+
+
+@pytest.mark.slow
+def test_studio_gets_the_input_output_and_context_schemas(langgraph_dev: str) -> None:
+    """What Studio renders its form from, fetched over HTTP (null on Python 3.11 before the fix)."""
+    found = httpx.post(
+        f"{langgraph_dev}/assistants/search", json={"graph_id": "memento"}, timeout=30
+    )
+    found.raise_for_status()
+    assistant_id = found.json()[0]["assistant_id"]
+    served = httpx.get(f"{langgraph_dev}/assistants/{assistant_id}/schemas", timeout=60)
+    served.raise_for_status()
+    schemas = served.json()
+
+    inputs = schemas["input_schema"]
+    assert inputs is not None, schemas
+    assert {"task", "task_id", "ground_truth", "rubric", "messages"} <= set(inputs["properties"])
+    outputs = schemas["output_schema"]
+    assert outputs is not None, schemas
+    assert {"answer", "verdict", "selected_skill", "writes"} <= set(outputs["properties"])
+
+    context = schemas["context_schema"]
+    assert context is not None, schemas
+    fields = context["properties"]
+    assert set(fields) == {f.name for f in dataclasses.fields(Context)}
+    undescribed = [name for name, spec in fields.items() if not spec.get("description")]
+    assert not undescribed, f"context fields Studio would show without a description: {undescribed}"
+    assert fields["write_policy"]["enum"] == ["off", "create", "refine", "full"]
+    assert fields["router_mode"]["enum"] == ["hybrid", "dense", "lexical"]
+    assert fields["max_attempts"]["minimum"] == 1  # the bounds the validator enforces, shown too
+
+
+REFUSED = [
+    pytest.param(
+        {"write_policy": "bogus"},
+        {"task": "What is 6 times 7?"},
+        ["'write_policy'", "'bogus'", "'off', 'create', 'refine' or 'full'", "set write_policy"],
+        id="context-value-not-allowed",
+    ),
+    pytest.param(
+        {"max_attempt": 3},
+        {"task": "What is 6 times 7?"},
+        ["unknown context key 'max_attempt'", "did you mean 'max_attempts'?", "rename it"],
+        id="context-key-unknown",
+    ),
+    pytest.param(
+        {"top_k": 0},
+        {"task": "What is 6 times 7?"},
+        ["'top_k' is 0", "at least 1", "raise top_k"],
+        id="context-value-out-of-range",
+    ),
+    pytest.param(
+        {},
+        {"question": "What is 6 times 7?"},
+        ["unknown input key 'question'", "valid keys are task,", 'put the task under "task"'],
+        id="input-key-unknown",
+    ),
+    pytest.param(
+        {},
+        {"task": "   "},
+        ["input has no task", 'put the task under "task"'],
+        id="input-task-empty",
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("changes", "payload", "expected"), REFUSED)
+def test_a_bad_run_is_refused_before_any_model_call(
+    langgraph_dev: str,
+    stub: tuple[str, list[dict[str, Any]]],
+    tmp_path: Path,
+    changes: dict[str, Any],
+    payload: dict[str, Any],
+    expected: list[str],
+) -> None:
+    base_url, requests = stub
+    client = get_sync_client(url=langgraph_dev)
+    thread = client.threads.create()
+    with pytest.raises(UnprocessableEntityError) as refused:
+        list(
+            client.runs.stream(
+                thread["thread_id"],
+                "memento",
+                input=payload,
+                context=_context(base_url, tmp_path, **changes),
+                stream_mode=["updates"],
+            )
+        )
+    detail = refused.value.response.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail, detail  # one line
+    for part in expected:
+        assert part in detail, detail
+    assert requests == [], "a model was called for a run that should have been refused"
+    assert client.runs.list(thread["thread_id"]) == [], "a refused run must not be queued"
+
+
+@pytest.mark.slow
+def test_a_stateless_wait_run_and_an_assistant_are_refused_the_same_way(
+    langgraph_dev: str, stub: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    base_url, requests = stub
+    client = get_sync_client(url=langgraph_dev)
+    with pytest.raises(httpx.HTTPStatusError) as refused:  # runs.wait raises httpx's own error
+        client.runs.wait(
+            None,
+            "memento",
+            input={"task": "What is 6 times 7?"},
+            context=_context(base_url, tmp_path, router_mode="semantic"),
+        )
+    assert refused.value.response.status_code == 422
+    assert "'router_mode'" in refused.value.response.json()["detail"]
+    # an assistant saved with a bad context would refuse every run started from it later
+    with pytest.raises(UnprocessableEntityError) as saved:
+        client.assistants.create("memento", context={"writepolicy": "off"})
+    assert "did you mean 'write_policy'?" in saved.value.response.json()["detail"]
+    assert requests == []
+
+
+@pytest.mark.slow
+def test_a_bad_value_in_the_legacy_configurable_fails_the_run_before_any_model_call(
+    langgraph_dev: str, stub: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The server mirrors `config.configurable` into the context when none is given: that path
+    passes the HTTP check, and the graph's own check (the same validator) stops the run."""
+    base_url, requests = stub
+    client = get_sync_client(url=langgraph_dev)
+    thread = client.threads.create()
+    parts = list(
+        client.runs.stream(
+            thread["thread_id"],
+            "memento",
+            input={"task": "What is 6 times 7?"},
+            config={"configurable": _context(base_url, tmp_path, write_policy="bogus")},
+            stream_mode=["updates"],
+        )
+    )
+    errors = [p.data for p in parts if p.event == "error"]
+    assert errors, parts
+    assert "'write_policy'" in str(errors[0]) and "'off', 'create', 'refine' or 'full'" in str(
+        errors[0]
+    )
+    assert not [p for p in parts if p.event == "updates"], "no node may run"
+    assert requests == []
 
 
 def test_dev_server_state_is_git_ignored() -> None:
