@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
 
 
@@ -54,14 +55,22 @@ class LibraryWrite(TypedDict):
     reason: str
 
 
+# The docstring under a field of InputState or OutputState is its description in the served
+# schema (Studio's input form), read by pydantic.
+@with_config(ConfigDict(use_attribute_docstrings=True))
 class InputState(TypedDict):
     """What a caller passes in: a task (or a chat message in Studio) and, for evals, the gold."""
 
     task: NotRequired[str | None]
+    """The task, in words (or send a chat message instead)."""
     task_id: NotRequired[str | None]
+    """Your id for the task: it names the task in the run log and in skill provenance."""
     ground_truth: NotRequired[str | None]
+    """The known answer, if there is one: only the judge reads it."""
     rubric: NotRequired[str | None]
+    """How to judge a free-form answer when there is no known answer."""
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """Chat messages (Studio's chat mode): with no task, the last human message is the task."""
 
 
 class AttemptState(InputState):
@@ -93,9 +102,17 @@ class ReflectOutput(TypedDict):
     writes: NotRequired[Annotated[list[LibraryWrite], operator.add]]
 
 
+@with_config(ConfigDict(use_attribute_docstrings=True))
 class OutputState(TypedDict):
+    """What a run hands back: the answer, how it was judged, and what the library learned."""
+
     answer: NotRequired[str | None]
+    """The final answer of the last attempt (null: none was given)."""
     verdict: NotRequired[Verdict | None]
+    """The judge's verdict on that answer: passed, score, critique and method."""
     selected_skill: NotRequired[str | None]
+    """The skill the last attempt used (null: none fitted)."""
     writes: NotRequired[list[LibraryWrite]]
+    """The changes this task made to the skill library, or proposed and rolled back."""
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
+    """The chat, with the answer appended (Studio's chat mode)."""

@@ -286,6 +286,7 @@ def test_studio_gets_the_input_output_and_context_schemas(langgraph_dev: str) ->
     inputs = schemas["input_schema"]
     assert inputs is not None, schemas
     assert {"task", "task_id", "ground_truth", "rubric", "messages"} <= set(inputs["properties"])
+    assert all(spec.get("description") for spec in inputs["properties"].values()), inputs
     outputs = schemas["output_schema"]
     assert outputs is not None, schemas
     assert {"answer", "verdict", "selected_skill", "writes"} <= set(outputs["properties"])
