@@ -368,7 +368,7 @@ def test_a_bad_run_is_refused_before_any_model_call(
 
 
 @pytest.mark.slow
-def test_a_stateless_wait_run_and_an_assistant_are_refused_the_same_way(
+def test_a_stateless_run_a_batch_and_an_assistant_are_refused_the_same_way(
     langgraph_dev: str, stub: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     base_url, requests = stub
@@ -382,6 +382,16 @@ def test_a_stateless_wait_run_and_an_assistant_are_refused_the_same_way(
         )
     assert refused.value.response.status_code == 422
     assert "'router_mode'" in refused.value.response.json()["detail"]
+    # a batch is refused whole when one of its runs is wrong
+    batch = httpx.post(
+        f"{langgraph_dev}/runs/batch",
+        json=[
+            {"assistant_id": "memento", "input": {"task": "What is 6 times 7?"}},
+            {"assistant_id": "memento", "input": {"question": "What is 6 times 7?"}},
+        ],
+        timeout=30,
+    )
+    assert batch.status_code == 422 and "unknown input key 'question'" in batch.json()["detail"]
     # an assistant saved with a bad context would refuse every run started from it later
     with pytest.raises(UnprocessableEntityError) as saved:
         client.assistants.create("memento", context={"writepolicy": "off"})

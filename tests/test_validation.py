@@ -163,6 +163,8 @@ def test_a_good_run_still_runs_and_a_chat_message_counts_as_a_task(
     assert out["answer"] == "42" and out["verdict"]["passed"]
     assert models["executor"].calls
     check_input({"messages": [{"role": "user", "content": "What is 6 times 7?"}]})
+    studio_chat = {"type": "human", "content": [{"type": "text", "text": "What is 6 times 7?"}]}
+    check_input({"messages": [studio_chat]})
 
 
 class HostState(TypedDict):
