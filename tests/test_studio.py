@@ -13,8 +13,10 @@ schemas) and that a run with a wrong context or input is refused before any mode
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
+import pkgutil
 import signal
 import socket
 import subprocess
@@ -30,6 +32,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 from langgraph_sdk.errors import UnprocessableEntityError
+from pydantic import TypeAdapter
+from typing_extensions import is_typeddict
 
 from memento_skills.graph.context import Context
 
@@ -300,6 +304,32 @@ def test_studio_gets_the_input_output_and_context_schemas(langgraph_dev: str) ->
     assert fields["write_policy"]["enum"] == ["off", "create", "refine", "full"]
     assert fields["router_mode"]["enum"] == ["hybrid", "dense", "lexical"]
     assert fields["max_attempts"]["minimum"] == 1  # the bounds the validator enforces, shown too
+
+
+PACKAGES = (
+    "memento_skills",
+    "memento_skills.graph",
+    "memento_skills.nodes",
+    "memento_skills.stores",
+    "memento_skills.evals",
+)
+
+
+def test_every_typeddict_in_the_package_gives_a_json_schema() -> None:
+    """pydantic refuses `typing.TypedDict` on Python < 3.12, and the server then serves null for
+    every schema built from it (the input form, a subgraph's state): each must come from
+    typing_extensions."""
+    found: dict[str, type] = {}
+    for package in PACKAGES:
+        for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            name = f"{package}.{module.name}"
+            for attr, value in vars(importlib.import_module(name)).items():
+                if is_typeddict(value) and value.__module__ == name:
+                    found[f"{name}.{attr}"] = value
+    assert "memento_skills.graph.state.InputState" in found and len(found) >= 10, found
+    for name, cls in found.items():
+        schema = TypeAdapter(cls).json_schema()  # raises PydanticUserError on typing.TypedDict
+        assert schema.get("properties"), name
 
 
 REFUSED = [
