@@ -295,6 +295,8 @@ def test_studio_gets_the_input_output_and_context_schemas(langgraph_dev: str) ->
     assert outputs is not None, schemas
     assert {"answer", "verdict", "selected_skill", "writes"} <= set(outputs["properties"])
 
+    assert schemas["state_schema"] is not None, schemas  # what Studio's state view reads
+
     context = schemas["context_schema"]
     assert context is not None, schemas
     fields = context["properties"]
