@@ -322,7 +322,7 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Run one task: route to a skill, execute, judge, and learn from the outcome."""
-    from memento_skills.graph.validation import RunRefused, check_context
+    from memento_skills.graph.validation import RunRefused, check_context, check_input
     from memento_skills.runner import describe, run_task
 
     fields: dict[str, Any] = {
@@ -337,8 +337,11 @@ def run(
     if model:
         fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
     try:  # the graph checks again as the run starts; here it fails before the library is seeded
+        check_input({"task": task, "ground_truth": ground_truth})
         ctx = check_context(fields)
     except RunRefused as e:
+        if e.field == "task":
+            _fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
         option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
     if not json_out:

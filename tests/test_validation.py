@@ -197,17 +197,22 @@ def _memento(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize(
-    ("option", "expected"),
+    ("args", "expected"),
     [
-        (["--write-policy", "bogus"], "--write-policy: context field 'write_policy' is 'bogus'"),
-        (["--max-attempts", "0"], "--max-attempts: context field 'max_attempts' is 0"),
+        (
+            ["What is 6 times 7?", "--write-policy", "bogus"],
+            "--write-policy: context field 'write_policy' is 'bogus': allowed values are 'off', "
+            "'create', 'refine' or 'full'",
+        ),
+        (["What is 6 times 7?", "--max-attempts", "0"], "--max-attempts: context field"),
+        (["  "], "TASK is empty: say the task in words"),
     ],
 )
-def test_the_cli_refuses_a_bad_option_in_one_line_before_seeding_anything(
-    tmp_path: Path, option: list[str], expected: str
+def test_the_cli_refuses_a_bad_run_in_one_line_before_seeding_anything(
+    tmp_path: Path, args: list[str], expected: str
 ) -> None:
     library = tmp_path / "lib"
-    proc = _memento("run", "What is 6 times 7?", "--dir", str(library), *option, home=tmp_path)
+    proc = _memento("run", *args, "--dir", str(library), home=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
