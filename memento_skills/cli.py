@@ -1,7 +1,8 @@
 """The `memento` command line: skills management, benchmarks (and, later, running and learning).
 
 Output is for people by default (rich tables, colour on a terminal); `--json` prints one JSON
-document for scripts. Library errors become a one-line message and exit code 1, never a traceback.
+document for scripts. Errors propagate to `main()`, which prints one line and exits with the
+code cli_errors.py defines (a traceback only with --debug).
 """
 
 from __future__ import annotations
@@ -17,12 +18,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from memento_skills.cli_errors import (
+    EXIT_CODES_HELP,
+    BadInputError,
+    CommandFailed,
+    ExitCode,
+    report_error,
+)
 from memento_skills.stores.library import SkillLibrary
-from memento_skills.stores.skill import SkillError
 
 app = typer.Typer(
     name="memento",
     help="A self-improving agent that learns by writing its own skills.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -31,8 +39,23 @@ bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_
 app.add_typer(skills_app, name="skills")
 app.add_typer(bench_app, name="bench")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_debug = {"on": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="MEMENTO_DEBUG", help="Print the traceback of an error as well."
+        ),
+    ] = False,
+) -> None:
+    """A self-improving agent that learns by writing its own skills."""
+    _debug["on"] = debug
+
 
 DirOpt = Annotated[
     Path | None,
@@ -43,10 +66,24 @@ DirOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
 
+def _existing_library_dir(path: Path) -> Path:
+    """An explicit --dir must be a library that exists: a typo must not seed a new one."""
+    path = path.expanduser()
+    if not path.exists():
+        raise BadInputError(
+            f"no skill library at {path}: check --dir, or create one with "
+            f"`memento skills init {path}`"
+        )
+    if not path.is_dir():
+        raise BadInputError(f"--dir {path} is a file, not a skill library folder")
+    return path
+
+
 def _library(path: Path | None) -> SkillLibrary:
+    """The library at --dir (which must exist), or the default one (created on first use)."""
     from memento_skills.stores.settings import open_library
 
-    return open_library(path)
+    return open_library(_existing_library_dir(path) if path is not None else None)
 
 
 def _emit_json(data: Any) -> None:
@@ -61,8 +98,7 @@ def _emit_json(data: Any) -> None:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    raise BadInputError(message)
 
 
 def _skill_dict(skill: Any) -> dict[str, Any]:
@@ -123,31 +159,63 @@ def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @skills_app.command("show")
-def skills_show(name: str, dir: DirOpt = None, json_out: JsonOpt = False) -> None:
-    """Show one skill: its SKILL.md and its other files."""
+def skills_show(
+    name: str,
+    dir: DirOpt = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Print the SKILL.md file byte for byte (the default when piped)."
+        ),
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one skill: its SKILL.md and its other files (`show NAME > SKILL.md` copies the file)."""
+    from memento_skills.stores.skill import SKILL_FILE
+
     lib = _library(dir)
     skill = lib.get(name)
     files = lib.list_files(name)
     if json_out:
         _emit_json({**_skill_dict(skill), "body": skill.body, "files": files})
         return
-    out.print(skill.to_markdown(), markup=False, highlight=False)
+    if raw or not sys.stdout.isatty():
+        sys.stdout.buffer.write((lib.skill_dir(name) / SKILL_FILE).read_bytes())
+        sys.stdout.flush()
+        return
+    out.print(skill.to_markdown(), markup=False, highlight=False, soft_wrap=True)
     if files:
         out.print("[bold]files:[/] " + ", ".join(files))
 
 
 @skills_app.command("validate")
 def skills_validate(
-    path: Annotated[Path | None, typer.Argument(help="A skill folder or a library folder.")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="A SKILL.md file, a skill folder or a library folder."),
+    ] = None,
     dir: DirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Validate skills; exit code 1 when any is malformed."""
+    """Validate skills (nothing is created or changed); exit code 1 when any is malformed."""
     from memento_skills.stores.skill import SKILL_FILE, SkillValidationError, parse_skill
 
     errors: list[SkillValidationError] = []
     valid: list[str] = []
     target = path or dir
+    if target is not None:
+        target = target.expanduser()
+        if not target.exists():
+            raise BadInputError(
+                f"{target} does not exist: give a SKILL.md file, a skill folder or a library folder"
+            )
+        if target.is_file():
+            if target.name != SKILL_FILE:
+                raise BadInputError(
+                    f"{target} is a file but not a {SKILL_FILE}: give a skill's "
+                    f"{SKILL_FILE}, its folder or a library folder"
+                )
+            target = target.parent
     if target is not None and (target / SKILL_FILE).is_file():
         try:
             valid.append(
@@ -162,6 +230,10 @@ def skills_validate(
         report = lib.scan()
         valid = [s.name for s in report.skills]
         errors = report.errors
+        if not valid and not errors:
+            raise BadInputError(
+                f"{lib.root} holds no skill (no folder with a {SKILL_FILE}): check the path"
+            )
     if json_out:
         _emit_json({"valid": valid, "errors": [e.to_dict() for e in errors]})
     else:
@@ -170,7 +242,35 @@ def skills_validate(
         for problem in errors:
             out.print(f"[red]FAIL[/] {problem}", highlight=False)
     if errors:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@skills_app.command("init")
+def skills_init(
+    path: Annotated[Path, typer.Argument(help="The folder of the new library.")],
+    seed: Annotated[
+        bool, typer.Option("--seed/--no-seed", help="Start with the packaged seed skills.")
+    ] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a new skill library (other commands refuse a --dir that does not exist)."""
+    from memento_skills.stores.settings import open_library
+
+    path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"{path} is a file: pick a folder for the new library")
+    if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
+        raise BadInputError(f"{path} is not empty: pick a new or empty folder for the library")
+    library = open_library(path, seed=seed)
+    names = [s.name for s in library.skills()]
+    if json_out:
+        _emit_json({"dir": str(library.root), "skills": names})
+    else:
+        out.print(f"new library {library.root} with {_count(len(names), 'skill')}", highlight=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @skills_app.command("history")
@@ -247,7 +347,7 @@ def skills_import(
             out.print(f"[yellow]skipped[/] {n}: already in the library (use --replace)")
         _report_errors(report.errors)
     if report.errors:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @skills_app.command("export")
@@ -262,11 +362,13 @@ def skills_export(
     """Export skills as a zip of Agent Skills folders."""
     from memento_skills.stores.packs import export_pack
 
+    if dest.suffix.lower() != ".zip":
+        raise BadInputError(f"export writes a zip: name the file {dest.with_suffix('.zip')}")
     written = export_pack(_library(dir), dest, names or None)
     if json_out:
         _emit_json({"zip": str(dest), "skills": written})
     else:
-        out.print(f"wrote {len(written)} skills to {dest}")
+        out.print(f"wrote {_count(len(written), 'skill')} to {dest}", highlight=False)
 
 
 @skills_app.command("sync")
@@ -321,7 +423,12 @@ def run(
     model: Annotated[str | None, typer.Option(help="Model name for every role.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run one task: route to a skill, execute, judge, and learn from the outcome."""
+    """Run one task: route to a skill, execute, judge, and learn from the outcome.
+
+    Exit code 0 when the answer passed (or was not judged), 1 when the verdict is FAIL or the
+    executor failed, 2 for a bad option, 3 when the model endpoint cannot be reached (checked
+    before the run).
+    """
     from memento_skills.graph.validation import RunRefused, check_context, check_input
     from memento_skills.runner import describe, run_task
 
@@ -344,6 +451,9 @@ def run(
             _fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
         option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
+    if dir is not None:
+        _existing_library_dir(dir)
+    _check_endpoint(base_url, model)
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
 
@@ -365,8 +475,11 @@ def run(
     result = run_task(
         task, context=ctx, ground_truth=ground_truth, on_event=on_event, approver=approver
     )
+    failure = _run_failure(result)
     if json_out:
         _emit_json(result.to_dict())
+        if failure is not None:
+            raise failure
         return
     for w in result.writes:
         if w.get("action") not in ("utility", "none"):
@@ -379,6 +492,42 @@ def run(
         result.answer if result.answer else f"(no answer: {result.error or 'see above'})",
         markup=False,
     )
+    if failure is not None:
+        raise failure
+
+
+def _check_endpoint(base_url: str | None, model: str | None) -> None:
+    """Before a run: an endpoint that does not answer at all is reported as unreachable (exit
+    3) at once, instead of after every role's retries as a failed task."""
+    from memento_skills.graph.models import OPENAI_BASE_URL, probe_endpoint, resolve_settings
+
+    settings = resolve_settings("executor", base_url=base_url, model=model)
+    if settings.offline_default:
+        return  # the local server is started (and checked) by the run itself
+    probe_endpoint(settings.base_url or OPENAI_BASE_URL, settings.api_key)
+
+
+_UNREACHABLE = ("APIConnectionError", "OpenAIConnectionError", "APITimeoutError", "LocalLLMError")
+
+
+def _run_failure(result: Any) -> CommandFailed | None:
+    """Why `memento run` must not exit 0: the endpoint went away, the executor failed, or FAIL."""
+    if result.answer is None and result.error:
+        if any(name in result.error for name in _UNREACHABLE):
+            return CommandFailed(
+                f"the model endpoint stopped answering during the run ({result.error}); "
+                "check the server behind --base-url / MEMENTO_BASE_URL",
+                ExitCode.UNREACHABLE,
+            )
+        return CommandFailed(f"the task failed: {result.error}")
+    verdict = result.verdict or {}
+    if verdict and not verdict.get("passed"):
+        critique = str(verdict.get("critique") or "").strip()
+        return CommandFailed(
+            f"the task failed: verdict FAIL ({verdict.get('method')})"
+            + (f": {critique}" if critique else "")
+        )
+    return None
 
 
 def _print_figures(title: str, result: dict[str, Any]) -> None:
@@ -451,15 +600,11 @@ app.add_typer(router_app, name="router")
 
 
 def main() -> None:
+    """The `memento` entry point: every error that reaches here is one line and an exit code.
+
+    Usage errors (exit 2) and Ctrl-C (exit 130) are handled by typer itself.
+    """
     try:
         app()
-    except SkillError as e:
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except ValueError as e:  # a run refused for its context or input (imported late: it is heavy)
-        from memento_skills.graph.validation import RunRefused
-
-        if not isinstance(e, RunRefused):
-            raise
-        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+    except Exception as e:
+        sys.exit(report_error(e, debug=_debug["on"], console=err))

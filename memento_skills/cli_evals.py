@@ -3,8 +3,8 @@
 Registered on the main app by `register(app)`. Heavy imports (the graph, reasoning-gym,
 matplotlib) stay inside the commands so `memento --help` stays fast.
 
-Exit codes: 0 done, 1 bad input or a failed run, 2 the leak check found a gold answer in the
-library (the run's numbers must not be trusted).
+Errors propagate to `main()` in cli.py (one line, the exit codes of cli_errors.py); the leak
+check exits with ExitCode.LEAK (the run's numbers must not be trusted).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-out = Console()
-err = Console(stderr=True)
+from memento_skills.cli_errors import BadInputError, ExitCode
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 suites_app = typer.Typer(help="Eval suites: GAIA, HLE, reasoning-gym, your own jsonl.")
 
@@ -78,9 +80,8 @@ WebOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
+def _fail(message: str) -> None:
+    raise BadInputError(message)
 
 
 def _suite(
@@ -161,23 +162,7 @@ def _exit_on_leaks(found: list[Any], run_dir: Path) -> None:
     )
     for leak in found[:50]:
         err.print(f"  {leak}", highlight=False, markup=False)
-    raise typer.Exit(2)
-
-
-def _input_errors() -> tuple[type[Exception], ...]:
-    from memento_skills.evals.learning import EndpointError, RunDirError
-    from memento_skills.evals.report import ReportError
-    from memento_skills.evals.suites import SuiteError
-
-    # Model errors can only come from the model layer once it is loaded.
-    extra: list[type[Exception]] = []
-    models = sys.modules.get("memento_skills.graph.models")
-    if models is not None:
-        extra.append(models.ModelConfigError)
-    local = sys.modules.get("memento_skills.graph.local_llm")
-    if local is not None:
-        extra.append(local.LocalLLMError)
-    return (SuiteError, RunDirError, ReportError, EndpointError, *extra)
+    raise typer.Exit(ExitCode.LEAK)
 
 
 class _Interrupts:
@@ -198,19 +183,15 @@ class _Interrupts:
 
 
 def _run(action: Any) -> Any:
-    """Turn the evals' input errors into one clean line and exit code 1; SIGTERM (`kill`, a CI
-    timeout, `docker stop`) stops a run as Ctrl-C does, keeping every finished result."""
+    """SIGTERM (`kill`, a CI timeout, `docker stop`) stops a run as Ctrl-C does, keeping every
+    finished result; other errors go on to `main()`, which prints them as one line."""
     handler = _Interrupts()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return action()
     except KeyboardInterrupt:
         err.print("interrupted: every finished task is recorded; rerun the same command to resume")
-        raise typer.Exit(130) from None
-    except Exception as e:
-        if isinstance(e, _input_errors()):
-            _fail(str(e))
-        raise
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     finally:
         for sig, before in previous.items():
             signal.signal(sig, before)

@@ -15,20 +15,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from memento_skills.cli_errors import BadInputError
+
 router_app = typer.Typer(
     help="The learned skill router: train, evaluate, replay.", no_args_is_help=True
 )
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed: the same seed and data give the same router.")]
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
+    raise BadInputError(message)
 
 
 def _emit(data: Any) -> None:
@@ -62,6 +63,8 @@ def train(
     from memento_skills.stores.run_log import RunLog
     from memento_skills.stores.settings import default_index_dir, memento_home, open_library
 
+    if dir is not None and not dir.expanduser().is_dir():
+        _fail(f"no skill library at {dir}: check --dir, or create one with `memento skills init`")
     logs = from_ or [memento_home() / "runs.jsonl"]
     samples = []
     for path in logs:
@@ -135,13 +138,9 @@ def eval_(
     json_out: JsonOpt = False,
 ) -> None:
     """Train from scratch on TRAIN in a temporary library of SKILLS; report quality on TEST."""
-    from memento_skills.evals.router_eval import DataError, run_eval
+    from memento_skills.evals.router_eval import run_eval
 
-    try:
-        result = run_eval(skills, train, test, seed=seed)
-    except DataError as e:
-        _fail(str(e))
-        return
+    result = run_eval(skills, train, test, seed=seed)
     if json_out:
         _emit(
             {
@@ -200,22 +199,18 @@ def replay(
     json_out: JsonOpt = False,
 ) -> None:
     """Bandit replay: reward 1 when the routed skill is the labelled one; prints the curve."""
-    from memento_skills.evals.router_eval import DataError, run_replay
+    from memento_skills.evals.router_eval import run_replay
 
-    try:
-        result = run_replay(
-            skills,
-            stream,
-            block=block,
-            temperature=temperature,
-            seed=seed,
-            limit=limit,
-            retrain_every=retrain_every,
-            png=png,
-        )
-    except DataError as e:
-        _fail(str(e))
-        return
+    result = run_replay(
+        skills,
+        stream,
+        block=block,
+        temperature=temperature,
+        seed=seed,
+        limit=limit,
+        retrain_every=retrain_every,
+        png=png,
+    )
     if json_out:
         _emit(result)
         return

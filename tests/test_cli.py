@@ -53,12 +53,12 @@ def test_show_history_diff_rollback(home: Path, tmp_path: Path) -> None:
     assert rolled["version"] == 3 and rolled["parent_version"] == 1
 
 
-def test_errors_are_one_clean_line_and_exit_1(home: Path) -> None:
+def test_errors_are_one_clean_line_and_exit_2(home: Path) -> None:
     proc = memento("skills", "show", "no-such-skill", home=home, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "no skill named 'no-such-skill'" in proc.stderr and "Traceback" not in proc.stderr
     proc = memento("skills", "show", "../etc", home=home, check=False)
-    assert proc.returncode == 1 and "refused" in proc.stderr
+    assert proc.returncode == 2 and "refused" in proc.stderr
 
 
 def test_validate_reports_malformed_and_fails(home: Path, tmp_path: Path) -> None:

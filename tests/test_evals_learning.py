@@ -337,7 +337,7 @@ def test_leak_check_fails_loudly_on_a_planted_gold(tmp_path: Path) -> None:
         timeout=120,
         env={**os.environ, "ORT_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"},
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 4, proc.stderr  # ExitCode.LEAK
     assert "LEAK CHECK FAILED" in proc.stderr
     assert victim.id in proc.stderr and f"{SKILL}/SKILL.md" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -386,10 +386,13 @@ def test_cli_errors_are_clean(tmp_path: Path) -> None:
         )
 
     proc = memento("learn", "--suite", "reasoning-gym", "--mode", "write-all", "--run-dir", "x")
-    assert proc.returncode == 1 and "--mode must be one of" in proc.stderr
+    assert proc.returncode == 2 and "--mode must be one of" in proc.stderr
+    proc = memento("report", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
     proc = memento("report", str(tmp_path / "empty"))
-    assert proc.returncode == 1 and "no results.jsonl" in " ".join(proc.stderr.split())
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "no results.jsonl" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 LOCAL_ENDPOINT_VARS = (
@@ -449,8 +452,8 @@ def test_cli_learn_with_the_local_model_stops_on_sigterm_resumes_and_reports(
     assert 1 <= len(first) <= 2 and duplicate_keys(first) == []
 
     again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
-    # 2 would mean the 135M writer copied a gold into a skill: the check failing loudly
-    assert again.returncode in (0, 2), again.stderr
+    # 4 would mean the 135M writer copied a gold into a skill: the check failing loudly
+    assert again.returncode in (0, 4), again.stderr
     records = load_results(run_dir)
     assert len(records) == 2 and duplicate_keys(records) == []
     assert all(r["tokens"] > 0 and r["usage"]["roles"]["executor"]["calls"] >= 1 for r in records)

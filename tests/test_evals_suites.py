@@ -274,7 +274,7 @@ def test_suites_show_cli(tmp_path: Path) -> None:
         env=env,
     )
     assert (
-        proc.returncode == 1 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+        proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     )
 
 

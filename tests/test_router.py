@@ -563,7 +563,7 @@ def test_eval_cli_names_bad_input(files: dict[str, Path], tmp_path: Path) -> Non
         home=tmp_path / "home",
         check=False,
     )
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr  # bad input
     assert "'NoSuchTool'" in proc.stderr and "not in the skills file" in proc.stderr
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"query": "x"}\n')
@@ -573,7 +573,7 @@ def test_eval_cli_names_bad_input(files: dict[str, Path], tmp_path: Path) -> Non
         home=tmp_path / "home",
         check=False,
     )
-    assert proc.returncode == 1 and "broken.jsonl:1" in proc.stderr
+    assert proc.returncode == 2 and "broken.jsonl:1" in proc.stderr
 
 
 def test_replay_cli_prints_the_curve_and_writes_a_png(
@@ -626,4 +626,4 @@ def test_train_cli_learns_from_the_run_log(tmp_path: Path) -> None:
     again = json.loads(memento(*args, "--json", home=tmp_path / "home").stdout)
     assert again["version"] == 2 and again["embedded"] == 0  # vectors reused from the weights
     missing = memento("train", "--json", home=tmp_path / "empty", check=False)
-    assert missing.returncode == 1 and "no run log" in missing.stderr
+    assert missing.returncode == 2 and "no run log" in missing.stderr

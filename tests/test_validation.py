@@ -213,7 +213,7 @@ def test_the_cli_refuses_a_bad_run_in_one_line_before_seeding_anything(
 ) -> None:
     library = tmp_path / "lib"
     proc = _memento("run", *args, "--dir", str(library), home=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
