@@ -472,6 +472,7 @@ class _Reflect:
             description=generalise(spec.description.strip(), task),
             body=generalise(spec.body.strip(), task),
             allowed_tools=tools,
+            provenance="learned",
         )
         # near-duplicate: refine the existing skill instead of adding a second one
         index, _ = self.resources.synced_index(ctx)

@@ -44,8 +44,10 @@ AGENT_TOOLS: tuple[str, ...] = (
 """The tools the execute node offers: a skill's tool policy may name only these."""
 MAX_ANSWER_PATTERN = 200
 
-Provenance = Literal["seed", "learned", "imported"]
-PROVENANCES: tuple[str, ...] = ("seed", "learned", "imported")
+Provenance = Literal["seed", "learned", "imported", "api"]
+PROVENANCES: tuple[str, ...] = ("seed", "learned", "imported", "api")
+"""Who made a skill: shipped seed, the agent's write phase, an imported pack, or a program
+through the Python API (the default for a `Skill` built in code)."""
 
 
 class SkillError(Exception):
@@ -151,7 +153,7 @@ class Skill:
     version: int = 1
     parent_version: int | None = None
     utility: Utility = Utility()
-    provenance: Provenance = "learned"
+    provenance: Provenance = "api"
     source: str = ""
     trusted: bool = True
     created: str = field(default_factory=_now)

@@ -432,3 +432,20 @@ def test_two_processes_updating_the_same_skill_lose_no_update(tmp_path: Path) ->
     for tag in ("a", "b"):
         for k in range(15):
             assert f"{tag}-{k}" in body.splitlines()
+
+
+def test_a_skill_made_through_the_python_api_says_so(tmp_path: Path) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    made = lib.create(
+        Skill(name="csv-clean", description="Clean CSV files. Use when messy.", body="x")
+    )
+    assert made.provenance == "api"
+    text = (tmp_path / "lib" / "csv-clean" / "SKILL.md").read_text()
+    assert "memento-provenance: api" in text
+    assert SkillLibrary(tmp_path / "lib").get("csv-clean").provenance == "api"  # read back
+    chosen = lib.create(
+        Skill(
+            name="pdf-tables", description="PDF tables. Use when.", body="x", provenance="imported"
+        )
+    )
+    assert chosen.provenance == "imported"  # a caller may say who made it
