@@ -427,7 +427,7 @@ def leaks(
     run_dir: Annotated[Path, typer.Argument(help="A run dir made by memento learn / eval.")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Scan the run's library for the suite's gold answers; exit code 2 if any is found."""
+    """Scan the run's library for the suite's gold answers; exit code 4 if any is found."""
     from memento_skills.evals.learning import LearningRun
 
     def go() -> Any:

@@ -6,9 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from memento_skills.evals.report import library_size_figure  # noqa: E402
+from memento_skills.evals.report import library_size_figure
 
 
 def test_equal_skills_and_versions_are_drawn_apart() -> None:
