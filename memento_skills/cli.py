@@ -453,7 +453,7 @@ def run(
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
     if dir is not None:
         _existing_library_dir(dir)
-    _check_endpoint(base_url, model)
+    endpoint = _check_endpoint(base_url, model)
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
 
@@ -475,7 +475,7 @@ def run(
     result = run_task(
         task, context=ctx, ground_truth=ground_truth, on_event=on_event, approver=approver
     )
-    failure = _run_failure(result)
+    failure = _run_failure(result, endpoint)
     if json_out:
         _emit_json(result.to_dict())
         if failure is not None:
@@ -496,27 +496,30 @@ def run(
         raise failure
 
 
-def _check_endpoint(base_url: str | None, model: str | None) -> None:
+def _check_endpoint(base_url: str | None, model: str | None) -> str:
     """Before a run: an endpoint that does not answer at all is reported as unreachable (exit
-    3) at once, instead of after every role's retries as a failed task."""
+    3) at once, instead of after every role's retries as a failed task. Returns its URL."""
     from memento_skills.graph.models import OPENAI_BASE_URL, probe_endpoint, resolve_settings
 
     settings = resolve_settings("executor", base_url=base_url, model=model)
     if settings.offline_default:
-        return  # the local server is started (and checked) by the run itself
-    probe_endpoint(settings.base_url or OPENAI_BASE_URL, settings.api_key)
+        return "the offline model server"  # started (and checked) by the run itself
+    url = settings.base_url or OPENAI_BASE_URL
+    probe_endpoint(url, settings.api_key)
+    return url
 
 
 _UNREACHABLE = ("APIConnectionError", "OpenAIConnectionError", "APITimeoutError", "LocalLLMError")
 
 
-def _run_failure(result: Any) -> CommandFailed | None:
+def _run_failure(result: Any, endpoint: str) -> CommandFailed | None:
     """Why `memento run` must not exit 0: the endpoint went away, the executor failed, or FAIL."""
     if result.answer is None and result.error:
         if any(name in result.error for name in _UNREACHABLE):
             return CommandFailed(
-                f"the model endpoint stopped answering during the run ({result.error}); "
-                "check the server behind --base-url / MEMENTO_BASE_URL",
+                f"the model endpoint {endpoint} stopped answering during the run "
+                f"({result.error}); check the server, or point --base-url / MEMENTO_BASE_URL "
+                "at one that runs",
                 ExitCode.UNREACHABLE,
             )
         return CommandFailed(f"the task failed: {result.error}")

@@ -2,7 +2,8 @@
 
 The `memento` command and README snippets talk HTTP to it exactly as to vLLM or llama.cpp; only
 the words are scripted: every chat completion replies with `reply(request)` (text, or a tool
-call when it returns a dict with "tool" and "arguments").
+call when it returns a dict with "tool" and "arguments"; None drops the connection unanswered,
+as a server that dies mid-run does).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Reply = Callable[[dict[str, Any]], str | dict[str, Any]]
+Reply = Callable[[dict[str, Any]], str | dict[str, Any] | None]
 
 
 def _completion(request: dict[str, Any], reply: str | dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +80,11 @@ def scripted_endpoint(reply: Reply) -> Iterator[tuple[str, list[dict[str, Any]]]
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self.send_error(404)
                 return
-            self._send(_completion(request, reply(request)))
+            answer = reply(request)
+            if answer is None:
+                self.close_connection = True
+                return
+            self._send(_completion(request, answer))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

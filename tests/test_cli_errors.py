@@ -134,6 +134,22 @@ def test_run_exit_code_follows_the_verdict(home: Path) -> None:
         assert seen  # the endpoint was really asked
 
 
+def test_an_endpoint_that_stops_answering_mid_run_is_exit_3(home: Path) -> None:
+    with scripted_endpoint(lambda request: None) as (url, seen):
+        proc = memento(
+            "run",
+            "What is 2+2?",
+            *("--base-url", url, "--model", "scripted", "--write-policy", "off"),
+            home=home,
+            MEMENTO_MAX_RETRIES="0",
+        )
+    assert proc.returncode == 3, proc.stderr
+    assert seen  # the listing answered; the chat requests were dropped
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and url in last and "stopped answering" in last
+    assert "Traceback" not in proc.stderr
+
+
 def test_closed_chroma_server_is_exit_3_and_a_url_without_scheme_exit_2(home: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     closed = memento("skills", "sync", home=home, MEMENTO_CHROMA_URL=url)
