@@ -124,7 +124,7 @@ def _skill_dict(skill: Any) -> dict[str, Any]:
 
 def _report_errors(errors: list[Any]) -> None:
     for e in errors:
-        err.print(f"[yellow]skipped malformed skill[/] {e}", highlight=False)
+        err.print(f"[yellow]skipped malformed skill[/] {escape(str(e))}", highlight=False)
 
 
 @skills_app.command("list")
@@ -240,7 +240,7 @@ def skills_validate(
         for name in valid:
             out.print(f"[green]ok[/]   {name}")
         for problem in errors:
-            out.print(f"[red]FAIL[/] {problem}", highlight=False)
+            out.print(f"[red]FAIL[/] {escape(str(problem))}", highlight=False)
     if errors:
         raise typer.Exit(ExitCode.FAILED)
 

@@ -243,3 +243,26 @@ def test_small_messages_say_what_is_true(home: Path, tmp_path: Path) -> None:
     proc = memento("skills", "show", "Bad_Name", home=home)
     assert proc.returncode == 2
     assert "Skill names are [a-z0-9] words joined by single hyphens" in one_error_line(proc)
+
+
+def test_every_error_kind_has_its_code() -> None:
+    """The table main() applies (its surface is checked above; this covers every kind once)."""
+    from memento_skills.cli_errors import ExitCode, classify
+    from memento_skills.graph.local_llm import GGUFFileError, LocalLLMError
+    from memento_skills.graph.models import EndpointUnreachableError, ModelConfigError
+    from memento_skills.stores.skill import SkillNotFoundError
+
+    cases = [
+        (ModelConfigError("bad setting"), ExitCode.BAD_INPUT),
+        (GGUFFileError("no file"), ExitCode.BAD_INPUT),
+        (SkillNotFoundError("no skill named 'x'"), ExitCode.BAD_INPUT),
+        (FileNotFoundError(2, "No such file or directory", "/x/y"), ExitCode.BAD_INPUT),
+        (EndpointUnreachableError("down"), ExitCode.UNREACHABLE),
+        (LocalLLMError("server exited"), ExitCode.UNREACHABLE),
+        (ConnectionError("chroma down"), ExitCode.UNREACHABLE),
+        (RuntimeError("a bug"), ExitCode.INTERNAL),
+    ]
+    for error, code in cases:
+        assert classify(error)[0] is code, error
+    assert "/x/y" in classify(cases[3][0])[1]
+    assert "--debug" in classify(RuntimeError("a bug"))[1]
