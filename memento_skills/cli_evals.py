@@ -367,6 +367,9 @@ def evaluate(
 
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if library_from is not None and not (library_from.expanduser() / "skills").is_dir():
+        # refused before the new run dir is made, so a typo leaves nothing behind
+        _fail(f"--library-from {library_from} is not a run dir with a library (no skills/ folder)")
 
     def go() -> Any:
         s = _suite(suite, path, generators, seed, train, test, train_fraction, run_dir)

@@ -228,6 +228,19 @@ def test_show_prints_the_file_raw_when_piped(home: Path, tmp_path: Path) -> None
     assert memento("skills", "validate", str(copy / "SKILL.md"), home=home).returncode == 0
 
 
+def test_eval_with_a_mistyped_library_from_creates_no_run_dir(home: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "tasks.jsonl"
+    suite.write_text('{"id": "a", "question": "2+2?", "answer": "4"}\n')
+    run_dir = tmp_path / "run"
+    proc = memento(
+        *("eval", "--suite", "jsonl", "--path", str(suite), "--run-dir", str(run_dir)),
+        *("--library-from", str(tmp_path / "no-such-run")),
+        home=home,
+    )
+    assert proc.returncode == 2 and "no-such-run" in one_error_line(proc)
+    assert not run_dir.exists()
+
+
 def test_small_messages_say_what_is_true(home: Path, tmp_path: Path) -> None:
     proc = memento("report", str(tmp_path / "runs" / "nope"), home=home)
     assert proc.returncode == 2 and "does not exist" in one_error_line(proc)
