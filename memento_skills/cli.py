@@ -34,8 +34,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-skills_app = typer.Typer(help="Manage the skill library.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print measured figures.", no_args_is_help=True)
+skills_app = typer.Typer(
+    help="Manage the skill library.", epilog=EXIT_CODES_HELP, no_args_is_help=True
+)
+bench_app = typer.Typer(
+    help="Benchmarks that print measured figures.", epilog=EXIT_CODES_HELP, no_args_is_help=True
+)
 app.add_typer(skills_app, name="skills")
 app.add_typer(bench_app, name="bench")
 

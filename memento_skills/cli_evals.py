@@ -20,12 +20,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memento_skills.cli_errors import BadInputError, ExitCode
+from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError, ExitCode
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-suites_app = typer.Typer(help="Eval suites: GAIA, HLE, reasoning-gym, your own jsonl.")
+suites_app = typer.Typer(
+    help="Eval suites: GAIA, HLE, reasoning-gym, your own jsonl.", epilog=EXIT_CODES_HELP
+)
 
 SuiteOpt = Annotated[
     str | None,

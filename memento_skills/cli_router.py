@@ -15,10 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from memento_skills.cli_errors import BadInputError
+from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError
 
 router_app = typer.Typer(
-    help="The learned skill router: train, evaluate, replay.", no_args_is_help=True
+    help="The learned skill router: train, evaluate, replay.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
 )
 
 out = Console(soft_wrap=True)
