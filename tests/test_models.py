@@ -27,6 +27,7 @@ from pydantic import BaseModel, SecretStr
 from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.models import (
     DEFAULT_OPENAI_MODEL,
+    EndpointUnreachableError,
     LlamaCppChatOpenAI,
     ModelConfigError,
     ModelSettings,
@@ -320,7 +321,11 @@ def test_model_name_is_asked_from_the_endpoint(server: FakeOpenAIServer) -> None
     model = chat_model("executor", resolve_settings("executor", base_url=server.base_url))
     assert isinstance(model, ChatOpenAI) and model.model_name == "only-model"
     assert served_model(server.base_url) == "only-model"
+    server.models = []
     with pytest.raises(ModelConfigError, match="set MEMENTO_MODEL"):
+        served_model(server.base_url, timeout_s=1)
+    # nothing listening is an unreachable endpoint, not a missing model name
+    with pytest.raises(EndpointUnreachableError, match=r"cannot reach .*127\.0\.0\.1:9/v1"):
         served_model("http://127.0.0.1:9/v1", timeout_s=1)
 
 
