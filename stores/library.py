@@ -82,6 +82,9 @@ class VersionInfo:
     provenance: str
     source: str
     live: bool
+    trusted: bool = True
+    trust_by: str = ""
+    trust_at: str = ""
 
 
 @dataclass
@@ -367,13 +370,9 @@ class SkillLibrary:
                     s = self.read_version(name, int(entry.name))
                 except SkillError:
                     continue
-                versions[s.version] = VersionInfo(
-                    s.version, s.parent_version, s.updated, s.provenance, s.source, False
-                )
+                versions[s.version] = _version_info(s, live=False)
         if live is not None:
-            versions[live.version] = VersionInfo(
-                live.version, live.parent_version, live.updated, live.provenance, live.source, True
-            )
+            versions[live.version] = _version_info(live, live=True)
         if not versions:
             raise SkillNotFoundError(f"no skill or history named {name!r} in {self.root}")
         return [versions[v] for v in sorted(versions)]
@@ -628,6 +627,20 @@ class SkillLibrary:
         for p in folder.rglob(f"*{_TMP_MARK}*"):
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+def _version_info(skill: Skill, *, live: bool) -> VersionInfo:
+    return VersionInfo(
+        skill.version,
+        skill.parent_version,
+        skill.updated,
+        skill.provenance,
+        skill.source,
+        live,
+        skill.trusted,
+        skill.trust_by,
+        skill.trust_at,
+    )
 
 
 def _list_files(folder: Path) -> list[str]:

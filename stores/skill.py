@@ -156,6 +156,10 @@ class Skill:
     provenance: Provenance = "api"
     source: str = ""
     trusted: bool = True
+    trust_by: str = ""
+    """Who last trusted or untrusted the skill by hand (`memento skills trust/untrust`)."""
+    trust_at: str = ""
+    """When they did (UTC), so `history` and `show` say who vouched for the scripts and when."""
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     path: Path | None = field(default=None, compare=False)
@@ -199,6 +203,10 @@ class Skill:
             meta["memento-answer-pattern"] = self.answer_pattern
         if self.source:
             meta["memento-source"] = self.source
+        if self.trust_by:
+            meta["memento-trust-by"] = self.trust_by
+        if self.trust_at:
+            meta["memento-trust-at"] = self.trust_at
         if self.parent_version is not None:
             meta["memento-parent-version"] = str(self.parent_version)
         fm["metadata"] = meta
@@ -223,6 +231,8 @@ _MEMENTO_KEYS = {
     "memento-created",
     "memento-updated",
     "memento-source",
+    "memento-trust-by",
+    "memento-trust-at",
     "memento-parent-version",
     "memento-first-tool",
     "memento-answer-pattern",
@@ -515,6 +525,8 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         provenance=provenance,  # type: ignore[arg-type]
         source=meta.get("memento-source", ""),
         trusted=trusted_raw != "false",
+        trust_by=meta.get("memento-trust-by", ""),
+        trust_at=meta.get("memento-trust-at", ""),
         created=meta.get("memento-created", "") or _now(),
         updated=meta.get("memento-updated", "") or _now(),
         path=Path(file) if folder_name is not None else None,
