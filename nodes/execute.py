@@ -43,6 +43,7 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace
 from memento_skills.nodes.tools import make_tools
+from memento_skills.stores.trust import script_files
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
 MAX_TOOL_OUTPUT_TO_MODEL = 8_000
@@ -66,6 +67,11 @@ SKILL_SECTION = """Use this skill ({name}, version {version}):
 {body}
 </skill>
 {files_line}"""
+
+UNTRUSTED_SCRIPTS_LINE = (
+    "This skill is untrusted: its scripts ({scripts}) run only if the operator approves "
+    "each one, and their source is not shown.\n"
+)
 
 NO_SKILL_SECTION = "No skill in your library fits this task; solve it from first principles.\n"
 
@@ -184,6 +190,9 @@ class _Execute:
                 if files
                 else ""
             )
+            scripts = script_files(self.resources.library(ctx).skill_dir(skill.name))
+            if scripts and not skill.trusted:
+                files_line += UNTRUSTED_SCRIPTS_LINE.format(scripts=", ".join(scripts))
             section = SKILL_SECTION.format(
                 name=skill.name, version=skill.version, body=skill.body, files_line=files_line
             )

@@ -35,6 +35,7 @@ from memento_skills.nodes.sandbox import (
     confine,
 )
 from memento_skills.stores.skill import AGENT_TOOLS
+from memento_skills.stores.trust import is_script, script_files
 
 TOOL_NAMES: tuple[str, ...] = AGENT_TOOLS
 
@@ -47,6 +48,16 @@ FETCH_MAX_CHARS = 20_000
 SEARCH_TIMEOUT_S = 20.0
 SEARCH_SNIPPET_CHARS = 600
 TAVILY_BASE_URL_ENV = "TAVILY_API_BASE_URL"  # optional: a Tavily-compatible endpoint
+
+RUN_PY_SCRIPT = (
+    "import runpy, sys, os\n"
+    "root, script = sys.argv[1], sys.argv[2]\n"
+    "sys.argv = sys.argv[2:]\n"
+    "sys.path[:0] = [os.path.dirname(script), root]\n"
+    "runpy.run_path(script, run_name='__main__')\n"
+)
+"""Runs a skill's Python script isolated (-I) yet able to import its neighbours and the skill's
+own packages (`from core.helpers import x`), as `python path/to/script.py` would."""
 
 
 def _error_text(exc: ToolException) -> str:
@@ -160,7 +171,10 @@ class ReadSkillFileArgs(BaseModel):
 
 
 class RunSkillScriptArgs(BaseModel):
-    script: str = Field(description="A file in the skill's scripts/ folder, e.g. 'convert.py'.")
+    script: str = Field(
+        description="A script's path in the skill folder, e.g. 'scripts/convert.py' or "
+        "'core/build.py'."
+    )
     args: list[str] = Field(default_factory=list, description="Command-line arguments.")
 
 
@@ -246,8 +260,9 @@ def make_tools(
 
     `allowed_tools` is the skill's `allowed-tools` (None or empty: no restriction);
     `submit_answer` is always included. The skill tools are left out without a `skill_dir`,
-    `web_search` when it is off. Scripts of an untrusted skill run only if `approve_script`
-    approves their path. `fetch_url` reaches public addresses only, and the non-public
+    `web_search` when it is off. Scripts of an untrusted skill (in any of its folders) run
+    only if `approve_script` approves their path, and their source cannot be read (see
+    stores/trust.py). `fetch_url` reaches public addresses only, and the non-public
     hosts (`host` or `host:port`) in `fetch_allow_hosts`.
     """
     if allowed_tools:
@@ -385,32 +400,47 @@ def make_tools(
 
     def read_skill_file(path: str) -> str:
         assert skill_root is not None
-        return _read_text(
-            confine(skill_root, path, what="the skill folder"), path, 0, lambda _: True
-        )
+        target = confine(skill_root, path, what="the skill folder")
+        if not skill_trusted and target.is_file() and is_script(target):
+            raise ToolException(
+                f"{path!r} is a script of an untrusted skill: its source is not shown until "
+                "the operator trusts the skill. Solve the task without it; do not write code "
+                "that does what you guess the script does"
+            )
+        return _read_text(target, path, 0, lambda _: True)
+
+    def find_script(script: str) -> Path:
+        """The script `script` names: a path in the skill folder, or a bare scripts/ name."""
+        assert skill_root is not None
+        target = confine(skill_root, script, what="the skill folder")
+        if not target.is_file() and "/" not in script.strip("/"):
+            legacy = confine(skill_root, f"scripts/{script}", what="the skill folder")
+            target = legacy if legacy.is_file() else target
+        if not target.is_file():
+            known = ", ".join(script_files(skill_root)) or "none"
+            raise ToolException(f"no script {script!r} in the skill folder (its scripts: {known})")
+        return target
 
     def run_skill_script(script: str, args: list[str] | None = None) -> str:
         assert skill_root is not None
-        scripts = skill_root / "scripts"
-        rel = script[len("scripts/") :] if script.startswith("scripts/") else script
-        target = confine(scripts, rel, what="the skill's scripts/ folder")
-        if not target.is_file():
-            raise ToolException(f"no script {script!r} in the skill's scripts/ folder")
+        target = find_script(script)
+        shown = target.relative_to(skill_root).as_posix()
         if not skill_trusted and not (approve_script is not None and approve_script(str(target))):
             raise ToolException(
-                f"refused to run {script!r}: it belongs to an untrusted skill and was not "
-                "approved; read it with read_skill_file and do its steps with your own tools, "
-                "or ask the operator to approve it"
+                f"refused to run {shown!r}: skill {skill_root.name!r} is untrusted and the "
+                "operator has not approved this script. Do not reproduce what it does with other "
+                "tools (that would run unapproved code); solve the task another way. Only the "
+                f"operator can allow it (`memento skills trust {skill_root.name}`)"
             )
         if target.suffix == ".py":
-            argv = [sys.executable, "-I", str(target)]
+            argv = [sys.executable, "-I", "-c", RUN_PY_SCRIPT, str(skill_root), str(target)]
         elif target.suffix in (".sh", ".bash"):
             argv = ["/bin/bash", str(target)]
         elif os.access(target, os.X_OK):
             argv = [str(target)]
         else:
             raise ToolException(
-                f"{script!r} is neither .py nor .sh nor executable; run it with shell or python"
+                f"{shown!r} is neither .py nor .sh nor executable; run it with shell or python"
             )
         result = workspace.run([*argv, *(args or [])], run_limits, ro_paths=[skill_root])
         return result.to_text()
@@ -452,7 +482,7 @@ def make_tools(
         ),
         (
             "run_skill_script",
-            "Run a script from the current skill's scripts/ folder (in the workspace).",
+            "Run a script of the current skill (any of its folders) in the workspace.",
             RunSkillScriptArgs,
             run_skill_script,
         ),

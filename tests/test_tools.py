@@ -257,7 +257,7 @@ def test_untrusted_script_refused_then_approved(ws: Workspace, skill_dir: Path) 
         ws, skill_dir=skill_dir, skill_trusted=False, approve_script=approve, limits=FAST
     )
     refused = err(untrusted, "run_skill_script", script="hello.py")
-    assert "untrusted skill and was not approved" in refused
+    assert "'demo' is untrusted and the operator has not approved" in refused
     assert not (ws.root / "made-by-script.txt").exists()
     assert asked == [str(skill_dir.resolve() / "scripts" / "hello.py")]
     answer[0] = True
@@ -265,6 +265,71 @@ def test_untrusted_script_refused_then_approved(ws: Workspace, skill_dir: Path) 
     assert (ws.root / "made-by-script.txt").exists()
     no_approver = make_tools(ws, skill_dir=skill_dir, skill_trusted=False)
     assert "not approved" in err(no_approver, "run_skill_script", script="hello.py")
+
+
+@pytest.fixture
+def pack_skill(tmp_path: Path) -> Path:
+    """A skill that keeps its code in core/ (as slack-gif-creator does), a script importing it."""
+    skill = tmp_path / "skills" / "gif-maker"
+    (skill / "core").mkdir(parents=True)
+    (skill / "references").mkdir()
+    (skill / "SKILL.md").write_text("---\nname: gif-maker\ndescription: d\n---\nbody\n")
+    (skill / "references" / "howto.md").write_text("make a gif\n")
+    (skill / "core" / "helper.py").write_text("def greet(*a):\n    return 'gif of ' + ' '.join(a)\n")
+    (skill / "core" / "make.py").write_text(
+        "import sys\nfrom core.helper import greet\nprint(greet(*sys.argv[1:]))\n"
+        "open('made.txt', 'w').write('ok')\n"
+    )
+    (skill / "core" / "run.sh").write_text('echo "sh got $1"\n')
+    return skill
+
+
+def test_scripts_in_any_folder_run_once_trusted(ws: Workspace, pack_skill: Path) -> None:
+    trusted = make_tools(ws, skill_dir=pack_skill, limits=FAST)
+    out = ok(trusted, "run_skill_script", script="core/make.py", args=["cats", "dogs"])
+    assert "stdout:\ngif of cats dogs" in out  # it imported its neighbour from core/
+    assert (ws.root / "made.txt").read_text() == "ok"
+    assert "sh got x" in ok(trusted, "run_skill_script", script="core/run.sh", args=["x"])
+    missing = err(trusted, "run_skill_script", script="core/nope.py")
+    assert "no script 'core/nope.py'" in missing and "core/make.py" in missing
+
+
+def test_script_paths_never_leave_the_skill_folder(
+    ws: Workspace, pack_skill: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "evil.py"
+    outside.write_text("open('escaped.txt', 'w').write('x')\n")
+    (tmp_path / "evil-dir").mkdir()
+    (tmp_path / "evil-dir" / "x.py").write_text("open('escaped.txt', 'w').write('x')\n")
+    (pack_skill / "core" / "link.py").symlink_to(outside)
+    (pack_skill / "linked").symlink_to(tmp_path / "evil-dir")
+    tools = make_tools(ws, skill_dir=pack_skill, limits=FAST)
+    for script, why in [
+        ("../../evil.py", "'..' that leads outside"),
+        ("core/../../../evil.py", "'..' that leads outside"),
+        (str(outside), "is absolute"),
+        ("core/link.py", "a symlink that points outside"),
+        ("linked/x.py", "a symlink that points outside"),
+    ]:
+        assert why in err(tools, "run_skill_script", script=script), script
+        assert why in err(tools, "read_skill_file", path=script), script
+    assert not (ws.root / "escaped.txt").exists()
+
+
+def test_untrusted_scripts_are_neither_run_nor_read(ws: Workspace, pack_skill: Path) -> None:
+    untrusted = make_tools(ws, skill_dir=pack_skill, skill_trusted=False, limits=FAST)
+    refused = err(untrusted, "run_skill_script", script="core/make.py", args=["cats"])
+    assert refused == (
+        "error: refused to run 'core/make.py': skill 'gif-maker' is untrusted and the operator "
+        "has not approved this script. Do not reproduce what it does with other tools (that "
+        "would run unapproved code); solve the task another way. Only the operator can allow "
+        "it (`memento skills trust gif-maker`)"
+    )
+    assert "read" not in refused  # it no longer sends the model to read the script and redo it
+    assert not (ws.root / "made.txt").exists()
+    unread = err(untrusted, "read_skill_file", path="core/helper.py")
+    assert "script of an untrusted skill" in unread and "greet" not in unread
+    assert ok(untrusted, "read_skill_file", path="references/howto.md") == "make a gif\n"
 
 
 # ------------------------------------------------------------------ web
