@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -114,6 +115,8 @@ def _skill_dict(skill: Any) -> dict[str, Any]:
         "provenance": skill.provenance,
         "source": skill.source,
         "trusted": skill.trusted,
+        "trust_by": skill.trust_by,
+        "trust_at": skill.trust_at,
         "successes": skill.utility.successes,
         "failures": skill.utility.failures,
         "allowed_tools": list(skill.allowed_tools),
@@ -285,15 +288,19 @@ def skills_history(name: str, dir: DirOpt = None, json_out: JsonOpt = False) -> 
         _emit_json([asdict(v) for v in versions])
         return
     table = Table(title=f"history of {name}", title_justify="left")
-    for col in ("version", "parent", "updated", "provenance", "source", "live"):
+    for col in ("version", "parent", "updated", "provenance", "source", "trust", "live"):
         table.add_column(col)
     for v in versions:
+        trust = "trusted" if v.trusted else "[red]untrusted[/]"
+        if v.trust_by:
+            trust += f" by {escape(v.trust_by)} at {v.trust_at}"
         table.add_row(
             str(v.version),
             "" if v.parent_version is None else str(v.parent_version),
             v.updated,
             v.provenance,
-            v.source,
+            escape(v.source),
+            trust,
             "[green]live[/]" if v.live else "",
         )
     out.print(table)
@@ -329,6 +336,53 @@ def skills_rollback(name: str, version: int, dir: DirOpt = None, json_out: JsonO
         out.print(f"{name}: version {version} restored as version {skill.version}")
 
 
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Who is deciding, for the record (default: your OS user name)."),
+]
+
+
+def _set_trust(name: str, trusted: bool, by: str | None, dir: Path | None, json_out: bool) -> None:
+    from memento_skills.stores.trust import operator_name, script_files, set_trust
+
+    who = operator_name(by)
+    lib = _library(dir)
+    skill, changed = set_trust(lib, name, trusted, who)
+    scripts = script_files(lib.skill_dir(name))
+    if json_out:
+        _emit_json({**_skill_dict(skill), "changed": changed, "scripts": scripts})
+        return
+    word = "trusted" if trusted else "untrusted"
+    if not changed:
+        since = f" (by {skill.trust_by} at {skill.trust_at})" if skill.trust_by else ""
+        out.print(f"{name} is already {word}{since}; nothing changed", markup=False)
+        return
+    listed = ", ".join(scripts) if scripts else "none"
+    effect = "may now run" if trusted else "need approval again (`memento run --approve-scripts`)"
+    out.print(
+        f"{name}: {word} by {who} at {skill.trust_at}, recorded as version {skill.version}; "
+        f"its scripts ({listed}) {effect}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@skills_app.command("trust")
+def skills_trust(
+    name: str, by: ByOpt = None, dir: DirOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Trust a skill so its scripts may run (a new version recording who and when)."""
+    _set_trust(name, True, by, dir, json_out)
+
+
+@skills_app.command("untrust")
+def skills_untrust(
+    name: str, by: ByOpt = None, dir: DirOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Untrust a skill: its scripts need approval again (a new version recording who and when)."""
+    _set_trust(name, False, by, dir, json_out)
+
+
 @skills_app.command("import")
 def skills_import(
     source: Annotated[Path, typer.Argument(help="A skill folder, a folder of skills, or a .zip.")],
@@ -336,17 +390,33 @@ def skills_import(
     dir: DirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import Agent Skills; imported skills are untrusted (scripts need approval)."""
+    """Import Agent Skills; they are untrusted (scripts need approval) and start with no counts."""
     from memento_skills.stores.packs import import_pack
 
     report = import_pack(_library(dir), source, replace=replace)
     if json_out:
         _emit_json(report.to_dict())
     else:
-        for n in report.imported:
-            out.print(f"[green]imported[/] {n} (untrusted: its scripts need approval)")
-        for n in report.replaced:
-            out.print(f"[green]replaced[/] {n}")
+        for verb, names in (("imported", report.imported), ("replaced", report.replaced)):
+            for n in names:
+                scripts = report.untrusted_scripts.get(n)
+                note = (
+                    f" (untrusted scripts: {', '.join(scripts)}; they run only after "
+                    f"`memento skills trust {n}` or approval in `memento run --approve-scripts`)"
+                    if scripts
+                    else ""
+                )
+                out.print(f"[green]{verb}[/] {n}{escape(note)}", highlight=False)
+                claimed = report.claimed_counts.get(n)
+                if claimed:
+                    start = "it starts at 0/0" if verb == "imported" else "its counts here stay"
+                    out.print(
+                        f"  {n}: the pack's claimed counts ({claimed['successes']} successes, "
+                        f"{claimed['failures']} failures) were not kept; {start}: counts are "
+                        "earned in this library only",
+                        markup=False,
+                        highlight=False,
+                    )
         for n in report.skipped:
             out.print(f"[yellow]skipped[/] {n}: already in the library (use --replace)")
         _report_errors(report.errors)
@@ -421,6 +491,14 @@ def run(
     approve: Annotated[
         bool, typer.Option("--approve", help="Ask before any change to the library is written.")
     ] = False,
+    approve_scripts: Annotated[
+        bool,
+        typer.Option(
+            "--approve-scripts",
+            help="Show each script of an untrusted skill the agent wants to run and ask y/N "
+            "(without a terminal they are refused).",
+        ),
+    ] = False,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible endpoint (default: env or local model).")
     ] = None,
@@ -461,10 +539,13 @@ def run(
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
 
+    terminal = threading.Lock()  # one speaker at a time: progress lines or the script prompt
+
     def on_event(event: dict[str, Any]) -> None:
         line = describe(event)
         if line and not json_out:
-            err.print(line, highlight=False, markup=False)
+            with terminal:
+                err.print(line, highlight=False, markup=False)
 
     def approver(payload: dict[str, Any]) -> Any:
         if json_out or not sys.stdin.isatty():
@@ -476,8 +557,23 @@ def run(
             out.print(line, style=style, markup=False, highlight=False)
         return "accept" if typer.confirm("Accept?", default=False) else "reject"
 
+    resources = None
+    if approve_scripts:
+        from memento_skills.graph.resources import Resources
+        from memento_skills.script_approval import TerminalScriptApprover
+
+        resources = Resources(
+            approve_script=TerminalScriptApprover(
+                _library(dir).root, err, _confirm_on_stderr, lock=terminal
+            )
+        )
     result = run_task(
-        task, context=ctx, ground_truth=ground_truth, on_event=on_event, approver=approver
+        task,
+        context=ctx,
+        ground_truth=ground_truth,
+        on_event=on_event,
+        approver=approver,
+        resources=resources,
     )
     failure = _run_failure(result, endpoint)
     if json_out:
@@ -535,6 +631,14 @@ def _run_failure(result: Any, endpoint: str) -> CommandFailed | None:
             + (f": {critique}" if critique else "")
         )
     return None
+
+
+def _confirm_on_stderr(question: str) -> bool:
+    """y/N on the terminal, asked on stderr (stdout keeps the answer); end of input means no."""
+    try:
+        return bool(typer.confirm(question, default=False, err=True))
+    except typer.Abort:
+        return False
 
 
 def _print_figures(title: str, result: dict[str, Any]) -> None:

@@ -23,8 +23,10 @@ from memento_skills.stores.skill import (
     SkillError,
     SkillValidationError,
     UnsafePathError,
+    Utility,
     parse_skill,
 )
+from memento_skills.stores.trust import script_files
 
 MAX_PACK_BYTES = 100 * 1024 * 1024
 MAX_PACK_FILES = 10_000
@@ -36,12 +38,18 @@ class ImportReport:
     replaced: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already present, not replaced
     errors: list[SkillValidationError] = field(default_factory=list)
+    untrusted_scripts: dict[str, list[str]] = field(default_factory=dict)
+    """Per imported or replaced untrusted skill that has scripts: those scripts."""
+    claimed_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Utility counts a pack claimed for a skill; not kept (an import has earned nothing)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
             "imported": self.imported,
             "replaced": self.replaced,
             "skipped": self.skipped,
+            "untrusted_scripts": self.untrusted_scripts,
+            "claimed_counts": self.claimed_counts,
             "errors": [e.to_dict() for e in self.errors],
         }
 
@@ -92,8 +100,16 @@ def _import_tree(
         except SkillValidationError as e:
             report.errors.append(e)
             continue
+        claimed = skill.utility
         skill = skill.with_changes(
-            provenance=provenance, source=label, trusted=trusted, version=1, parent_version=None
+            provenance=provenance,
+            source=label,
+            trusted=trusted,
+            trust_by="",  # a pack cannot vouch for itself
+            trust_at="",
+            utility=Utility(),
+            version=1,
+            parent_version=None,
         )
         if library.exists(skill.name):
             if not replace:
@@ -112,11 +128,21 @@ def _import_tree(
                 provenance=provenance,
                 source=label,
                 trusted=trusted,
+                trust_by="",
+                trust_at="",
             )
             report.replaced.append(skill.name)
         else:
             library.create(skill, files)
             report.imported.append(skill.name)
+        if claimed.runs:
+            report.claimed_counts[skill.name] = {
+                "successes": claimed.successes,
+                "failures": claimed.failures,
+            }
+        scripts = script_files(library.skill_dir(skill.name))
+        if not trusted and scripts:
+            report.untrusted_scripts[skill.name] = scripts
     return report
 
 
