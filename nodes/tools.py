@@ -399,6 +399,8 @@ def make_tools(
         return f"{text}\n{cut}".strip() if cut else text
 
     def read_skill_file(path: str) -> str:
+        """A skill file; an untrusted skill's scripts stay unread, so unreviewed code never
+        reaches the prompt to be replayed through the python tool."""
         assert skill_root is not None
         target = confine(skill_root, path, what="the skill folder")
         if not skill_trusted and target.is_file() and is_script(target):

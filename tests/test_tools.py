@@ -275,7 +275,9 @@ def pack_skill(tmp_path: Path) -> Path:
     (skill / "references").mkdir()
     (skill / "SKILL.md").write_text("---\nname: gif-maker\ndescription: d\n---\nbody\n")
     (skill / "references" / "howto.md").write_text("make a gif\n")
-    (skill / "core" / "helper.py").write_text("def greet(*a):\n    return 'gif of ' + ' '.join(a)\n")
+    (skill / "core" / "helper.py").write_text(
+        "def greet(*a):\n    return 'gif of ' + ' '.join(a)\n"
+    )
     (skill / "core" / "make.py").write_text(
         "import sys\nfrom core.helper import greet\nprint(greet(*sys.argv[1:]))\n"
         "open('made.txt', 'w').write('ok')\n"

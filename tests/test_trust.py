@@ -299,7 +299,7 @@ def endpoint(calls: list[tuple[str, dict[str, Any]]]) -> Iterator[ScriptedEndpoi
         fake.httpd.server_close()
 
 
-RUN_THE_SCRIPT = [
+RUN_THE_SCRIPT: list[tuple[str, dict[str, Any]]] = [
     ("run_skill_script", {"script": "core/make.py", "args": ["cats"]}),
     ("submit_answer", {"answer": "gif of cats"}),
 ]
