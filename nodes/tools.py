@@ -427,13 +427,6 @@ def make_tools(
         assert skill_root is not None
         target = find_script(script)
         shown = target.relative_to(skill_root).as_posix()
-        if not skill_trusted and not (approve_script is not None and approve_script(str(target))):
-            raise ToolException(
-                f"refused to run {shown!r}: skill {skill_root.name!r} is untrusted and the "
-                "operator has not approved this script. Do not reproduce what it does with other "
-                "tools (that would run unapproved code); solve the task another way. Only the "
-                f"operator can allow it (`memento skills trust {skill_root.name}`)"
-            )
         if target.suffix == ".py":
             argv = [sys.executable, "-I", "-c", RUN_PY_SCRIPT, str(skill_root), str(target)]
         elif target.suffix in (".sh", ".bash"):
@@ -442,7 +435,14 @@ def make_tools(
             argv = [str(target)]
         else:
             raise ToolException(
-                f"{shown!r} is neither .py nor .sh nor executable; run it with shell or python"
+                f"{shown!r} is neither .py nor .sh nor executable; it is not a script"
+            )
+        if not skill_trusted and not (approve_script is not None and approve_script(str(target))):
+            raise ToolException(
+                f"refused to run {shown!r}: skill {skill_root.name!r} is untrusted and the "
+                "operator has not approved this script. Do not reproduce what it does with other "
+                "tools (that would run unapproved code); solve the task another way. Only the "
+                f"operator can allow it (`memento skills trust {skill_root.name}`)"
             )
         result = workspace.run([*argv, *(args or [])], run_limits, ro_paths=[skill_root])
         return result.to_text()

@@ -61,11 +61,9 @@ def set_trust(library: SkillLibrary, name: str, trusted: bool, by: str) -> tuple
     Returns the live skill and whether anything changed: a skill already in the wanted state
     gets no new version, so repeating the command is harmless.
     """
-    current = library.get(name)
-    if current.trusted == trusted:
-        return current, False
-
-    def change(live: Skill) -> dict[str, object]:
-        return {"trusted": trusted, "trust_by": by, "trust_at": now()}
-
-    return library.update(name, apply=change), True
+    with library.lock(name):  # re-entrant: update() takes it again
+        current = library.get(name)
+        if current.trusted == trusted:
+            return current, False
+        stamp = now()
+        return library.update(name, trusted=trusted, trust_by=by, trust_at=stamp), True

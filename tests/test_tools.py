@@ -332,6 +332,17 @@ def test_untrusted_scripts_are_neither_run_nor_read(ws: Workspace, pack_skill: P
     unread = err(untrusted, "read_skill_file", path="core/helper.py")
     assert "script of an untrusted skill" in unread and "greet" not in unread
     assert ok(untrusted, "read_skill_file", path="references/howto.md") == "make a gif\n"
+    asked: list[str] = []
+
+    def approve(path: str) -> bool:
+        asked.append(path)
+        return True
+
+    asking = make_tools(
+        ws, skill_dir=pack_skill, skill_trusted=False, approve_script=approve, limits=FAST
+    )
+    assert "it is not a script" in err(asking, "run_skill_script", script="references/howto.md")
+    assert asked == []  # the operator is only ever asked about something that would run
 
 
 # ------------------------------------------------------------------ web
