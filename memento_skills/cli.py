@@ -357,11 +357,13 @@ def _set_trust(name: str, trusted: bool, by: str | None, dir: Path | None, json_
         since = f" (by {skill.trust_by} at {skill.trust_at})" if skill.trust_by else ""
         out.print(f"{name} is already {word}{since}; nothing changed", markup=False)
         return
-    listed = ", ".join(scripts) if scripts else "none"
     effect = "may now run" if trusted else "need approval again (`memento run --approve-scripts`)"
+    scripts_note = (
+        f"its scripts ({', '.join(scripts)}) {effect}" if scripts else "it has no scripts"
+    )
     out.print(
         f"{name}: {word} by {who} at {skill.trust_at}, recorded as version {skill.version}; "
-        f"its scripts ({listed}) {effect}",
+        + scripts_note,
         markup=False,
         highlight=False,
     )
@@ -634,7 +636,7 @@ def _run_failure(result: Any, endpoint: str) -> CommandFailed | None:
 
 
 def _confirm_on_stderr(question: str) -> bool:
-    """y/N on the terminal, asked on stderr (stdout keeps the answer); end of input means no."""
+    """y/N on the terminal, asked on stderr (stdout keeps the answer); Ctrl-D or Ctrl-C: no."""
     try:
         return bool(typer.confirm(question, default=False, err=True))
     except typer.Abort:

@@ -412,3 +412,32 @@ def test_approve_scripts_without_a_terminal_refuses(imported: Path) -> None:
     ) in proc.stderr
     assert "import sys" not in proc.stderr + proc.stdout  # nothing shown to nobody
     assert results[0].startswith("error: refused to run 'core/make.py'")
+
+
+def test_a_decision_holds_for_the_same_content_only(tmp_path: Path) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from memento_skills.script_approval import TerminalScriptApprover
+
+    script = tmp_path / "lib" / "gif-maker" / "core" / "make.py"
+    script.parent.mkdir(parents=True)
+    script.write_text("print('v1')\n")
+    (tmp_path / "elsewhere.py").write_text("print('x')\n")
+    questions: list[str] = []
+
+    def ask(question: str) -> bool:
+        questions.append(question)
+        return True
+
+    shown = StringIO()
+    approve = TerminalScriptApprover(
+        tmp_path / "lib", Console(file=shown, width=200), ask, is_terminal=lambda: True
+    )
+    assert approve(str(script)) and approve(str(script))
+    assert questions == ["Run core/make.py of gif-maker?"]  # asked once for the same bytes
+    script.write_text("print('v2: changed after approval')\n")
+    assert approve(str(script)) and len(questions) == 2  # changed content: asked again
+    assert "v2: changed after approval" in shown.getvalue()
+    assert not approve(str(tmp_path / "elsewhere.py")) and len(questions) == 2
