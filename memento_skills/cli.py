@@ -117,6 +117,7 @@ def _skill_dict(skill: Any) -> dict[str, Any]:
         "trusted": skill.trusted,
         "trust_by": skill.trust_by,
         "trust_at": skill.trust_at,
+        "trust_digest": skill.trust_digest,
         "successes": skill.utility.successes,
         "failures": skill.utility.failures,
         "allowed_tools": list(skill.allowed_tools),
@@ -137,6 +138,8 @@ def _report_errors(errors: list[Any]) -> None:
 @skills_app.command("list")
 def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
     """List the skills in the library (malformed ones are reported and skipped)."""
+    from memento_skills.stores.trust import scripts_trusted
+
     lib = _library(dir)
     report = lib.scan()
     if json_out:
@@ -153,6 +156,8 @@ def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
         table.add_column(col, overflow="fold" if col == "description" else "ellipsis")
     for s in report.skills:
         prov = s.provenance if s.trusted else f"{s.provenance} [red](untrusted)[/]"
+        if s.trusted and s.path is not None and not scripts_trusted(s, s.path.parent):
+            prov += " [red](scripts changed since trusted)[/]"
         desc = s.description if len(s.description) <= 90 else s.description[:87] + "..."
         table.add_row(
             f"[bold]{s.name}[/]",

@@ -43,7 +43,7 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace
 from memento_skills.nodes.tools import make_tools
-from memento_skills.stores.trust import script_files
+from memento_skills.stores.trust import script_files, scripts_trusted
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
 MAX_TOOL_OUTPUT_TO_MODEL = 8_000
@@ -169,11 +169,12 @@ class _Execute:
     def _tools(self, state: ExecuteState, ctx: Context) -> list[BaseTool]:
         skill = self._skill(state, ctx)
         library = self.resources.library(ctx)
+        skill_dir = library.skill_dir(skill.name) if skill else None
         return make_tools(
             Workspace(Path(state["workspace"])),
-            skill_dir=library.skill_dir(skill.name) if skill else None,
+            skill_dir=skill_dir,
             allowed_tools=list(skill.allowed_tools) if skill and skill.allowed_tools else None,
-            skill_trusted=skill.trusted if skill else True,
+            skill_trusted=scripts_trusted(skill, skill_dir) if skill and skill_dir else True,
             approve_script=self.resources.approve_script,
             limits=SandboxLimits(wall_s=ctx.sandbox_wall_s, memory_mb=ctx.sandbox_memory_mb),
             web_search=ctx.web_search,
@@ -190,8 +191,9 @@ class _Execute:
                 if files
                 else ""
             )
-            scripts = script_files(self.resources.library(ctx).skill_dir(skill.name))
-            if scripts and not skill.trusted:
+            folder = self.resources.library(ctx).skill_dir(skill.name)
+            scripts = script_files(folder)
+            if scripts and not scripts_trusted(skill, folder):
                 files_line += UNTRUSTED_SCRIPTS_LINE.format(scripts=", ".join(scripts))
             section = SKILL_SECTION.format(
                 name=skill.name, version=skill.version, body=skill.body, files_line=files_line

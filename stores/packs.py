@@ -107,6 +107,7 @@ def _import_tree(
             trusted=trusted,
             trust_by="",  # a pack cannot vouch for itself
             trust_at="",
+            trust_digest="",
             utility=Utility(),
             version=1,
             parent_version=None,
@@ -130,6 +131,7 @@ def _import_tree(
                 trusted=trusted,
                 trust_by="",
                 trust_at="",
+                trust_digest="",
             )
             report.replaced.append(skill.name)
         else:

@@ -160,6 +160,8 @@ class Skill:
     """Who last trusted or untrusted the skill by hand (`memento skills trust/untrust`)."""
     trust_at: str = ""
     """When they did (UTC), so `history` and `show` say who vouched for the scripts and when."""
+    trust_digest: str = ""
+    """The scripts' digest when trusted: trust covers those bytes only (see stores/trust.py)."""
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     path: Path | None = field(default=None, compare=False)
@@ -207,6 +209,8 @@ class Skill:
             meta["memento-trust-by"] = self.trust_by
         if self.trust_at:
             meta["memento-trust-at"] = self.trust_at
+        if self.trust_digest:
+            meta["memento-trust-digest"] = self.trust_digest
         if self.parent_version is not None:
             meta["memento-parent-version"] = str(self.parent_version)
         fm["metadata"] = meta
@@ -233,6 +237,7 @@ _MEMENTO_KEYS = {
     "memento-source",
     "memento-trust-by",
     "memento-trust-at",
+    "memento-trust-digest",
     "memento-parent-version",
     "memento-first-tool",
     "memento-answer-pattern",
@@ -527,6 +532,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         trusted=trusted_raw != "false",
         trust_by=meta.get("memento-trust-by", ""),
         trust_at=meta.get("memento-trust-at", ""),
+        trust_digest=meta.get("memento-trust-digest", ""),
         created=meta.get("memento-created", "") or _now(),
         updated=meta.get("memento-updated", "") or _now(),
         path=Path(file) if folder_name is not None else None,

@@ -3,14 +3,17 @@
 Skills from outside (imported packs) arrive untrusted: their scripts run only once an operator
 trusts the skill (`memento skills trust NAME`, a new library version recording who and when,
 so `history` shows it and `untrust` or a rollback takes it back) or approves one script at a
-time (`memento run --approve-scripts`). Until then the agent may neither run nor read those
-scripts: their source is code nobody has reviewed, and a model that reads it tends to replay
-it through its own python tool, which would run the unapproved code under another name.
+time (`memento run --approve-scripts`). Trust covers the scripts as they were when trusted (their
+digest is recorded), so a script changed afterwards needs trusting again. Until trusted, the
+agent may neither run nor read those scripts: their source is code nobody has reviewed, and a
+model that reads it tends to replay it through its own python tool, which would run the
+unapproved code under another name.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -39,6 +42,23 @@ def script_files(folder: Path) -> list[str]:
     return [rel for rel in _list_files(folder) if is_script(folder / rel)]
 
 
+def scripts_digest(folder: Path) -> str:
+    """One sha256 over the skill's scripts, their paths and bytes: what a trust decision covers."""
+    h = hashlib.sha256()
+    for rel in script_files(folder):
+        h.update(rel.encode("utf-8") + b"\0")
+        h.update(hashlib.sha256((folder / rel).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def scripts_trusted(skill: Skill, folder: Path) -> bool:
+    """Whether the skill's scripts may run unasked: trusted, and (when trusted by hand) still the
+    very scripts that were trusted — an edit after `trust` needs a new `trust`, as direnv does."""
+    if not skill.trusted:
+        return False
+    return not skill.trust_digest or skill.trust_digest == scripts_digest(folder)
+
+
 def operator_name(by: str | None = None) -> str:
     """Who is changing trust: `by` when given, else the OS user running the command."""
     if by is None:
@@ -63,7 +83,11 @@ def set_trust(library: SkillLibrary, name: str, trusted: bool, by: str) -> tuple
     """
     with library.lock(name):  # re-entrant: update() takes it again
         current = library.get(name)
-        if current.trusted == trusted:
+        folder = library.skill_dir(name)
+        if scripts_trusted(current, folder) == trusted and current.trusted == trusted:
             return current, False
-        stamp = now()
-        return library.update(name, trusted=trusted, trust_by=by, trust_at=stamp), True
+        digest = scripts_digest(folder) if trusted else ""
+        live = library.update(
+            name, trusted=trusted, trust_by=by, trust_at=now(), trust_digest=digest
+        )
+        return live, True

@@ -23,6 +23,7 @@ import pytest
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace
 from memento_skills.nodes.tools import make_tools
 from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.trust import scripts_trusted
 
 MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
 FAST = SandboxLimits(wall_s=10, memory_mb=512)
@@ -110,7 +111,7 @@ def tool_result(home: Path, ws: Path, script: str, *args: str) -> tuple[str, str
         for t in make_tools(
             Workspace(ws),
             skill_dir=lib.skill_dir(skill.name),
-            skill_trusted=skill.trusted,
+            skill_trusted=scripts_trusted(skill, lib.skill_dir(skill.name)),  # as execute does
             limits=FAST,
         )
     }
@@ -441,3 +442,26 @@ def test_a_decision_holds_for_the_same_content_only(tmp_path: Path) -> None:
     assert approve(str(script)) and len(questions) == 2  # changed content: asked again
     assert "v2: changed after approval" in shown.getvalue()
     assert not approve(str(tmp_path / "elsewhere.py")) and len(questions) == 2
+
+
+def test_trust_covers_the_scripts_as_they_were(imported: Path) -> None:
+    """An edit after `trust` (another tool, a hand edit, a sync) is not trusted until re-trusted."""
+    memento("skills", "trust", "gif-maker", "--by", "alice", home=imported)
+    make = imported / "skills" / "gif-maker" / "core" / "make.py"
+    make.write_text(MAKE_PY + "print('and something new')\n")
+    listed = memento("skills", "list", home=imported).stdout
+    assert "(scripts changed since trusted)" in listed
+    args = [a for a in run_args("URL") if a != "--approve-scripts"][1:]
+    with endpoint(RUN_THE_SCRIPT) as fake:
+        args[args.index("URL")] = fake.base_url
+        proc = memento(*args, home=imported)
+        results = fake.tool_results()
+    assert results[0].startswith("error: refused to run 'core/make.py'"), proc.stderr
+    assert "This skill is untrusted" in fake.requests[0]["messages"][0]["content"]
+    again = memento("skills", "trust", "gif-maker", "--by", "alice", home=imported).stdout
+    assert "recorded as version 3" in again  # not "already trusted": the scripts changed
+    with endpoint(RUN_THE_SCRIPT) as fake:
+        args[args.index("--base-url") + 1] = fake.base_url
+        memento(*args, home=imported)
+        results = fake.tool_results()
+    assert "gif of cats\nand something new" in results[0]
