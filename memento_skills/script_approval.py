@@ -1,9 +1,10 @@
 """`memento run --approve-scripts`: ask the operator on the terminal before an untrusted script runs.
 
 The operator sees the skill, the script's path, its size and hash and its whole source (control
-characters escaped, so a hostile file cannot hide lines with terminal escapes or bidi overrides),
-then answers y/N. Without a terminal nobody can answer, so the script is refused. A decision is
-remembered for the same script content for the rest of the run.
+characters escaped, so a hostile file cannot hide lines with terminal escapes or bidi overrides)
+and the skill's other scripts it could load, then answers y/N. Without a terminal nobody can
+answer, so the script is refused. A decision holds for the rest of the run while none of the
+skill's scripts changes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+
+from memento_skills.stores.trust import script_files, scripts_digest
 
 MAX_SHOWN_BYTES = 200_000
 
@@ -56,7 +59,9 @@ class TerminalScriptApprover:
         skill, shown = rel.parts[0], Path(*rel.parts[1:]).as_posix()
         data = script.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        key = (str(rel), digest)
+        folder = self.library_root / skill
+        others = [r for r in script_files(folder) if r != shown]
+        key = (str(rel), scripts_digest(folder))  # any script changed: ask again
         if key in self.decisions:
             return self.decisions[key]
         if not self.is_terminal():
@@ -83,6 +88,13 @@ class TerminalScriptApprover:
                     "before approving]"
                 )
         lines.append(f"----- end of {shown} -----")
+        if others:
+            sizes = ", ".join(f"{r} ({(folder / r).stat().st_size} bytes)" for r in others)
+            lines.append(
+                f"It runs with the whole skill folder readable, so it can also load the skill's "
+                f"other scripts, not shown here: {sizes} (in {folder}). Read them before "
+                "approving, or review the skill and `memento skills trust` it."
+            )
         with self.lock:  # progress lines wait, so they never land inside the script or prompt
             self._say("\n".join(lines))
             approved = self.ask(f"Run {shown} of {skill}?")

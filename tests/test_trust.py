@@ -372,6 +372,9 @@ def test_approve_scripts_shows_the_script_and_runs_it_on_yes(imported: Path) -> 
     )
     assert "\x1b[8m" not in transcript
     assert (
+        "it can also load the skill's other scripts, not shown here: core/helper.py (" in transcript
+    )
+    assert (
         "This skill is untrusted: its scripts (core/helper.py, core/make.py) run only if the "
         "operator approves each one, and their source is not shown."
     ) in system
@@ -441,7 +444,10 @@ def test_a_decision_holds_for_the_same_content_only(tmp_path: Path) -> None:
     script.write_text("print('v2: changed after approval')\n")
     assert approve(str(script)) and len(questions) == 2  # changed content: asked again
     assert "v2: changed after approval" in shown.getvalue()
-    assert not approve(str(tmp_path / "elsewhere.py")) and len(questions) == 2
+    (script.parent / "helper.py").write_text("X = 1\n")  # a neighbour it could import
+    assert approve(str(script)) and len(questions) == 3
+    assert "other scripts, not shown here: core/helper.py (6 bytes)" in shown.getvalue()
+    assert not approve(str(tmp_path / "elsewhere.py")) and len(questions) == 3
 
 
 def test_trust_covers_the_scripts_as_they_were(imported: Path) -> None:
