@@ -23,6 +23,8 @@ import pytest
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace
 from memento_skills.nodes.tools import make_tools
 from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.packs import import_pack
+from memento_skills.stores.settings import open_library
 from memento_skills.stores.trust import scripts_trusted
 
 MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
@@ -91,6 +93,11 @@ def pack(tmp_path: Path) -> Path:
         "---\nname: notes-only\ndescription: Notes. Use for notes.\n---\nJust prose.\n"
     )
     return root
+
+
+def import_into(home: Path, pack: Path) -> None:
+    """Set-up for tests about what follows an import (the import command has its own test)."""
+    import_pack(open_library(home / "skills"), pack)
 
 
 def library_files(root: Path) -> dict[str, bytes]:
@@ -198,7 +205,7 @@ def test_import_trust_run_untrust(home: Path, pack: Path, tmp_path: Path) -> Non
 def test_trust_errors_are_one_line_and_change_nothing(
     home: Path, pack: Path, args: tuple[str, ...], message: str
 ) -> None:
-    memento("skills", "import", str(pack), home=home)
+    import_into(home, pack)
     before = library_files(home / "skills")
     proc = memento("skills", *args, home=home, check=False)
     assert proc.returncode == 1
@@ -350,7 +357,7 @@ def run_on_a_terminal(home: Path, url: str, reply: str) -> tuple[int, str]:
 
 @pytest.fixture
 def imported(home: Path, pack: Path) -> Path:
-    memento("skills", "import", str(pack), home=home)
+    import_into(home, pack)
     return home
 
 
