@@ -208,7 +208,7 @@ def test_trust_errors_are_one_line_and_change_nothing(
     import_into(home, pack)
     before = library_files(home / "skills")
     proc = memento("skills", *args, home=home, check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input (cli_errors.ExitCode.BAD_INPUT)
     assert proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert library_files(home / "skills") == before
@@ -398,7 +398,7 @@ def test_approve_scripts_refuses_on_no(imported: Path) -> None:
     with endpoint(calls) as fake:
         code, transcript = run_on_a_terminal(imported, fake.base_url, "n")
         results = fake.tool_results()
-    assert code == 0, transcript
+    assert code == 1, transcript  # the task failed: its answer is not the gold
     assert results[0].startswith(
         "error: refused to run 'core/make.py': skill 'gif-maker' is untrusted"
     )
@@ -416,7 +416,7 @@ def test_approve_scripts_without_a_terminal_refuses(imported: Path) -> None:
             timeout=300,
         )
         results = fake.tool_results()
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # the task failed without the script
     assert (
         "script approval needed: skill 'gif-maker' is untrusted and wants to run core/make.py, "
         "but stdin is not a terminal, so it was refused"
