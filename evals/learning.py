@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
 import shutil
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -40,6 +42,7 @@ from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
+from memento_skills.nodes.sandbox import reachable_dir
 
 if TYPE_CHECKING:
     from memento_skills.graph.resources import Resources
@@ -212,6 +215,8 @@ class LearningRun:
         self.on_result = on_result
         self.say = log or (lambda _line: None)
         self.skills_dir = self.dir / "skills"
+        self.workspaces = workspaces_for(self.dir)
+        """Outside the run dir, which holds the golds (results, cases) the sandbox must not see."""
         self.config_file = self.dir / "config.json"
         self.results: JsonlLog | None = None
         self.rounds: JsonlLog | None = None
@@ -254,6 +259,7 @@ class LearningRun:
             raise RunDirError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         spec = json.loads(json.dumps(self.suite.spec()))
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o700)  # results and cases hold gold answers: the sandbox's uid stays out
         config: dict[str, Any] = {}
         if self.config_file.exists():
             config = json.loads(self.config_file.read_text(encoding="utf-8"))
@@ -378,9 +384,10 @@ class LearningRun:
         from memento_skills.nodes.execute import ATTACHMENTS_DIR
         from memento_skills.runner import run_task
 
-        workspace = self.dir / "workspaces" / f"{phase}-{split}-r{round_}-{_safe(task.id)}"
+        workspace = self.workspaces / f"{phase}-{split}-r{round_}-{_safe(task.id)}"
         if workspace.exists():
             shutil.rmtree(workspace, ignore_errors=True)
+        reachable_dir(workspace)
         if task.attachments:
             inbox = workspace / ATTACHMENTS_DIR
             inbox.mkdir(parents=True)
@@ -667,6 +674,13 @@ def _round_block(train: Sequence[Task], round_: int, per_round: int | None) -> l
     if per_round is None:
         return list(train)
     return list(train[(round_ - 1) * per_round : round_ * per_round])
+
+
+def workspaces_for(run_dir: Path) -> Path:
+    """Where a run's task workspaces go: outside the run dir, so no path from a workspace
+    leads to the run's results or regression cases (their golds)."""
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "memento-eval-workspaces" / f"{run_dir.name}-{digest}"
 
 
 def _safe(task_id: str) -> str:

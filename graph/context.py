@@ -99,6 +99,17 @@ class Context:
     sandbox_memory_mb: int = field(
         default=1024, metadata={"description": "Memory limit of one shell/python call.", "ge": 1}
     )
+    sandbox_disk_mb: int = field(
+        default=128, metadata={"description": "Disk cap of the whole workspace, in MB."}
+    )
+    sandbox_level: str = field(
+        default_factory=lambda: _env("MEMENTO_SANDBOX", "auto"),
+        metadata={
+            "description": "Isolation of the agent's code: auto (namespaces, else refuse to run "
+            "code), namespaces, or a weaker level named to opt in: uid (root without "
+            "namespaces), rlimits (non-root). Default: $MEMENTO_SANDBOX or auto."
+        },
+    )
     web_search: bool = field(
         default=True, metadata={"description": "Offer the web_search tool (needs TAVILY_API_KEY)."}
     )

@@ -543,6 +543,9 @@ def run(
     if dir is not None:
         _existing_library_dir(dir)
     endpoint = _check_endpoint(base_url, model)
+    from memento_skills.cli_evals import announce_sandbox
+
+    announce_sandbox()
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
 

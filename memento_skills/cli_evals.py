@@ -86,6 +86,18 @@ def _fail(message: str) -> None:
     raise BadInputError(message)
 
 
+def announce_sandbox() -> None:
+    """At start-up: say when the strong sandbox is not in force; refuse a level it cannot give."""
+    from memento_skills.nodes.sandbox import SandboxError, isolation_notice
+
+    try:
+        notice = isolation_notice()
+    except SandboxError as e:
+        _fail(str(e))
+    if notice:
+        err.print(notice, highlight=False, markup=False)
+
+
 def _suite(
     suite: str | None,
     path: Path | None,
@@ -297,6 +309,7 @@ def learn(
 
     if mode not in MODES:
         _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    announce_sandbox()
 
     def go() -> Any:
         s = _suite(suite, path, generators, seed, train, test, train_fraction, run_dir)
@@ -372,6 +385,7 @@ def evaluate(
     if library_from is not None and not (library_from.expanduser() / "skills").is_dir():
         # refused before the new run dir is made, so a typo leaves nothing behind
         _fail(f"--library-from {library_from} is not a run dir with a library (no skills/ folder)")
+    announce_sandbox()
 
     def go() -> Any:
         s = _suite(suite, path, generators, seed, train, test, train_fraction, run_dir)

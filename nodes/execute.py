@@ -41,7 +41,7 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
-from memento_skills.nodes.sandbox import SandboxLimits, Workspace
+from memento_skills.nodes.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.tools import make_tools
 from memento_skills.stores.trust import script_files, scripts_trusted
 
@@ -171,12 +171,16 @@ class _Execute:
         library = self.resources.library(ctx)
         skill_dir = library.skill_dir(skill.name) if skill else None
         return make_tools(
-            Workspace(Path(state["workspace"])),
+            Workspace(Path(state["workspace"]), isolation=ctx.sandbox_level),
             skill_dir=skill_dir,
             allowed_tools=list(skill.allowed_tools) if skill and skill.allowed_tools else None,
             skill_trusted=scripts_trusted(skill, skill_dir) if skill and skill_dir else True,
             approve_script=self.resources.approve_script,
-            limits=SandboxLimits(wall_s=ctx.sandbox_wall_s, memory_mb=ctx.sandbox_memory_mb),
+            limits=SandboxLimits(
+                wall_s=ctx.sandbox_wall_s,
+                memory_mb=ctx.sandbox_memory_mb,
+                disk_mb=ctx.sandbox_disk_mb,
+            ),
             web_search=ctx.web_search,
             fetch_allow_hosts=tuple(ctx.fetch_allow_hosts.split(",")),
         )
@@ -217,8 +221,8 @@ class _Execute:
     def start(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context or Context()
         base = Path(ctx.workspace_dir) if ctx.workspace_dir else Path(tempfile.gettempdir())
-        workspace = base / "memento-workspaces" / uuid.uuid4().hex[:12]
-        workspace.mkdir(parents=True, exist_ok=True)
+        workspace = reachable_dir(base / "memento-workspaces") / uuid.uuid4().hex[:12]
+        workspace.mkdir(exist_ok=True)
         inbox = attachments_dir(ctx)
         if inbox is not None:
             shutil.copytree(inbox, workspace, dirs_exist_ok=True)

@@ -26,6 +26,7 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import State
 from memento_skills.nodes.execute import ATTACHMENTS_DIR, build_execute_graph
 from memento_skills.nodes.judge import judge
+from memento_skills.nodes.sandbox import reachable_dir
 from memento_skills.stores.cases import Case, MissingCaseFiles
 
 
@@ -84,12 +85,13 @@ def _own_workspace(ctx: Context, files: Mapping[str, Path]) -> Iterator[Context]
     """`ctx` with a workspace base of its own whose attachments are exactly `files`, deleted
     afterwards. It sits under ctx.workspace_dir when set, so whoever cleans that folder up also
     removes what a killed replay left behind."""
-    parent = Path(ctx.workspace_dir) if ctx.workspace_dir else None
-    if parent is not None:
-        parent.mkdir(parents=True, exist_ok=True)
+    parent = reachable_dir(ctx.workspace_dir) if ctx.workspace_dir else None
     with tempfile.TemporaryDirectory(
         prefix="memento-replay-", dir=parent, ignore_cleanup_errors=True
     ) as base:
+        # traversable (not listable), as a workspace's every parent must be for the levels
+        # without namespaces; mkdtemp's 0700 kept the sandbox's uid out of its own workspace
+        Path(base).chmod(0o711)
         inbox = Path(base) / ATTACHMENTS_DIR
         for name, source in files.items():
             target = inbox / name

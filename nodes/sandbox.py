@@ -27,6 +27,7 @@ the agent's code as root. `isolation` on the workspace says which level is in fo
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import json
 import os
@@ -42,13 +43,16 @@ import time
 import uuid
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 Isolation = Literal["namespaces", "uid", "rlimits"]
 ISOLATION_LEVELS: tuple[str, ...] = ("namespaces", "uid", "rlimits")
+ISOLATION_CHOICES: tuple[str, ...] = ("auto", *ISOLATION_LEVELS)
+SANDBOX_ENV = "MEMENTO_SANDBOX"
+"""Names the isolation level; the weaker ones run only when named here (or in sandbox_level)."""
 
 # One uid per workspace, far from real users and from the usual subuid ranges of rootless
 # containers, so concurrent runs neither share an RLIMIT_NPROC count nor read each other's files.
@@ -67,6 +71,8 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 # Past this many bytes of output the run is killed: the tail can no longer be worth the wait.
 HARD_OUTPUT_FACTOR = 16
+# How often a running call's workspace is measured against its disk cap.
+DISK_CHECK_S = 0.1
 
 
 class SandboxError(RuntimeError):
@@ -87,10 +93,13 @@ class SandboxLimits:
     output_bytes: int = 64_000
     file_mb: int = 64
     max_processes: int = 64
+    disk_mb: int = 128
+    """The most the whole workspace may hold on disk (files the run grew past it are deleted)."""
     network: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("wall_s", "cpu_s", "memory_mb", "output_bytes", "file_mb", "max_processes"):
+        names = ("wall_s", "cpu_s", "memory_mb", "output_bytes", "file_mb", "max_processes")
+        for name in (*names, "disk_mb"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(
@@ -195,24 +204,136 @@ def _unshare_argv(network: bool) -> list[str]:
     return [*argv, "--"]
 
 
+LANDLOCK_NET_ABI = 4  # TCP bind/connect rules
+LANDLOCK_SCOPE_ABI = 6  # abstract unix sockets and signals scoped to the sandbox
+
+
+@dataclass(frozen=True)
+class IsolationProbe:
+    """What this machine can confine, probed once: the strongest level and why not better."""
+
+    strongest: Isolation
+    missing: str
+    """Why the namespaces level is unavailable ("" when it is available)."""
+    landlock_abi: int
+    """The kernel's Landlock ABI version (0: none); used by the levels without namespaces."""
+    seccomp: bool
+    """Whether seccomp filters work (they cut the non-TCP network without namespaces)."""
+
+
+def _landlock_abi() -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) returns the ABI version
+    abi = libc.syscall(ctypes.c_long(444), None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    return max(int(abi), 0)
+
+
+def _seccomp_works() -> bool:
+    try:
+        return "errno" in Path("/proc/sys/kernel/seccomp/actions_avail").read_text().split()
+    except OSError:
+        return False
+
+
 @lru_cache(maxsize=1)
+def probe_isolation() -> IsolationProbe:
+    """The strongest level that works on this machine and what is missing, probed once."""
+    landlock = _landlock_abi() if sys.platform == "linux" else 0
+    seccomp = _seccomp_works()
+    if os.geteuid() != 0:
+        missing = f"namespaces need root, and this process runs as uid {os.geteuid()}"
+        return IsolationProbe("rlimits", missing, landlock, seccomp)
+    if not shutil.which("unshare"):
+        missing = "util-linux `unshare` is not installed"
+        return IsolationProbe("uid", missing, landlock, seccomp)
+    try:
+        probe = subprocess.run(
+            [*_unshare_argv(network=False), "true"],
+            capture_output=True,
+            timeout=10,
+            env={"PATH": DEFAULT_PATH},
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return IsolationProbe("uid", f"`unshare` cannot run: {exc}", landlock, seccomp)
+    if probe.returncode != 0:
+        why = probe.stderr.decode(errors="replace").strip().splitlines()
+        detail = why[-1] if why else f"exit code {probe.returncode}"
+        missing = f"the kernel refused new namespaces ({detail})"
+        return IsolationProbe("uid", missing, landlock, seccomp)
+    return IsolationProbe("namespaces", "", landlock, seccomp)
+
+
 def detect_isolation() -> Isolation:
     """The strongest level that works on this machine, probed once per process."""
-    if os.geteuid() != 0:
-        return "rlimits"
-    if shutil.which("unshare"):
-        try:
-            probe = subprocess.run(
-                [*_unshare_argv(network=False), "true"],
-                capture_output=True,
-                timeout=10,
-                env={"PATH": DEFAULT_PATH},
-            )
-            if probe.returncode == 0:
-                return "namespaces"
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return "uid"
+    return probe_isolation().strongest
+
+
+def requested_isolation(value: str | None = None) -> str:
+    """The level asked for: `value`, else $MEMENTO_SANDBOX, else "auto"; checked by name."""
+    level = (value if value is not None else os.environ.get(SANDBOX_ENV, "")).strip() or "auto"
+    if level not in ISOLATION_CHOICES:
+        source = "isolation" if value is not None else SANDBOX_ENV
+        raise SandboxError(
+            f"unknown {source} {level!r}; use 'auto' or one of {', '.join(ISOLATION_LEVELS)}"
+        )
+    return level
+
+
+def _check_level(level: str, probe: IsolationProbe) -> None:
+    """Refuse a named level this machine cannot give, saying which one it can."""
+    if level == "namespaces" and probe.strongest != "namespaces":
+        raise SandboxError(
+            f"isolation 'namespaces' is unavailable here: {probe.missing}; name the weaker "
+            f"level with {SANDBOX_ENV}={probe.strongest} to run code without them"
+        )
+    if level == "uid" and os.geteuid() != 0:
+        raise SandboxError(
+            f"isolation 'uid' needs root; use {SANDBOX_ENV}=rlimits (or auto) as a normal user"
+        )
+    if level == "rlimits" and os.geteuid() == 0:
+        # As root, rlimits alone would run the agent's code as root: one `kill -9 -1`
+        # ends every process on the machine. Never offer that.
+        raise SandboxError(
+            "isolation 'rlimits' would run the agent's code as root; use 'auto', "
+            "'namespaces' or 'uid' (or run as an unprivileged user)"
+        )
+
+
+def weak_confinement(probe: IsolationProbe | None = None) -> str:
+    """What the levels without namespaces still confine on this machine, in words."""
+    probe = probe or probe_isolation()
+    parts = ["a uid of its own" if os.geteuid() == 0 else "the same uid as this process"]
+    if probe.landlock_abi:
+        parts.append("Landlock file access (workspace, system folders read-only)")
+    if probe.landlock_abi >= LANDLOCK_NET_ABI:
+        parts.append("no TCP")
+    if probe.landlock_abi >= LANDLOCK_SCOPE_ABI:
+        parts.append("no abstract unix sockets or signals outside the run")
+    if probe.seccomp:
+        parts.append("no sockets but unix ones (seccomp)")
+    parts.append("rlimits")
+    return ", ".join(parts)
+
+
+def isolation_notice(requested: str | None = None) -> str | None:
+    """The start-up line for the operator when the strong sandbox is not in force, else None."""
+    level = requested_isolation(requested)
+    probe = probe_isolation()
+    if level != "auto":
+        _check_level(level, probe)
+    if level == "namespaces" or (level == "auto" and probe.strongest == "namespaces"):
+        return None
+    if level == "auto":
+        return (
+            f"sandbox: the strong isolation (namespaces) is unavailable: {probe.missing}; "
+            f"model-written code will be refused. To run it at the weaker level "
+            f"{probe.strongest!r} ({weak_confinement(probe)}), opt in with "
+            f"{SANDBOX_ENV}={probe.strongest} (or the context field sandbox_level)"
+        )
+    return (
+        f"sandbox: running model-written code at the weaker level {level!r} as opted in "
+        f"({weak_confinement(probe)}); no mount, PID or network namespaces"
+    )
 
 
 def _own_cgroup(controller: str) -> Path | None:
@@ -315,7 +436,7 @@ class _Cgroups:
 # are root). It is a Python script passed with -c so it needs nothing installed; it reports how
 # the child ended on a private pipe because `unshare` cannot relay death by signal.
 _LAUNCHER = r"""
-import ctypes, json, os, platform, resource, signal, socket, sys
+import ctypes, json, os, platform, resource, signal, socket, stat, struct, sys
 cfg = json.loads(sys.argv[1])
 status_fd = cfg["status_fd"]
 os.set_inheritable(status_fd, False)
@@ -385,6 +506,64 @@ def build_root(cfg):
     os.chdir("/")
     socket.sethostname("sandbox")
 
+def landlock_ruleset(ll):
+    # The workspace read-write, the allow-listed folders read-only, no TCP, abstract unix
+    # sockets and signals scoped to this run: each as far as the kernel's Landlock ABI goes.
+    abi = ll["abi"]
+    fs = (1 << 13) - 1
+    fs |= (1 << 13 if abi >= 2 else 0) | (1 << 14 if abi >= 3 else 0) | (1 << 15 if abi >= 5 else 0)
+    net = 3 if abi >= 4 and not ll["network"] else 0
+    scoped = 3 if abi >= 6 else 0
+    attr, size = struct.pack("QQQ", fs, net, scoped), 8 if abi < 4 else 16 if abi < 6 else 24
+    fd = libc.syscall(ctypes.c_long(444), attr, ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
+    read = 1 | 4 | 8  # EXECUTE, READ_FILE, READ_DIR
+    file_rights = 1 | 2 | 4 | (1 << 14) | (1 << 15)  # the rights a rule on a file may hold
+    rules = [(p, read) for p in ll["read"]] + [(p, fs) for p in ll["write"]]
+    rules += [(p, 2 | 4) for p in ll["devices"]]
+    for path, access in rules:
+        try:
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(os.fstat(pfd).st_mode):
+            access &= file_rights
+        rule = struct.pack("=Qi", access & fs, pfd)
+        ok = libc.syscall(ctypes.c_long(445), fd, ctypes.c_int(1), rule, ctypes.c_uint32(0)) == 0
+        err = ctypes.get_errno()
+        os.close(pfd)
+        if not ok:
+            raise OSError(err, f"landlock_add_rule {path}: {os.strerror(err)}")
+    return fd
+
+def landlock_enforce(fd):
+    if libc.syscall(ctypes.c_long(446), fd, ctypes.c_uint32(0)) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    os.close(fd)
+
+def seccomp_unix_sockets_only():
+    # socket() only for AF_UNIX (EACCES otherwise), no io_uring, no foreign syscall ABI.
+    native = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}.get(platform.machine())
+    if native is None:
+        raise OSError(0, f"no seccomp filter for {platform.machine()}")
+    audit_arch, nr_socket = native
+    LD, JEQ, JGE, RET = 0x20, 0x15, 0x35, 0x06
+    ALLOW, DENY = 0x7FFF0000, 0x00050000 | 13
+    prog = [
+        (LD, 0, 0, 4), (JEQ, 1, 0, audit_arch), (RET, 0, 0, DENY),
+        (LD, 0, 0, 0), (JGE, 6, 0, 0x40000000), (JEQ, 2, 0, nr_socket), (JEQ, 4, 0, 425),
+        (RET, 0, 0, ALLOW),
+        (LD, 0, 0, 16), (JEQ, 0, 1, 1), (RET, 0, 0, ALLOW),
+        (RET, 0, 0, DENY),
+    ]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+    fprog = Prog(len(prog), ctypes.addressof(code))
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        raise OSError(ctypes.get_errno(), "seccomp filter refused")
+
 try:
     for procs in cfg["cgroups"]:
         with open(procs, "w") as f:
@@ -399,6 +578,7 @@ libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come back to us to
 pid = os.fork()
 if pid == 0:
     try:
+        ruleset = landlock_ruleset(cfg["landlock"]) if cfg["landlock"] else None
         for name, soft, hard in cfg["rlimits"]:
             resource.setrlimit(getattr(resource, name), (soft, hard))
         if cfg["uid"] is not None:
@@ -407,7 +587,16 @@ if pid == 0:
             os.setgroups([])
             os.setgid(cfg["gid"])
             os.setuid(cfg["uid"])
-        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid binaries cannot elevate
+        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS: setuid binaries cannot elevate
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
+        if ruleset is not None:
+            landlock_enforce(ruleset)
+        if cfg["seccomp"]:
+            seccomp_unix_sockets_only()
+    except OSError as exc:  # fail closed: a confinement this level promises could not be set up
+        report(error=f"sandbox setup failed: {exc}")
+        os._exit(125)
+    try:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them; exec would inherit
             signal.signal(sig, signal.SIG_DFL)
         os.umask(0o022)
@@ -492,6 +681,16 @@ def _check_sandbox_uid(uid: int) -> None:
     )
 
 
+def _others_can_run(program: str) -> bool:
+    """Whether a uid of no group could execute `program` (every folder on its way included)."""
+    path = Path(program).resolve()
+    try:
+        folders_ok = all(p.stat().st_mode & stat.S_IXOTH for p in path.parents)
+        return folders_ok and bool(path.stat().st_mode & stat.S_IXOTH)
+    except OSError:
+        return False
+
+
 def _newroot_mountpoint() -> str:
     """An empty root-owned folder the launcher mounts the sandbox's tmpfs root on (privately)."""
     path = Path(tempfile.gettempdir()) / "memento-sandbox-root"
@@ -506,33 +705,34 @@ def _newroot_mountpoint() -> str:
 class Workspace:
     """One run's folder, and the only place the agent's code may write.
 
-    `isolation` is "auto" (the strongest that works here) or a level from ISOLATION_LEVELS,
-    forced mainly to test the weaker levels. `ro_paths` are extra host folders the child may
-    read (the skill's folder is added per run by the tools).
+    `isolation` names the level: "auto" (the default, from $MEMENTO_SANDBOX when that is set)
+    runs code only with the strong level, namespaces; where they are unavailable every run is
+    refused (`refused` says why and how to opt in) until the operator names a weaker level
+    from ISOLATION_LEVELS. `ro_paths` are extra host folders the child may read (the skill's
+    folder is added per run by the tools).
     """
 
     def __init__(
         self,
         root: Path | str,
         *,
-        isolation: str = "auto",
+        isolation: str | None = None,
         uid: int | None = None,
         ro_paths: Sequence[Path | str] = (),
     ):
-        if isolation != "auto" and isolation not in ISOLATION_LEVELS:
-            raise SandboxError(
-                f"unknown isolation {isolation!r}; use 'auto' or one of {', '.join(ISOLATION_LEVELS)}"
+        requested = requested_isolation(isolation)
+        probe = probe_isolation()
+        level = probe.strongest if requested == "auto" else requested
+        self.refused: str | None = None
+        """Why code is refused here (the strong level is missing and no weaker one was named)."""
+        if requested == "auto" and level != "namespaces":
+            self.refused = (
+                f"running code is refused: the strong sandbox (namespaces) is unavailable here "
+                f"({probe.missing}); the operator can opt in to the weaker level {level!r} with "
+                f"{SANDBOX_ENV}={level} (or the context field sandbox_level). Use the file "
+                "tools, or work the answer out without running code"
             )
-        level = detect_isolation() if isolation == "auto" else isolation
-        if level in ("namespaces", "uid") and os.geteuid() != 0:
-            raise SandboxError(f"isolation {level!r} needs root; use 'rlimits' or 'auto'")
-        if level == "rlimits" and os.geteuid() == 0:
-            # As root, rlimits alone would run the agent's code as root: one `kill -9 -1`
-            # ends every process on the machine. Never offer that.
-            raise SandboxError(
-                "isolation 'rlimits' would run the agent's code as root; use 'auto', "
-                "'namespaces' or 'uid' (or run as an unprivileged user)"
-            )
+        _check_level(level, probe)
         if uid is not None:
             _check_sandbox_uid(uid)
         self.root = Path(root).expanduser().resolve()
@@ -545,7 +745,7 @@ class Workspace:
         self.uid: int | None = None
         if self.isolation != "rlimits":
             self.uid = uid if uid is not None else _workspace_uid(self.root)
-        if self.isolation == "uid":
+        if self.isolation == "uid" and self.refused is None:
             # Without a mount namespace the child reaches the workspace through the host's tree.
             for folder in self.root.parents:
                 if not folder.stat().st_mode & 0o001:
@@ -563,6 +763,24 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r}, isolation={self.isolation!r}, uid={self.uid})"
+
+    def network_note(self, limits: SandboxLimits | None = None) -> str:
+        """What the network looks like from a run here, in words fit for a tool description."""
+        limits = limits or SandboxLimits()
+        probe = probe_isolation()
+        if limits.network:
+            return "the network is reachable"
+        if self.isolation == "namespaces":
+            return "no network"
+        if probe.seccomp and probe.landlock_abi >= LANDLOCK_SCOPE_ABI:
+            return "no network"
+        if probe.seccomp:
+            return (
+                "no network sockets but unix ones; the host's abstract unix sockets are reachable"
+            )
+        if probe.landlock_abi >= LANDLOCK_NET_ABI:
+            return "no TCP; UDP and unix sockets reach the host"
+        return "the network is NOT cut: this machine offers no way to"
 
     def adopt(self, path: Path) -> None:
         """Give a file the host wrote to the sandbox's uid so the child can change it.
@@ -588,11 +806,24 @@ class Workspace:
         shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
         return self.run([shell, "-c", command], limits)
 
+    @property
+    def python(self) -> str:
+        """The interpreter the agent's Python runs with: ours, when the sandbox can reach it.
+
+        The namespaces level mounts our interpreter's prefixes. Without them the sandbox's uid
+        walks the host's tree, where ours may sit in a private folder (pyenv under /root); then
+        the system's python3 runs the code instead (without our packages).
+        """
+        if self.uid is None or self.isolation == "namespaces" or _others_can_run(sys.executable):
+            return sys.executable
+        system = shutil.which("python3", path=DEFAULT_PATH)
+        return system if system and _others_can_run(system) else sys.executable
+
     def run_python(self, code: str, limits: SandboxLimits | None = None) -> RunResult:
         script = self.tmp / f"snippet-{os.getpid()}-{next(self._counter)}.py"
         script.write_text(code, encoding="utf-8")
         self.adopt(script)
-        return self.run([sys.executable, "-I", str(script)], limits)
+        return self.run([self.python, "-I", str(script)], limits)
 
     def run(
         self,
@@ -604,19 +835,26 @@ class Workspace:
     ) -> RunResult:
         """Run argv confined to this workspace; never raises for what the child does."""
         limits = limits or SandboxLimits()
+        if self.refused:
+            raise SandboxError(self.refused)
         if not argv:
             raise SandboxError("nothing to run: argv is empty")
         workdir = self.root if cwd is None else self._confined_cwd(cwd)
         ro = [str(Path(sys.prefix).resolve()), str(Path(sys.base_prefix).resolve())]
         ro += [str(Path(p).resolve()) for p in (*self.ro_paths, *ro_paths)]
+        big = lambda mb: int(mb * 2**20)  # noqa: E731
+        # A workspace that starts over the cap (large attachments) may not grow; one file can
+        # never take more than is left, and the pump watches the total while the run goes on.
+        used = disk_usage(self.root)
+        ceiling = max(big(limits.disk_mb), used)
+        file_cap = min(big(limits.file_mb), ceiling - used)
         cgroups = _Cgroups(limits) if os.geteuid() == 0 else None
         read_fd, write_fd = os.pipe()
         cpu = int(limits.cpu_s)
-        big = lambda mb: int(mb * 2**20)  # noqa: E731
         rlimits = [
             ("RLIMIT_CPU", cpu, cpu + 1),
             ("RLIMIT_AS", big(limits.memory_mb), big(limits.memory_mb)),
-            ("RLIMIT_FSIZE", big(limits.file_mb), big(limits.file_mb)),
+            ("RLIMIT_FSIZE", file_cap, file_cap),
             ("RLIMIT_NPROC", limits.max_processes, limits.max_processes),
             ("RLIMIT_CORE", 0, 0),
         ]
@@ -635,10 +873,15 @@ class Workspace:
             "gid": self.uid,
             "cwd": str(workdir),
             "argv": list(argv),
+            "landlock": self._landlock(ro, limits),
+            "seccomp": self.isolation != "namespaces"
+            and probe_isolation().seccomp
+            and not limits.network,
         }
         prefix = _unshare_argv(limits.network) if self.isolation == "namespaces" else []
         launch = [*prefix, sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)]
         start = time.monotonic()
+        since = time.time() - 1.0  # ctime of anything the run writes (a child cannot set it)
         try:
             proc = subprocess.Popen(
                 launch,
@@ -660,7 +903,9 @@ class Workspace:
             with contextlib.suppress(OSError):
                 os.close(write_fd)
         try:
-            out, err, timed_out, output_killed = self._pump(proc, limits, start, cgroups)
+            out, err, timed_out, output_killed, disk_full = self._pump(
+                proc, limits, start, cgroups, ceiling
+            )
         finally:
             self._kill(proc, cgroups)
         duration = time.monotonic() - start
@@ -669,9 +914,37 @@ class Workspace:
         peak = cgroups.peak_mb() if cgroups else None
         if cgroups:
             cgroups.remove()
-        return self._result(
+        trimmed = _trim_to(self.root, ceiling, since)
+        if trimmed and not (timed_out or output_killed):
+            disk_full = True
+        result = self._result(
             proc, limits, out, err, status, timed_out, output_killed, oom, peak, duration
         )
+        if not disk_full:
+            return result
+        gone = ", ".join(f"{name} ({size / 2**20:.1f} MB)" for name, size in trimmed)
+        note = (
+            f"\n[sandbox: the workspace went over its disk cap of {limits.disk_mb} MB; "
+            f"deleted what this run wrote past it: {gone or 'nothing'}]\n"
+        )
+        reason = result.killed_reason or (
+            f"workspace disk cap of {limits.disk_mb} MB exceeded; all its processes killed"
+        )
+        return replace(result, stderr=result.stderr + note, killed_reason=reason)
+
+    def _landlock(self, ro: Sequence[str], limits: SandboxLimits) -> dict[str, object] | None:
+        """The launcher's Landlock rules for the levels without a mount namespace."""
+        abi = probe_isolation().landlock_abi
+        if self.isolation == "namespaces" or abi <= 0:
+            return None
+        system = [f"/{name}" for name in SYSTEM_RO if Path(f"/{name}").exists()]
+        return {
+            "abi": abi,
+            "network": limits.network,
+            "read": sorted({*system, *ro, "/proc"}),
+            "write": [str(self.root)],
+            "devices": [f"/dev/{name}" for name in DEVICES],
+        }
 
     def _confined_cwd(self, cwd: Path | str) -> Path:
         path = Path(cwd)
@@ -688,7 +961,8 @@ class Workspace:
         limits: SandboxLimits,
         start: float,
         cgroups: _Cgroups | None,
-    ) -> tuple[_Capture, _Capture, bool, bool]:
+        disk_ceiling: int,
+    ) -> tuple[_Capture, _Capture, bool, bool, bool]:
         """Read both streams with caps until they close or a limit is hit."""
         assert proc.stdout is not None and proc.stderr is not None
         captures = {
@@ -698,7 +972,8 @@ class Workspace:
         hard_cap = limits.output_bytes * HARD_OUTPUT_FACTOR
         deadline = start + limits.wall_s
         exited_at: float | None = None
-        timed_out = output_killed = False
+        timed_out = output_killed = disk_full = False
+        disk_checked = start
         with selectors.DefaultSelector() as sel:
             for fd in captures:
                 os.set_blocking(fd, False)
@@ -727,7 +1002,12 @@ class Workspace:
                 if sum(c.total for c in captures.values()) > hard_cap:
                     output_killed = True
                     break
-        if not timed_out and not output_killed:
+                if now - disk_checked >= DISK_CHECK_S:
+                    disk_checked = now
+                    if disk_usage(self.root) > disk_ceiling:
+                        disk_full = True
+                        break
+        if not timed_out and not output_killed and not disk_full:
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -736,7 +1016,8 @@ class Workspace:
             captures[proc.stdout.fileno()],
             captures[proc.stderr.fileno()],
             timed_out,
-            (output_killed),
+            output_killed,
+            disk_full,
         )
 
     def _sweep(self, cgroups: _Cgroups | None, spare: int | None = None) -> None:
@@ -787,11 +1068,15 @@ class Workspace:
             raw = b""
         finally:
             os.close(read_fd)
-        try:
-            value = json.loads(raw.decode().strip().splitlines()[-1]) if raw.strip() else {}
-        except (ValueError, IndexError):
-            value = {}
-        return value if isinstance(value, dict) else {}
+        merged: dict[str, object] = {}
+        for line in raw.decode(errors="replace").splitlines():
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                merged.update(value)  # the child's setup error, then the launcher's exit
+        return merged
 
     @staticmethod
     def _result(
@@ -857,6 +1142,66 @@ class Workspace:
             cpu_s=cpu_s,
             max_rss_mb=None if rss_mb is None else round(rss_mb, 1),
         )
+
+
+def reachable_dir(path: Path | str) -> Path:
+    """`path` created as a folder others may traverse but not list (0711), missing parents too.
+
+    The levels without a mount namespace reach a workspace through the host's tree, so every
+    folder above one must be traversable by the sandbox's uid; folders the sandbox must never
+    enter (a run dir, the regression cases) are 0700 instead.
+    """
+    folder = Path(path)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        with contextlib.suppress(OSError):
+            created.chmod(0o711)
+    return folder
+
+
+def disk_usage(root: Path) -> int:
+    """Bytes the folder's files take on disk (blocks, each inode once), links not followed."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def _trim_to(root: Path, ceiling: int, since: float) -> list[tuple[str, int]]:
+    """Delete the files changed since `since`, largest first, until the folder fits `ceiling`.
+
+    Only files the run wrote are candidates (their ctime, which a child cannot set back), so
+    what the host put there (attachments) stays. Runs after every process of the run is gone.
+    """
+    used = disk_usage(root)
+    if used <= ceiling:
+        return []
+    recent: list[tuple[int, Path]] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            with contextlib.suppress(OSError):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_ctime >= since:
+                    recent.append((st.st_blocks * 512, path))
+    removed = []
+    for size, path in sorted(recent, key=lambda item: -item[0]):
+        if used <= ceiling:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            used -= size
+            removed.append((str(path.relative_to(root)), size))
+    return removed
 
 
 def confine(base: Path, relative: str, *, what: str) -> Path:

@@ -13,10 +13,11 @@ import contextlib
 import functools
 import ipaddress
 import os
+import shutil
 import socket
 import stat
-import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from memento_skills.nodes.sandbox import (
     SandboxLimits,
     Workspace,
     confine,
+    disk_usage,
 )
 from memento_skills.stores.skill import AGENT_TOOLS
 from memento_skills.stores.trust import is_script, script_files
@@ -298,6 +300,13 @@ def make_tools(
         target = workspace.resolve(path)
         if target == workspace.root:
             raise ToolException("give a file name, not the workspace folder itself")
+        replaced = target.lstat().st_blocks * 512 if target.is_file() else 0
+        room = run_limits.disk_mb * 2**20 - disk_usage(workspace.root) + replaced
+        if len(data) > room:
+            raise ToolException(
+                f"content is {len(data)} bytes and the workspace has {max(room, 0)} left of its "
+                f"{run_limits.disk_mb} MB disk cap; delete files you no longer need first"
+            )
         missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
         for folder in reversed(missing):
             folder.mkdir()
@@ -427,13 +436,7 @@ def make_tools(
         assert skill_root is not None
         target = find_script(script)
         shown = target.relative_to(skill_root).as_posix()
-        if target.suffix == ".py":
-            argv = [sys.executable, "-I", "-c", RUN_PY_SCRIPT, str(skill_root), str(target)]
-        elif target.suffix in (".sh", ".bash"):
-            argv = ["/bin/bash", str(target)]
-        elif os.access(target, os.X_OK):
-            argv = [str(target)]
-        else:
+        if target.suffix not in (".py", ".sh", ".bash") and not os.access(target, os.X_OK):
             raise ToolException(
                 f"{shown!r} is neither .py nor .sh nor executable; it is not a script"
             )
@@ -444,6 +447,24 @@ def make_tools(
                 "tools (that would run unapproved code); solve the task another way. Only the "
                 f"operator can allow it (`memento skills trust {skill_root.name}`)"
             )
+        root = skill_root
+        if workspace.isolation != "namespaces":
+            # Without a mount namespace the sandbox's uid reads the host's tree, where the
+            # library may sit in a folder it must not enter (a run dir beside its golds): the
+            # script runs from a copy of its skill folder in the workspace instead.
+            root = workspace.tmp / f"skill-{uuid.uuid4().hex[:8]}"
+            shutil.copytree(skill_root, root, symlinks=True)
+            for dirpath, dirnames, filenames in os.walk(root):
+                for name in (*dirnames, *filenames):
+                    workspace.adopt(Path(dirpath) / name)
+            workspace.adopt(root)
+        run_target = root / target.relative_to(skill_root)
+        if run_target.suffix == ".py":
+            argv = [workspace.python, "-I", "-c", RUN_PY_SCRIPT, str(root), str(run_target)]
+        elif run_target.suffix in (".sh", ".bash"):
+            argv = ["/bin/bash", str(run_target)]
+        else:
+            argv = [str(run_target)]
         result = workspace.run([*argv, *(args or [])], run_limits, ro_paths=[skill_root])
         return result.to_text()
 
@@ -451,18 +472,23 @@ def make_tools(
         answers.append(answer)
         return f"answer recorded: {answer}"
 
+    limits_note = (
+        f"{workspace.network_note(run_limits)}; time, memory and {run_limits.disk_mb} MB disk "
+        "limits"
+    )
+    refused = f" Unavailable here: {workspace.refused}." if workspace.refused else ""
     specs: list[tuple[str, str, type[BaseModel], Callable[..., str]]] = [
         (
             "shell",
-            "Run a bash command in the sandboxed workspace (no network, time and memory "
-            "limits). Returns the exit code, stdout and stderr.",
+            f"Run a bash command in the sandboxed workspace ({limits_note}). Returns the exit "
+            f"code, stdout and stderr.{refused}",
             ShellArgs,
             shell,
         ),
         (
             "python",
-            "Run a Python program in the sandboxed workspace and return what it printed. "
-            "Use it for any calculation.",
+            f"Run a Python program in the sandboxed workspace ({limits_note}) and return what "
+            f"it printed. Use it for any calculation.{refused}",
             PythonArgs,
             python,
         ),
@@ -515,7 +541,8 @@ FETCH_ALLOW_HOSTS_ENV = "MEMENTO_FETCH_ALLOW_HOSTS"
 def _non_public_address(host: str, port: int) -> str | None:
     """The first address `host` resolves to that is not on the public internet, if any.
 
-    The sandbox has no network, so fetch_url is the agent's only way out; a page or a task
+    The sandbox cuts the network where the machine allows it (see Workspace.network_note), so
+    fetch_url is meant to be the agent's only way out; a page or a task
     must not steer it at the machine's own services (a local model server, a cloud metadata
     endpoint at 169.254.169.254, an intranet). A name that resolves to several addresses is
     refused if any one is private. Known gap: a DNS answer that changes between this check

@@ -2,7 +2,8 @@
 
 Kept beside the library (under `.memento/cases/`), never inside a skill folder, so the gold
 answers they hold are never exported with a skill, never embedded and never put in a prompt.
-Only the judge reads a case's gold.
+Only the judge reads a case's gold: every case file is 0600 and `.memento/` and `cases/` are
+0700, owned by the host user, so the sandbox's uid can neither read nor traverse to them.
 
 A case keeps the files its task was given (a GAIA spreadsheet, a PDF): replayed without them, a
 task it solved fails whatever the change, and the gate would refuse good changes for it. They
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -93,7 +95,7 @@ class CaseStore:
         path = self._path(skill)
         files = dict(files or {})
         case = replace(case, attachments=_describe(files))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._seal()
         # the store-wide lock orders every add against the deletion of files no case refers to
         with FileLock(str(self.root / "files.lock")), FileLock(str(path) + ".lock"):
             cases = self.load(skill)
@@ -104,7 +106,7 @@ class CaseStore:
                 self._keep(attachment, files[attachment.name])
             kept = [*(c for c in cases if c not in same_task), case][-MAX_CASES_PER_SKILL:]
             tmp = path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(asdict(c)) + "\n" for c in kept))
+            _write_private(tmp, "".join(json.dumps(asdict(c)) + "\n" for c in kept).encode())
             tmp.replace(path)
             if any(c.attachments and c not in kept for c in cases):
                 self._prune()
@@ -132,13 +134,22 @@ class CaseStore:
         if src.exists():
             src.replace(dst)
 
+    def _seal(self) -> None:
+        """Create the store's folders 0700, and close up those an older version left open."""
+        for folder in (self.root.parent, self.root):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.chmod(0o700)
+        for path in self.root.glob("*.jsonl"):
+            path.chmod(0o600)
+
     def _keep(self, attachment: Attachment, source: Path) -> None:
         target = self.files_dir / attachment.sha256 / attachment.name
         if target.is_file():
             return  # the same content under the same name is stored once
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         shutil.copyfile(source, tmp)
+        tmp.chmod(0o600)
         tmp.replace(target)
 
     def _prune(self) -> None:
@@ -151,6 +162,14 @@ class CaseStore:
             for folder in self.files_dir.iterdir():
                 if folder.name not in used:
                     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `path` readable by its owner only, from its first byte."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 def _read(path: Path) -> list[Case]:
