@@ -26,11 +26,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from memento_skills.nodes.sandbox import SandboxLimits, Workspace
+from memento_skills.nodes.sandbox import SandboxError, SandboxLimits, Workspace, disk_usage
 from memento_skills.nodes.tools import make_tools
+from memento_skills.stores.cases import Case, CaseStore
 
 BENCH_LIMITS = SandboxLimits(
-    wall_s=4, cpu_s=3, memory_mb=256, output_bytes=16_000, file_mb=16, max_processes=32
+    wall_s=4,
+    cpu_s=3,
+    memory_mb=256,
+    output_bytes=16_000,
+    file_mb=16,
+    max_processes=32,
+    disk_mb=48,
 )
 TIME_MARGIN_S = 3.0
 
@@ -50,9 +57,13 @@ class _Bench:
         skill = base / "skill"
         (skill / "references").mkdir(parents=True)
         (skill / "references" / "guide.md").write_text("# guide\n")
+        # a library beside the workspace, as evals used to lay a run dir out, holding a gold
+        self.gold = f"memento-gold-{secrets.token_hex(8)}"
+        self.cases = CaseStore(base / "skills")
+        self.cases.add("some-skill", Case(task="What is the code?", ground_truth=self.gold))
         self.ws = Workspace(base / "workspace", isolation=isolation)
         self.tools = {t.name: t for t in make_tools(self.ws, skill_dir=skill, limits=BENCH_LIMITS)}
-        self.cases: list[dict[str, str]] = []
+        self.results: list[dict[str, str]] = []
 
     def call(self, name: str, **args: Any) -> str:
         """Invoke a tool the way the agent's tool node does: a tool call in, a message out."""
@@ -63,7 +74,7 @@ class _Bench:
 
     def record(self, name: str, contained: bool, detail: str) -> None:
         outcome = "contained" if contained else "escaped"
-        self.cases.append({"name": name, "outcome": outcome, "detail": detail})
+        self.results.append({"name": name, "outcome": outcome, "detail": detail})
 
     def sandbox_pids(self, marker: str | None = None) -> list[int]:
         """Live host processes of the sandbox's uid (or whose command line has `marker`)."""
@@ -424,6 +435,96 @@ def _case_signal_host(b: _Bench) -> None:
     )
 
 
+def _case_read_golds(b: _Bench) -> None:
+    cases_file = b.cases.root / "some-skill.jsonl"
+    rel = os.path.relpath(cases_file, b.ws.root)
+    outputs = [
+        b.call("read_file", path=rel),
+        b.call("shell", command=f"cat {rel}; cat {cases_file}; ls -la {b.cases.root}"),
+        b.call("python", code=f"print(open({str(cases_file)!r}).read())"),
+    ]
+    leaked = sum(b.gold in o for o in outputs)
+    b.record(
+        "read_regression_golds",
+        leaked == 0,
+        f"the library's regression cases beside the workspace, via read_file ../, shell cat "
+        f"(relative, absolute) and python open: {leaked}/{len(outputs)} outputs held the gold",
+    )
+
+
+def _case_local_sockets(b: _Bench) -> None:
+    tag = secrets.token_hex(6)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(f"\0memento-bench-{tag}")
+    listener.listen(4)
+    listener.setblocking(False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    port = udp.getsockname()[1]
+    code = (
+        "import socket\n"
+        "for family, kind, address in [\n"
+        f"    (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-bench-{tag}'),\n"
+        f"    (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {port})),\n"
+        "]:\n"
+        "    try:\n"
+        "        s = socket.socket(family, kind)\n"
+        "        s.settimeout(1)\n"
+        "        s.connect(address)\n"
+        "        s.send(b'exfiltrated')\n"
+        "    except OSError as e:\n"
+        "        print(family, e)\n"
+    )
+    try:
+        b.call("python", code=code)
+        b.call("shell", command=f"echo exfiltrated > /dev/udp/127.0.0.1/{port}")
+        hits = []
+        with suppress(BlockingIOError):
+            hits.append(listener.accept())
+        with suppress(BlockingIOError):
+            while True:
+                hits.append(udp.recv(64))
+    finally:
+        listener.close()
+        udp.close()
+    b.record(
+        "abstract_socket_and_udp",
+        not hits,
+        f"an abstract unix socket and a UDP port on the host's loopback, from python and the "
+        f"shell's /dev/udp: {len(hits)} reached the host",
+    )
+
+
+def _case_write_host_tmp(b: _Bench) -> None:
+    target = Path("/tmp") / f"memento-bench-{secrets.token_hex(6)}"
+    b.call("shell", command=f"echo x > {target}")
+    b.call("python", code=f"open({str(target) + '.py'!r}, 'w').write('x')")
+    written = [p for p in (target, Path(str(target) + ".py")) if p.exists()]
+    for p in written:
+        p.unlink()
+    b.record(
+        "write_host_tmp",
+        not written,
+        f"writes to the host's /tmp via shell and python: {len(written)} of 2 files appeared",
+    )
+
+
+def _case_disk_fill(b: _Bench) -> None:
+    out = b.call(
+        "shell", command="for i in $(seq 1 12); do head -c 15M /dev/zero > fill$i.bin; done"
+    )
+    used = disk_usage(b.ws.root)
+    cap = BENCH_LIMITS.disk_mb * 2**20
+    b.call("shell", command="rm -f fill*.bin")
+    b.record(
+        "disk_fill",
+        used <= cap,
+        f"twelve 15 MB files (180 MB) in one call: the workspace holds {used / 2**20:.0f} MB "
+        f"after it (cap {BENCH_LIMITS.disk_mb} MB); {out.splitlines()[0]}",
+    )
+
+
 CASES: tuple[Callable[[_Bench], None], ...] = (
     _case_read_outside,
     _case_read_root,
@@ -440,13 +541,18 @@ CASES: tuple[Callable[[_Bench], None], ...] = (
     _case_huge_file,
     _case_network,
     _case_signal_host,
+    _case_read_golds,
+    _case_local_sockets,
+    _case_write_host_tmp,
+    _case_disk_fill,
 )
 
 
-def run_sandbox_bench(isolation: str = "auto") -> dict[str, Any]:
+def run_sandbox_bench(isolation: str | None = None) -> dict[str, Any]:
     """Run every escape case once; `contained` counts the cases whose effect stayed inside.
 
-    `isolation` forces a weaker level (see Workspace) to show what each layer is worth.
+    `isolation` names a level (default: $MEMENTO_SANDBOX, else auto) to show what each layer
+    is worth; `MEMENTO_SANDBOX=uid memento bench sandbox` measures the weaker one.
     """
     start = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="memento-sandbox-bench-"))
@@ -455,12 +561,14 @@ def run_sandbox_bench(isolation: str = "auto") -> dict[str, Any]:
     )  # traversable, so the 'uid' level (no mount namespace) can reach its workspace
     try:
         bench = _Bench(base, isolation)
+        if bench.ws.refused:
+            raise SandboxError(f"the escape suite needs a level that runs code: {bench.ws.refused}")
         for case in CASES:
             try:
                 case(bench)
             except Exception as exc:  # a crashed case is not evidence of containment
                 bench.record(case.__name__.removeprefix("_case_"), False, f"case crashed: {exc!r}")
-        cases = bench.cases
+        cases = bench.results
         isolation = bench.ws.isolation
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -474,7 +582,7 @@ def run_sandbox_bench(isolation: str = "auto") -> dict[str, Any]:
 
 
 def main() -> None:
-    isolation = sys.argv[1] if len(sys.argv) > 1 else "auto"
+    isolation = sys.argv[1] if len(sys.argv) > 1 else None
     print(json.dumps(run_sandbox_bench(isolation), indent=2))
 
 

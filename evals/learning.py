@@ -182,7 +182,11 @@ def _one_process(method: Callable[..., RunOutcome]) -> Callable[..., RunOutcome]
     @functools.wraps(method)
     def holding_the_run_dir(self: LearningRun, *args: Any, **kwargs: Any) -> RunOutcome:
         with self._exclusive():
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                with contextlib.suppress(OSError):  # empty unless workspaces are kept
+                    self.workspaces.rmdir()
 
     return holding_the_run_dir
 

@@ -680,9 +680,15 @@ def bench_store(
 @bench_app.command("sandbox")
 def bench_sandbox(json_out: JsonOpt = False) -> None:
     """Run the escape suite through the real tools: contained / attempted."""
+    from memento_skills.cli_evals import announce_sandbox
     from memento_skills.evals.bench_sandbox import run_sandbox_bench
+    from memento_skills.nodes.sandbox import SandboxError
 
-    result = run_sandbox_bench()
+    announce_sandbox()
+    try:
+        result = run_sandbox_bench()
+    except SandboxError as e:
+        _fail(str(e))
     if json_out:
         _emit_json(result)
         return

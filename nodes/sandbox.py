@@ -915,21 +915,21 @@ class Workspace:
         if cgroups:
             cgroups.remove()
         trimmed = _trim_to(self.root, ceiling, since)
-        if trimmed and not (timed_out or output_killed):
-            disk_full = True
         result = self._result(
             proc, limits, out, err, status, timed_out, output_killed, oom, peak, duration
         )
-        if not disk_full:
+        if not disk_full and not trimmed:
             return result
         gone = ", ".join(f"{name} ({size / 2**20:.1f} MB)" for name, size in trimmed)
         note = (
             f"\n[sandbox: the workspace went over its disk cap of {limits.disk_mb} MB; "
             f"deleted what this run wrote past it: {gone or 'nothing'}]\n"
         )
-        reason = result.killed_reason or (
-            f"workspace disk cap of {limits.disk_mb} MB exceeded; all its processes killed"
-        )
+        reason = result.killed_reason
+        if not (timed_out or output_killed):
+            reason = f"workspace disk cap of {limits.disk_mb} MB exceeded" + (
+                "; all its processes killed" if disk_full else ""
+            )
         return replace(result, stderr=result.stderr + note, killed_reason=reason)
 
     def _landlock(self, ro: Sequence[str], limits: SandboxLimits) -> dict[str, object] | None:

@@ -112,6 +112,34 @@ def test_curve_rises_with_writes_and_stays_flat_without(learned: Path, tmp_path:
     assert "| read-only | 0.000 |" in table[3] and "| 0 |" in table[3]
 
 
+WEAK_LEVEL = "uid" if os.geteuid() == 0 else "rlimits"
+
+
+def test_learning_with_gate_replays_works_at_the_weaker_level_and_hides_the_golds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opted in to the level without namespaces, the executor's python runs under the
+    sandbox's own uid (or Landlock alone), every gate replay included; the run dir (results,
+    cases) stays closed to it, and the task workspaces live outside it."""
+    monkeypatch.setenv("MEMENTO_SANDBOX", WEAK_LEVEL)
+    run_dir = tmp_path / "weak"
+    run = LearningRun(
+        products(train=3, test=2), run_dir, settings=SETTINGS, resources=scripted_resources()
+    )
+    run.learn(1, mode="read-write-optimize")
+    got = curve(load_results(run_dir))
+    assert got == {("eval", 0): (0, 2), ("eval", 1): (2, 2), ("train", 1): (2, 3)}
+    first = next(r for r in load_results(run_dir) if r["phase"] == "train")
+    change = first["library_changes"][0]
+    assert change["accepted"] and "gate: no regression" in change["reason"]
+    assert os.stat(run_dir).st_mode & 0o777 == 0o700
+    cases = run_dir / "skills" / ".memento" / "cases"
+    assert os.stat(cases).st_mode & 0o777 == 0o700
+    assert os.stat(cases / f"{SKILL}.jsonl").st_mode & 0o777 == 0o600
+    assert not (run_dir / "workspaces").exists()
+    assert not run.workspaces.is_relative_to(run_dir) and not run.workspaces.exists()
+
+
 def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
     seen: list[dict[str, Any]] = []
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,8 +25,12 @@ from memento_skills.nodes.sandbox import (
     Workspace,
     confine,
     detect_isolation,
+    disk_usage,
+    probe_isolation,
     scrubbed_env,
 )
+from memento_skills.nodes.tools import make_tools
+from memento_skills.stores.cases import Case, CaseStore
 
 FAST = SandboxLimits(
     wall_s=3, cpu_s=2, memory_mb=256, output_bytes=4000, file_mb=8, max_processes=16
@@ -394,3 +401,208 @@ def test_reopening_a_workspace_never_hands_over_linked_host_files(tmp_path: Path
     Workspace(tmp_path / "ws")
     assert host_file.stat().st_uid == os.geteuid()
     assert (w.root / "plain.txt").stat().st_uid == w.uid
+
+
+# ------------------------------------------------------------------ the levels, named
+
+
+WEAK = "uid" if IS_ROOT else "rlimits"
+LEVELS = [
+    pytest.param(
+        "namespaces",
+        marks=pytest.mark.skipif(
+            detect_isolation() != "namespaces", reason="namespaces are not available here"
+        ),
+    ),
+    WEAK,
+]
+NO_UNSHARE_SCRIPT = """
+import sys
+from pathlib import Path
+from memento_skills.nodes.sandbox import Workspace, isolation_notice
+from memento_skills.nodes.tools import make_tools
+
+print(isolation_notice())
+w = Workspace(Path(sys.argv[1]) / "ws")
+shell = next(t for t in make_tools(w) if t.name == "shell")
+print(shell.description)
+print(shell.invoke({"type": "tool_call", "id": "1", "name": "shell",
+                    "args": {"command": "echo ran-the-code"}}).content)
+"""
+
+
+def _without_unshare(open_base: Path, **extra: str) -> dict[str, str]:
+    """An environment whose PATH has our interpreter but no `unshare`: namespaces unavailable."""
+    bin_dir = open_base / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("python", "memento"):
+        source = Path(sys.executable).parent / name
+        if source.exists() and not (bin_dir / name).exists():
+            (bin_dir / name).symlink_to(source)
+    env = {k: v for k, v in os.environ.items() if k != "MEMENTO_SANDBOX"}
+    return {**env, "PATH": str(bin_dir), **extra}
+
+
+def test_auto_refuses_code_without_namespaces_and_says_how_to_opt_in(open_base: Path) -> None:
+    script = open_base / "probe.py"
+    script.write_text(NO_UNSHARE_SCRIPT)
+    run = lambda env: subprocess.run(  # noqa: E731
+        [sys.executable, str(script), str(open_base)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    refused = run(_without_unshare(open_base))
+    assert refused.returncode == 0, refused.stderr
+    notice = refused.stdout.splitlines()[0]
+    assert "namespaces" in notice and "unavailable" in notice
+    missing = "`unshare` is not installed" if IS_ROOT else "need root"
+    assert missing in notice and f"MEMENTO_SANDBOX={WEAK}" in notice
+    assert "ran-the-code" not in refused.stdout
+    assert "error: running code is refused" in refused.stdout
+    assert "Unavailable here" in refused.stdout  # the tool's description says so too
+
+    opted_in = run(_without_unshare(open_base, MEMENTO_SANDBOX=WEAK))
+    assert opted_in.returncode == 0, opted_in.stderr
+    assert f"weaker level {WEAK!r} as opted in" in opted_in.stdout.splitlines()[0]
+    assert "ran-the-code" in opted_in.stdout
+
+
+def test_the_cli_says_so_at_start_up_and_refuses_an_unknown_or_missing_level(
+    open_base: Path,
+) -> None:
+    memento = str(open_base / "bin" / "memento")
+    args = [memento, "learn", "--suite", "reasoning-gym", "--run-dir", str(open_base / "run")]
+    env = _without_unshare(open_base)
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+    text = " ".join(proc.stderr.split())  # rich wraps the line
+    assert "strong isolation (namespaces) is unavailable" in text
+    assert f"MEMENTO_SANDBOX={WEAK}" in text and "Traceback" not in text
+    for level, message in [("docker", "unknown MEMENTO_SANDBOX 'docker'"), ("namespaces", None)]:
+        proc = subprocess.run(
+            args, env={**env, "MEMENTO_SANDBOX": level}, capture_output=True, text=True, timeout=120
+        )
+        text = " ".join(proc.stderr.split())
+        assert proc.returncode == 1 and "Traceback" not in text
+        assert (message or "isolation 'namespaces' is unavailable here") in text
+
+
+def _probe_escapes(tools: dict[str, Any], library: Path, gold: str) -> dict[str, bool]:
+    """Try each way out through the real tools; True where the host saw the effect."""
+    cases_file = CaseStore(library).root / "skill.jsonl"
+    ws_root = Path(tools["workspace"])
+    rel = os.path.relpath(cases_file, ws_root)
+    call = lambda name, **args: str(  # noqa: E731
+        tools[name].invoke({"type": "tool_call", "id": "1", "name": name, "args": args}).content
+    )
+    gold_outputs = [
+        call("shell", command=f"cat {rel}; cat {cases_file}"),
+        call("python", code=f"print(open({rel!r}).read())"),
+        call("python", code=f"print(open({str(cases_file)!r}).read())"),
+    ]
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(4)
+    tcp.setblocking(False)
+    tag = os.urandom(6).hex()
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(f"\0memento-test-{tag}")
+    abstract.listen(4)
+    abstract.setblocking(False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    host_tmp = Path("/tmp") / f"memento-test-{tag}"
+    code = f"""
+import socket
+for family, kind, address in [
+    (socket.AF_INET, socket.SOCK_STREAM, ('127.0.0.1', {tcp.getsockname()[1]})),
+    (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-test-{tag}'),
+    (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {udp.getsockname()[1]})),
+]:
+    try:
+        s = socket.socket(family, kind)
+        s.settimeout(1)
+        s.connect(address)
+        s.send(b'x')
+    except OSError as e:
+        print(e)
+try:
+    open({str(host_tmp)!r}, 'w').write('x')
+except OSError as e:
+    print(e)
+"""
+    try:
+        call("python", code=code)
+        seen: dict[str, bool] = {}
+        for name, sock in (("tcp", tcp), ("abstract", abstract)):
+            try:
+                conn, _ = sock.accept()
+                conn.close()
+                seen[name] = True
+            except BlockingIOError:
+                seen[name] = False
+        try:
+            seen["udp"] = bool(udp.recv(16))
+        except BlockingIOError:
+            seen["udp"] = False
+    finally:
+        for sock in (tcp, abstract, udp):
+            sock.close()
+    seen["host_tmp"] = host_tmp.exists()
+    host_tmp.unlink(missing_ok=True)
+    seen["gold"] = any(gold in o for o in gold_outputs)
+    return seen
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_every_level_keeps_golds_network_and_host_tmp_out(open_base: Path, level: str) -> None:
+    """The old eval layout (a workspace beside the library, both in a traversable run dir):
+    the regression cases stay unreadable, and no local socket or host /tmp is reached."""
+    if level != "namespaces":
+        probe = probe_isolation()
+        if probe.landlock_abi < 6 or not probe.seccomp:
+            pytest.skip(f"the kernel lacks Landlock ABI 6 or seccomp here ({probe})")
+    run_dir = open_base / "run"
+    gold = "gold-answer-" + os.urandom(6).hex()
+    CaseStore(run_dir / "skills").add("skill", Case(task="q?", ground_truth=gold))
+    cases = CaseStore(run_dir / "skills").root
+    assert stat.S_IMODE(cases.stat().st_mode) == 0o700
+    assert stat.S_IMODE(cases.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((cases / "skill.jsonl").stat().st_mode) == 0o600
+    w = Workspace(run_dir / "workspaces" / "t1", isolation=level)
+    tools: dict[str, Any] = {t.name: t for t in make_tools(w, limits=FAST)}
+    tools["workspace"] = str(w.root)
+    seen = _probe_escapes(tools, run_dir / "skills", gold)
+    assert seen == dict.fromkeys(seen, False), seen
+    assert "no network" in tools["shell"].description  # and the test above shows it holds
+    open_net = make_tools(w, limits=replace(FAST, network=True))[0]
+    assert "no network" not in open_net.description
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_the_workspace_disk_cap_holds_across_files(open_base: Path, level: str) -> None:
+    w = Workspace(open_base / "ws", isolation=level)
+    attachment = w.root / "given.bin"
+    attachment.write_bytes(os.urandom(6 * 2**20))  # what the host put there stays
+    limits = replace(FAST, disk_mb=24, wall_s=10)
+    r = w.run_shell("for i in $(seq 1 20); do head -c 7M /dev/zero > f$i.bin; done", limits)
+    assert disk_usage(w.root) <= 24 * 2**20
+    assert r.killed_reason and "disk cap of 24 MB" in r.killed_reason
+    assert "deleted what this run wrote past it" in r.stderr
+    assert attachment.stat().st_size == 6 * 2**20
+    tools = {t.name: t for t in make_tools(w, limits=limits)}
+    refused = tools["write_file"].invoke(
+        {
+            "type": "tool_call",
+            "id": "1",
+            "name": "write_file",
+            "args": {"path": "big.txt", "content": "x" * 1_900_000},
+        }
+    )
+    left = 24 * 2**20 - disk_usage(w.root)
+    if left < 1_900_000:
+        assert "disk cap" in str(refused.content)
+    r = w.run_python("open('one.bin', 'wb').write(b'0' * 30 * 2**20)", limits)
+    assert disk_usage(w.root) <= 24 * 2**20 and not r.ok
