@@ -43,7 +43,7 @@ TIME_MARGIN_S = 3.0
 
 
 class _Bench:
-    def __init__(self, base: Path, isolation: str):
+    def __init__(self, base: Path, isolation: str | None):
         self.base = base
         self.outside = base / "outside"
         self.outside.mkdir(mode=0o700)
@@ -479,7 +479,7 @@ def _case_local_sockets(b: _Bench) -> None:
     try:
         b.call("python", code=code)
         b.call("shell", command=f"echo exfiltrated > /dev/udp/127.0.0.1/{port}")
-        hits = []
+        hits: list[object] = []
         with suppress(BlockingIOError):
             hits.append(listener.accept())
         with suppress(BlockingIOError):

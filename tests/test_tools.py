@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -243,6 +246,26 @@ def test_run_skill_script_in_the_workspace(tools: list[BaseTool], ws: Workspace)
     assert "2 args" in ok(tools, "run_skill_script", script="scripts/count.sh", args=["x", "y"])
     assert "no script" in err(tools, "run_skill_script", script="missing.py")
     assert "goes outside" in err(tools, "run_skill_script", script="../references/guide.md")
+
+
+def test_skill_scripts_run_at_the_weaker_level_from_a_library_it_cannot_enter(
+    skill_dir: Path,
+) -> None:
+    """Without a mount namespace the library (here under pytest's 0700 folder, like a run dir
+    beside its golds) is out of the sandbox's reach; the script runs from a copy."""
+    level = "uid" if os.geteuid() == 0 else "rlimits"
+    base = Path(tempfile.mkdtemp(prefix="memento-tools-weak-"))
+    try:
+        base.chmod(0o711)
+        weak = Workspace(base / "ws", isolation=level)
+        tools = make_tools(weak, skill_dir=skill_dir, limits=FAST)
+        out = ok(tools, "run_skill_script", script="hello.py", args=["a"])
+        assert "stdout:\nhello a" in out
+        assert (weak.root / "made-by-script.txt").read_text() == "ok"
+        assert "1 args" in ok(tools, "run_skill_script", script="count.sh", args=["x"])
+        assert "outside-secret" not in ok(tools, "shell", command="cat ../../*/outside.txt")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_untrusted_script_refused_then_approved(ws: Workspace, skill_dir: Path) -> None:
