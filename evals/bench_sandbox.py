@@ -462,11 +462,18 @@ def _case_local_sockets(b: _Bench) -> None:
     udp.bind(("127.0.0.1", 0))
     udp.setblocking(False)
     port = udp.getsockname()[1]
+    path_sock = Path("/tmp") / f"memento-bench-{tag}.sock"  # world-writable, as X11's are
+    by_path = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    by_path.bind(str(path_sock))
+    path_sock.chmod(0o777)
+    by_path.listen(4)
+    by_path.setblocking(False)
     code = (
         "import socket\n"
         "for family, kind, address in [\n"
         f"    (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-bench-{tag}'),\n"
         f"    (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {port})),\n"
+        f"    (socket.AF_UNIX, socket.SOCK_STREAM, {str(path_sock)!r}),\n"
         "]:\n"
         "    try:\n"
         "        s = socket.socket(family, kind)\n"
@@ -480,19 +487,21 @@ def _case_local_sockets(b: _Bench) -> None:
         b.call("python", code=code)
         b.call("shell", command=f"echo exfiltrated > /dev/udp/127.0.0.1/{port}")
         hits: list[object] = []
-        with suppress(BlockingIOError):
-            hits.append(listener.accept())
+        for sock in (listener, by_path):
+            with suppress(BlockingIOError):
+                hits.append(sock.accept())
         with suppress(BlockingIOError):
             while True:
                 hits.append(udp.recv(64))
     finally:
-        listener.close()
-        udp.close()
+        for sock in (listener, udp, by_path):
+            sock.close()
+        path_sock.unlink(missing_ok=True)
     b.record(
-        "abstract_socket_and_udp",
+        "local_sockets",
         not hits,
-        f"an abstract unix socket and a UDP port on the host's loopback, from python and the "
-        f"shell's /dev/udp: {len(hits)} reached the host",
+        f"an abstract unix socket, a world-writable unix socket in the host's /tmp and a UDP "
+        f"port on its loopback, from python and the shell's /dev/udp: {len(hits)} reached the host",
     )
 
 

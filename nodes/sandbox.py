@@ -218,7 +218,7 @@ class IsolationProbe:
     landlock_abi: int
     """The kernel's Landlock ABI version (0: none); used by the levels without namespaces."""
     seccomp: bool
-    """Whether seccomp filters work (they cut the non-TCP network without namespaces)."""
+    """Whether seccomp filters work (they refuse every socket() without namespaces)."""
 
 
 def _landlock_abi() -> int:
@@ -310,7 +310,7 @@ def weak_confinement(probe: IsolationProbe | None = None) -> str:
     if probe.landlock_abi >= LANDLOCK_SCOPE_ABI:
         parts.append("no abstract unix sockets or signals outside the run")
     if probe.seccomp:
-        parts.append("no sockets but unix ones (seccomp)")
+        parts.append("no sockets at all (seccomp)")
     parts.append("rlimits")
     return ", ".join(parts)
 
@@ -542,8 +542,9 @@ def landlock_enforce(fd):
         raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
     os.close(fd)
 
-def seccomp_unix_sockets_only():
-    # socket() only for AF_UNIX (EACCES otherwise), no io_uring, no foreign syscall ABI.
+def seccomp_no_sockets():
+    # No socket() of any family (EACCES: the host's unix sockets, by path or abstract, are as
+    # out of reach as the network; socketpair still works), no io_uring, no foreign syscall ABI.
     native = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}.get(platform.machine())
     if native is None:
         raise OSError(0, f"no seccomp filter for {platform.machine()}")
@@ -552,9 +553,8 @@ def seccomp_unix_sockets_only():
     ALLOW, DENY = 0x7FFF0000, 0x00050000 | 13
     prog = [
         (LD, 0, 0, 4), (JEQ, 1, 0, audit_arch), (RET, 0, 0, DENY),
-        (LD, 0, 0, 0), (JGE, 6, 0, 0x40000000), (JEQ, 2, 0, nr_socket), (JEQ, 4, 0, 425),
+        (LD, 0, 0, 0), (JGE, 3, 0, 0x40000000), (JEQ, 2, 0, nr_socket), (JEQ, 1, 0, 425),
         (RET, 0, 0, ALLOW),
-        (LD, 0, 0, 16), (JEQ, 0, 1, 1), (RET, 0, 0, ALLOW),
         (RET, 0, 0, DENY),
     ]
     code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
@@ -592,7 +592,7 @@ if pid == 0:
         if ruleset is not None:
             landlock_enforce(ruleset)
         if cfg["seccomp"]:
-            seccomp_unix_sockets_only()
+            seccomp_no_sockets()
     except OSError as exc:  # fail closed: a confinement this level promises could not be set up
         report(error=f"sandbox setup failed: {exc}")
         os._exit(125)
@@ -772,12 +772,8 @@ class Workspace:
             return "the network is reachable"
         if self.isolation == "namespaces":
             return "no network"
-        if probe.seccomp and probe.landlock_abi >= LANDLOCK_SCOPE_ABI:
-            return "no network"
         if probe.seccomp:
-            return (
-                "no network sockets but unix ones; the host's abstract unix sockets are reachable"
-            )
+            return "no network"
         if probe.landlock_abi >= LANDLOCK_NET_ABI:
             return "no TCP; UDP and unix sockets reach the host"
         return "the network is NOT cut: this machine offers no way to"

@@ -513,6 +513,12 @@ def _probe_escapes(tools: dict[str, Any], library: Path, gold: str) -> dict[str,
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
     udp.setblocking(False)
+    path_sock = f"/tmp/memento-test-{tag}.sock"  # world-writable, like /tmp/.X11-unix/X0
+    by_path = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    by_path.bind(path_sock)
+    os.chmod(path_sock, 0o777)
+    by_path.listen(4)
+    by_path.setblocking(False)
     host_tmp = Path("/tmp") / f"memento-test-{tag}"
     code = f"""
 import socket
@@ -520,6 +526,7 @@ for family, kind, address in [
     (socket.AF_INET, socket.SOCK_STREAM, ('127.0.0.1', {tcp.getsockname()[1]})),
     (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-test-{tag}'),
     (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {udp.getsockname()[1]})),
+    (socket.AF_UNIX, socket.SOCK_STREAM, {path_sock!r}),
 ]:
     try:
         s = socket.socket(family, kind)
@@ -536,7 +543,7 @@ except OSError as e:
     try:
         call("python", code=code)
         seen: dict[str, bool] = {}
-        for name, sock in (("tcp", tcp), ("abstract", abstract)):
+        for name, sock in (("tcp", tcp), ("abstract", abstract), ("unix_path", by_path)):
             try:
                 conn, _ = sock.accept()
                 conn.close()
@@ -548,8 +555,9 @@ except OSError as e:
         except BlockingIOError:
             seen["udp"] = False
     finally:
-        for sock in (tcp, abstract, udp):
+        for sock in (tcp, abstract, udp, by_path):
             sock.close()
+        Path(path_sock).unlink(missing_ok=True)
     seen["host_tmp"] = host_tmp.exists()
     host_tmp.unlink(missing_ok=True)
     seen["gold"] = any(gold in o for o in gold_outputs)
@@ -592,17 +600,19 @@ def test_the_workspace_disk_cap_holds_across_files(open_base: Path, level: str) 
     assert r.killed_reason and "disk cap of 24 MB" in r.killed_reason
     assert "deleted what this run wrote past it" in r.stderr
     assert attachment.stat().st_size == 6 * 2**20
+    left = 24 * 2**20 - disk_usage(w.root)
+    if left > 1_000_000:
+        (w.root / "pad.bin").write_bytes(b"p" * (left - 500_000))
     tools = {t.name: t for t in make_tools(w, limits=limits)}
     refused = tools["write_file"].invoke(
         {
             "type": "tool_call",
             "id": "1",
             "name": "write_file",
-            "args": {"path": "big.txt", "content": "x" * 1_900_000},
+            "args": {"path": "big.txt", "content": "x" * 1_000_000},
         }
     )
-    left = 24 * 2**20 - disk_usage(w.root)
-    if left < 1_900_000:
-        assert "disk cap" in str(refused.content)
+    assert "disk cap" in str(refused.content) and not (w.root / "big.txt").exists()
+    (w.root / "pad.bin").unlink(missing_ok=True)
     r = w.run_python("open('one.bin', 'wb').write(b'0' * 30 * 2**20)", limits)
     assert disk_usage(w.root) <= 24 * 2**20 and not r.ok
