@@ -115,11 +115,17 @@ class _Bench:
 
 def _case_read_outside(b: _Bench) -> None:
     rel = os.path.relpath(b.secret_file, b.ws.root)
+    cases_file = b.cases.root / "some-skill.jsonl"
+    cases_rel = os.path.relpath(cases_file, b.ws.root)
     outputs = [
         b.call("read_file", path=str(b.secret_file)),
         b.call("read_file", path=rel),
-        b.call("shell", command=f"cat {b.secret_file}; cat {rel}"),
-        b.call("python", code=f"print(open({str(b.secret_file)!r}).read())"),
+        b.call("shell", command=f"cat {b.secret_file}; cat {rel}; cat {cases_rel} {cases_file}"),
+        b.call(
+            "python",
+            code=f"print(open({str(b.secret_file)!r}).read())\n"
+            f"print(open({str(cases_file)!r}).read())",
+        ),
     ]
     leaked = [o for o in outputs if b.secret in o]
     b.record(
@@ -127,6 +133,14 @@ def _case_read_outside(b: _Bench) -> None:
         not leaked,
         f"0600 secret outside the workspace via read_file (absolute, ../), shell cat, python open: "
         f"{len(leaked)}/{len(outputs)} outputs held the secret",
+    )
+    golds = sum(b.gold in o for o in outputs[1:])
+    b.record(
+        "read_regression_golds",
+        golds == 0,
+        f"the library's regression cases beside the workspace (the old eval layout), via "
+        f"read_file ../, shell cat (relative, absolute) and python open: {golds}/3 outputs held "
+        "the gold",
     )
 
 
@@ -202,17 +216,31 @@ def _case_write_outside(b: _Bench) -> None:
 
 def _case_write_world_writable(b: _Bench) -> None:
     target = b.open_dir / f"dropped-{secrets.token_hex(4)}"
-    b.call("shell", command=f"echo x > {target}")
-    b.call("python", code=f"open({str(target) + '.py'!r}, 'w').write('x')")
-    written = [p for p in (target, Path(str(target) + ".py")) if p.exists()]
-    for p in written:
-        p.unlink()
-    b.record(
-        "write_world_writable_outside",
-        not written,
-        f"writes to a world-writable host folder (mode 1777, like /tmp) via shell and python: "
-        f"{len(written)} of 2 files appeared",
+    host_tmp = Path("/tmp") / f"memento-bench-{secrets.token_hex(6)}"
+    b.call("shell", command=f"echo x > {target}; echo x > {host_tmp}")
+    b.call(
+        "python",
+        code=f"for p in ({str(target) + '.py'!r}, {str(host_tmp) + '.py'!r}):\n"
+        "    try:\n        open(p, 'w').write('x')\n    except OSError as e:\n        print(e)\n",
     )
+    for folder, found in ((target, "open"), (host_tmp, "tmp")):
+        written = [p for p in (folder, Path(str(folder) + ".py")) if p.exists()]
+        for p in written:
+            p.unlink()
+        if found == "open":
+            b.record(
+                "write_world_writable_outside",
+                not written,
+                f"writes to a world-writable host folder (mode 1777, like /tmp) via shell and "
+                f"python: {len(written)} of 2 files appeared",
+            )
+        else:
+            b.record(
+                "write_host_tmp",
+                not written,
+                f"writes to the host's own /tmp via shell and python: {len(written)} of 2 files "
+                "appeared",
+            )
 
 
 def _case_symlink(b: _Bench) -> None:
@@ -374,6 +402,24 @@ def _case_huge_file(b: _Bench) -> None:
     )
 
 
+def _case_disk_fill(b: _Bench) -> None:
+    before = disk_usage(b.ws.root)
+    out = b.call(
+        "shell", command="for i in $(seq 1 12); do head -c 15M /dev/zero > fill$i.bin; done"
+    )
+    used = disk_usage(b.ws.root)
+    for p in b.ws.root.glob("fill*.bin"):
+        p.unlink()
+    cap = BENCH_LIMITS.disk_mb * 2**20
+    b.record(
+        "disk_fill",
+        used <= cap,
+        f"twelve 15 MB files (180 MB) in one call, {before / 2**20:.0f} MB already there: the "
+        f"workspace held {used / 2**20:.0f} MB after it (cap {BENCH_LIMITS.disk_mb} MB); "
+        f"{out.splitlines()[0]}",
+    )
+
+
 def _case_network(b: _Bench) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -396,6 +442,21 @@ def _case_network(b: _Bench) -> None:
                 except OSError:
                     hits.append(b"")
 
+    tag = secrets.token_hex(6)
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind(f"\0memento-bench-{tag}")
+    path_sock = Path("/tmp") / f"memento-bench-{tag}.sock"  # world-writable, as X11's are
+    by_path = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    by_path.bind(str(path_sock))
+    path_sock.chmod(0o777)
+    for sock in (abstract, by_path):
+        sock.listen(4)
+        sock.setblocking(False)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setblocking(False)
+    udp_port = udp.getsockname()[1]
+    local: list[object] = []
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
@@ -403,19 +464,52 @@ def _case_network(b: _Bench) -> None:
             "python",
             code=(
                 "import socket\n"
-                f"s = socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
-                "s.sendall(b'exfiltrated')\n"
+                "for family, kind, address in [\n"
+                f"    (socket.AF_INET, socket.SOCK_STREAM, ('127.0.0.1', {port})),\n"
+                f"    (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-bench-{tag}'),\n"
+                f"    (socket.AF_UNIX, socket.SOCK_STREAM, {str(path_sock)!r}),\n"
+                f"    (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {udp_port})),\n"
+                "]:\n"
+                "    try:\n"
+                "        s = socket.create_connection(address, timeout=2) "
+                "if kind == socket.SOCK_STREAM and family == socket.AF_INET "
+                "else socket.socket(family, kind)\n"
+                "        if family != socket.AF_INET or kind != socket.SOCK_STREAM:\n"
+                "            s.settimeout(1)\n"
+                "            s.connect(address)\n"
+                "        s.send(b'exfiltrated')\n"
+                "    except OSError as e:\n"
+                "        print(family, e)\n"
             ),
         )
-        b.call("shell", command=f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo exfiltrated >&3")
+        b.call(
+            "shell",
+            command=f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo exfiltrated >&3; "
+            f"echo exfiltrated > /dev/udp/127.0.0.1/{udp_port}",
+        )
+        for sock in (abstract, by_path):
+            with suppress(BlockingIOError):
+                local.append(sock.accept())
+        with suppress(BlockingIOError):
+            while True:
+                local.append(udp.recv(64))
     finally:
         stop.set()
         thread.join()
-        server.close()
+        for sock in (server, abstract, by_path, udp):
+            sock.close()
+        path_sock.unlink(missing_ok=True)
     b.record(
         "network_exfiltration",
         not hits,
         f"connections from the sandbox to a listener on the host's loopback: {len(hits)}",
+    )
+    b.record(
+        "local_sockets",
+        not local,
+        f"an abstract unix socket, a world-writable unix socket in the host's /tmp and a UDP "
+        f"port on its loopback, from python and the shell's /dev/udp: {len(local)} reached the "
+        "host",
     )
 
 
@@ -435,105 +529,6 @@ def _case_signal_host(b: _Bench) -> None:
     )
 
 
-def _case_read_golds(b: _Bench) -> None:
-    cases_file = b.cases.root / "some-skill.jsonl"
-    rel = os.path.relpath(cases_file, b.ws.root)
-    outputs = [
-        b.call("read_file", path=rel),
-        b.call("shell", command=f"cat {rel}; cat {cases_file}; ls -la {b.cases.root}"),
-        b.call("python", code=f"print(open({str(cases_file)!r}).read())"),
-    ]
-    leaked = sum(b.gold in o for o in outputs)
-    b.record(
-        "read_regression_golds",
-        leaked == 0,
-        f"the library's regression cases beside the workspace, via read_file ../, shell cat "
-        f"(relative, absolute) and python open: {leaked}/{len(outputs)} outputs held the gold",
-    )
-
-
-def _case_local_sockets(b: _Bench) -> None:
-    tag = secrets.token_hex(6)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(f"\0memento-bench-{tag}")
-    listener.listen(4)
-    listener.setblocking(False)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    udp.setblocking(False)
-    port = udp.getsockname()[1]
-    path_sock = Path("/tmp") / f"memento-bench-{tag}.sock"  # world-writable, as X11's are
-    by_path = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    by_path.bind(str(path_sock))
-    path_sock.chmod(0o777)
-    by_path.listen(4)
-    by_path.setblocking(False)
-    code = (
-        "import socket\n"
-        "for family, kind, address in [\n"
-        f"    (socket.AF_UNIX, socket.SOCK_STREAM, '\\0memento-bench-{tag}'),\n"
-        f"    (socket.AF_INET, socket.SOCK_DGRAM, ('127.0.0.1', {port})),\n"
-        f"    (socket.AF_UNIX, socket.SOCK_STREAM, {str(path_sock)!r}),\n"
-        "]:\n"
-        "    try:\n"
-        "        s = socket.socket(family, kind)\n"
-        "        s.settimeout(1)\n"
-        "        s.connect(address)\n"
-        "        s.send(b'exfiltrated')\n"
-        "    except OSError as e:\n"
-        "        print(family, e)\n"
-    )
-    try:
-        b.call("python", code=code)
-        b.call("shell", command=f"echo exfiltrated > /dev/udp/127.0.0.1/{port}")
-        hits: list[object] = []
-        for sock in (listener, by_path):
-            with suppress(BlockingIOError):
-                hits.append(sock.accept())
-        with suppress(BlockingIOError):
-            while True:
-                hits.append(udp.recv(64))
-    finally:
-        for sock in (listener, udp, by_path):
-            sock.close()
-        path_sock.unlink(missing_ok=True)
-    b.record(
-        "local_sockets",
-        not hits,
-        f"an abstract unix socket, a world-writable unix socket in the host's /tmp and a UDP "
-        f"port on its loopback, from python and the shell's /dev/udp: {len(hits)} reached the host",
-    )
-
-
-def _case_write_host_tmp(b: _Bench) -> None:
-    target = Path("/tmp") / f"memento-bench-{secrets.token_hex(6)}"
-    b.call("shell", command=f"echo x > {target}")
-    b.call("python", code=f"open({str(target) + '.py'!r}, 'w').write('x')")
-    written = [p for p in (target, Path(str(target) + ".py")) if p.exists()]
-    for p in written:
-        p.unlink()
-    b.record(
-        "write_host_tmp",
-        not written,
-        f"writes to the host's /tmp via shell and python: {len(written)} of 2 files appeared",
-    )
-
-
-def _case_disk_fill(b: _Bench) -> None:
-    out = b.call(
-        "shell", command="for i in $(seq 1 12); do head -c 15M /dev/zero > fill$i.bin; done"
-    )
-    used = disk_usage(b.ws.root)
-    cap = BENCH_LIMITS.disk_mb * 2**20
-    b.call("shell", command="rm -f fill*.bin")
-    b.record(
-        "disk_fill",
-        used <= cap,
-        f"twelve 15 MB files (180 MB) in one call: the workspace holds {used / 2**20:.0f} MB "
-        f"after it (cap {BENCH_LIMITS.disk_mb} MB); {out.splitlines()[0]}",
-    )
-
-
 CASES: tuple[Callable[[_Bench], None], ...] = (
     _case_read_outside,
     _case_read_root,
@@ -548,12 +543,9 @@ CASES: tuple[Callable[[_Bench], None], ...] = (
     _case_sleep,
     _case_daemon,
     _case_huge_file,
+    _case_disk_fill,
     _case_network,
     _case_signal_host,
-    _case_read_golds,
-    _case_local_sockets,
-    _case_write_host_tmp,
-    _case_disk_fill,
 )
 
 
