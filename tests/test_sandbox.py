@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -616,3 +617,79 @@ def test_the_workspace_disk_cap_holds_across_files(open_base: Path, level: str) 
     (w.root / "pad.bin").unlink(missing_ok=True)
     r = w.run_python("open('one.bin', 'wb').write(b'0' * 30 * 2**20)", limits)
     assert disk_usage(w.root) <= 24 * 2**20 and not r.ok
+
+
+AS_NOBODY_SCRIPT = r"""
+import importlib.util, json, os, signal, socket, subprocess, sys
+spec = importlib.util.spec_from_file_location("sandbox", sys.argv[1])
+sb = importlib.util.module_from_spec(spec)
+sys.modules["sandbox"] = sb
+spec.loader.exec_module(sb)
+base, port = sys.argv[2], int(sys.argv[3])
+out = {"auto": sb.Workspace(base + "/auto").refused or ""}
+w = sb.Workspace(base + "/ws", isolation="rlimits")
+victim = subprocess.Popen(["sleep", "30"])
+r = w.run_shell(
+    f"cat {base}/gold.txt /proc/{os.getpid()}/environ; kill -9 {victim.pid}; "
+    f"echo x > /tmp/memento-nobody-{os.getpid()}; "
+    f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo sent >&3"
+)
+out["run"] = r.stdout + r.stderr
+out["victim_alive"] = victim.poll() is None
+out["tmp_written"] = os.path.exists(f"/tmp/memento-nobody-{os.getpid()}")
+victim.kill()
+print(json.dumps(out))
+"""
+
+
+@needs_root
+def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals(
+    open_base: Path,
+) -> None:
+    """The weakest level, for real: a normal user (nobody) runs the sandbox, so the child has
+    the same uid as its host; only Landlock and seccomp keep the user's own files (a gold),
+    its processes, the loopback and /tmp out of reach."""
+    probe = probe_isolation()
+    if probe.landlock_abi < 6 or not probe.seccomp or not shutil.which("setpriv"):
+        pytest.skip(f"needs Landlock ABI 6, seccomp and setpriv here ({probe})")
+    nobody = 65534
+    os.chown(open_base, nobody, nobody)
+    gold = open_base / "gold.txt"
+    gold.write_text("the-users-own-gold\n")
+    gold.chmod(0o600)
+    os.chown(gold, nobody, nobody)
+    script = open_base / "as_nobody.py"
+    script.write_text(AS_NOBODY_SCRIPT)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.setblocking(False)
+    sandbox_py = Path(__file__).resolve().parents[1] / "nodes" / "sandbox.py"
+    try:
+        proc = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={nobody}",
+                f"--regid={nobody}",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-I",
+                str(script),
+                str(sandbox_py),
+                str(open_base),
+                str(server.getsockname()[1]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOST_TOKEN": "nobodys-token-123"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        with pytest.raises(BlockingIOError):
+            server.accept()
+    finally:
+        server.close()
+    assert "need root" in out["auto"] and "MEMENTO_SANDBOX=rlimits" in out["auto"]
+    assert "the-users-own-gold" not in out["run"] and "nobodys-token-123" not in out["run"]
+    assert out["victim_alive"] and not out["tmp_written"]
