@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 WritePolicy = Literal["off", "create", "refine", "full"]
 RouterMode = Literal["hybrid", "dense", "lexical"]
+SandboxLevel = Literal["auto", "namespaces", "uid", "rlimits"]
 
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
+
+
+def _sandbox_level() -> SandboxLevel:
+    """$MEMENTO_SANDBOX as given (validation names a wrong one), "auto" when unset."""
+    return cast(SandboxLevel, _env("MEMENTO_SANDBOX").strip() or "auto")
 
 
 @dataclass(kw_only=True)
@@ -100,10 +106,10 @@ class Context:
         default=1024, metadata={"description": "Memory limit of one shell/python call.", "ge": 1}
     )
     sandbox_disk_mb: int = field(
-        default=128, metadata={"description": "Disk cap of the whole workspace, in MB."}
+        default=128, metadata={"description": "Disk cap of the whole workspace, in MB.", "ge": 1}
     )
-    sandbox_level: str = field(
-        default_factory=lambda: _env("MEMENTO_SANDBOX", "auto"),
+    sandbox_level: SandboxLevel = field(
+        default_factory=_sandbox_level,
         metadata={
             "description": "Isolation of the agent's code: auto (namespaces, else refuse to run "
             "code), namespaces, or a weaker level named to opt in: uid (root without "

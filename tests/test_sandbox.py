@@ -693,3 +693,19 @@ def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals
     assert "need root" in out["auto"] and "MEMENTO_SANDBOX=rlimits" in out["auto"]
     assert "the-users-own-gold" not in out["run"] and "nobodys-token-123" not in out["run"]
     assert out["victim_alive"] and not out["tmp_written"]
+
+
+def test_the_context_names_the_level_and_refuses_an_unknown_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from memento_skills.graph.context import Context
+    from memento_skills.graph.validation import RunRefused, check_context
+
+    monkeypatch.setenv("MEMENTO_SANDBOX", WEAK)
+    assert Context().sandbox_level == WEAK
+    monkeypatch.delenv("MEMENTO_SANDBOX")
+    assert Context().sandbox_level == "auto"
+    with pytest.raises(RunRefused, match="'auto', 'namespaces', 'uid' or 'rlimits'"):
+        check_context({"sandbox_level": "docker"})
+    with pytest.raises(RunRefused, match="sandbox_disk_mb"):
+        check_context({"sandbox_disk_mb": 0})
