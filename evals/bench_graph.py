@@ -61,7 +61,7 @@ def _run_library(
     root = base / f"skills-{n}"
     skills = write_library(root, n)
     library = SkillLibrary(root)
-    index = SkillIndex(base / f"index-{n}")
+    index = SkillIndex(base / f"index-{n}", library=root)
     try:
         start = time.perf_counter()
         index.sync(library.skills())

@@ -133,7 +133,7 @@ def _at_scale(
                 folder = library.root / skill.name
                 folder.mkdir()
                 (folder / "SKILL.md").write_text(skill.to_markdown(), "utf-8")
-            index = SkillIndex(base / "index-10k")
+            index = SkillIndex(base / "index-10k", library=library.root)
             try:
                 skills = {s.name: s for s in library.skills()}
                 start = time.perf_counter()

@@ -94,7 +94,7 @@ def run_store_bench(n: int = 10_000, workdir: Path | None = None) -> dict[str, A
         root, index_dir = base / "skills", base / "index"
         write_library(root, n)
         library = SkillLibrary(root)
-        index = SkillIndex(index_dir)
+        index = SkillIndex(index_dir, library=root)
         try:
             start = time.perf_counter()
             built = index.sync(library.skills())

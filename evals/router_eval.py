@@ -131,7 +131,7 @@ def eval_library(skills_path: Path | str, workdir: Path | None = None) -> Iterat
                     provenance="imported",
                 )
             )
-        index = SkillIndex(base / "index")
+        index = SkillIndex(base / "index", library=library.root)
         skills = {s.name: s for s in library.skills()}
         index.sync(skills.values())
         yield EvalSetup(base, library, index, skills, names)

@@ -66,6 +66,20 @@ class Context:
         default="",
         metadata={"description": "Index folder (empty: $MEMENTO_INDEX_DIR or ~/.memento/index)."},
     )
+    chroma_url: str = field(
+        default_factory=lambda: _env("MEMENTO_CHROMA_URL"),
+        metadata={
+            "description": "Chroma server URL, e.g. http://127.0.0.1:8000 (empty: a local index "
+            "in index_dir)."
+        },
+    )
+    chroma_collection: str = field(
+        default_factory=lambda: _env("MEMENTO_CHROMA_COLLECTION"),
+        metadata={
+            "description": "Chroma collection name (empty: the library's own, from its id in "
+            ".memento/library.json and the embedder). Share one only between copies of a library."
+        },
+    )
     # read phase
     top_k: int = field(
         default=5, metadata={"description": "Skills the router keeps as candidates.", "ge": 1}

@@ -42,7 +42,7 @@ class Resources:
         self._library = library
         self._index = index
         self._libraries: dict[Path, SkillLibrary] = {}
-        self._indexes: dict[Path, Any] = {}
+        self._indexes: dict[tuple[Path, Path, str, str], Any] = {}
         self._lock = threading.Lock()
         self.approve_script = approve_script
         self.usage = UsageTracker()
@@ -80,10 +80,17 @@ class Resources:
         from memento_skills.stores.index import SkillIndex
 
         root = Path(ctx.index_dir).expanduser() if ctx.index_dir else default_index_dir()
+        library = self.library(ctx).root
+        key = (root, library, ctx.chroma_url, ctx.chroma_collection)
         with self._lock:
-            if root not in self._indexes:
-                self._indexes[root] = SkillIndex(root)
-            return self._indexes[root]
+            if key not in self._indexes:
+                self._indexes[key] = SkillIndex(
+                    root,
+                    library=library,
+                    chroma_url=ctx.chroma_url or None,
+                    collection=ctx.chroma_collection or None,
+                )
+            return self._indexes[key]
 
     def cases(self, ctx: Context) -> Any:
         from memento_skills.stores.cases import CaseStore
@@ -107,13 +114,14 @@ class Resources:
         """The index, first brought in line with the library, and the library's skills.
 
         The library scan is a stat per skill; the Chroma comparison runs only when the set of
-        (name, content hash) differs from the last sync this process made.
+        (name, content hash) differs from the last sync this process made, or when the
+        collection's mark (one metadata read) says another process synced it since.
         """
         library = self.library(ctx)
         index = self.index(ctx)
         skills = library.skills()
         signature = library_signature(skills)
-        if self._synced.get(id(index)) != signature:
+        if self._synced.get(id(index)) != signature or index.changed_since_sync():
             index.sync(skills)
             self._synced[id(index)] = signature
         return index, skills

@@ -470,7 +470,7 @@ def skills_sync(
     from memento_skills.stores.settings import default_index_dir
 
     lib = _library(dir)
-    idx = SkillIndex(index or default_index_dir())
+    idx = SkillIndex(index or default_index_dir(), library=lib.root)
     report = idx.sync(lib.skills(), verify=verify)
     if json_out:
         _emit_json(asdict(report))

@@ -88,7 +88,7 @@ def train(
     if not samples:
         _fail(f"no judged runs with a skill in {', '.join(map(str, logs))}: nothing to learn from")
     library = open_library(dir)
-    idx = SkillIndex(index or default_index_dir())
+    idx = SkillIndex(index or default_index_dir(), library=library.root)
     try:
         skills = {s.name: s for s in library.skills()}
         idx.sync(skills.values())

@@ -14,6 +14,14 @@ between leaves no mark; a matching mark plus a matching count lets a resync skip
 BM25 is small and cheap to rebuild: it is rebuilt whole when the set of (name, hash) pairs
 changes, written to a fresh folder and switched to with an atomic pointer file.
 
+Each library has its own collection, named from the library's stable id (stores/library_id.py)
+and the embedder, or a name the user sets. Several processes, on one machine or on several
+against one Chroma server, may use a collection: the mark is written with the signature of the
+(name, hash) pairs synced, and every read first compares it (one metadata read) with the BM25
+snapshot it uses. When they differ, the snapshot is reloaded from disk or, if no local sync wrote
+it (another machine synced), rebuilt from the documents in the collection; the vector cache
+follows the snapshot. So a running process answers from what the collection holds now.
+
 Stored skill vectors are cached in memory (`vectors`): routing asks for a few on every query (the
 lexical hits the dense top-k missed) and a Chroma read costs about a millisecond. A cached vector
 carries the content hash Chroma stored with it and is used only while the live BM25 snapshot,
@@ -45,19 +53,37 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from memento_skills.stores.embedder import embed, embedder_id, make_embedder
 from memento_skills.stores.skill import Skill
 
 CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
-DEFAULT_COLLECTION = "memento-skills"
+COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
+DEFAULT_COLLECTION = "memento-skills"  # base name of an index opened without a library
 EMBED_CHUNK = 256  # embedded and upserted together: the most a crash can lose is one chunk
 READ_PAGE = 5000
 SYNCED_KEY = "memento-synced"  # collection metadata: signature of the state last fully synced
+CONTENT_KEY = "memento-content"  # and of its (name, content hash) pairs, as the BM25 snapshot's
+EMBEDDER_KEY = "memento-embedder"  # what made the vectors: a collection holds one embedder's
+LIBRARY_KEY = "memento-library"  # the id of the library the collection was named after
+REFRESH_WAIT_S = 30.0  # a read waits this long for a local sync to finish writing BM25
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]")
+
+
+class IndexSetupError(Exception):
+    """The index cannot open as configured; the message (one line) says which setting to change."""
+
+
+class ChromaSettingError(IndexSetupError, ValueError):
+    """A Chroma setting (server URL, collection name) is malformed or does not fit the index."""
+
+
+class ChromaUnreachableError(IndexSetupError, ConnectionError):
+    """No Chroma server answers at the configured URL."""
 
 
 @dataclass(frozen=True)
@@ -150,13 +176,14 @@ class _LexicalStore:
         rows = {n: i for i, n in enumerate(names)}
         return _Lexical(signature, names, retriever, rows, stamp, hashes)
 
-    def build(self, signature: str, skills: Sequence[Skill]) -> _Lexical:
-        names = tuple(s.name for s in skills)
+    def build(self, signature: str, entries: Sequence[tuple[str, str, str]]) -> _Lexical:
+        """Index (name, document, content hash) `entries` as the snapshot `signature`."""
+        names = tuple(name for name, _, _ in entries)
         retriever = None
         self.root.mkdir(parents=True, exist_ok=True)
         if names:
             retriever = bm25s.BM25()
-            retriever.index([tokenize(s.document) for s in skills], show_progress=False)
+            retriever.index([tokenize(doc) for _, doc, _ in entries], show_progress=False)
             folder = self.root / signature[:32]
             tmp = self.root / f".tmp-{os.getpid()}-{threading.get_ident()}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -164,7 +191,7 @@ class _LexicalStore:
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
         pointer = self.root / f".current-{os.getpid()}-{threading.get_ident()}.json"
-        hashes = {s.name: s.content_hash for s in skills}
+        hashes = {name: content_hash for name, _, content_hash in entries}
         pointer.write_text(
             json.dumps({"signature": signature, "names": list(names), "hashes": hashes}), "utf-8"
         )
@@ -181,18 +208,47 @@ def collection_name(base: str, embedder: EmbeddingFunction[Documents]) -> str:
     raw = f"{base}-{embedder_id(embedder)}"
     name = _BAD_NAME_CHARS.sub("-", raw).strip("-._")[:200].rstrip("-._")
     if len(name) < 3:
-        raise ValueError(f"collection name {raw!r} is too short: use at least 3 letters")
+        raise ChromaSettingError(f"collection name {raw!r} is too short: use at least 3 letters")
     return name
+
+
+def library_collection(library: Path | str, embedder: EmbeddingFunction[Documents]) -> str:
+    """The collection of the library at `library`: its stable id plus the embedder."""
+    from memento_skills.stores.library_id import library_id
+
+    return collection_name(f"memento-{library_id(library)}", embedder)
+
+
+def check_collection_name(name: str) -> str:
+    """`name` if Chroma accepts it as a collection name, else a ChromaSettingError saying why."""
+    if not _COLLECTION_NAME.fullmatch(name) or ".." in name:
+        raise ChromaSettingError(
+            f"{COLLECTION_ENV}/chroma_collection {name!r} is not a Chroma collection name: set "
+            "it to 3-512 characters from A-Z a-z 0-9 . _ -, starting and ending with a letter "
+            "or digit (or unset it to use the library's own collection)"
+        )
+    return name
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _http_client(url: str) -> ClientAPI:
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        port, parts = None, parts._replace(netloc="")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(
-            f"{CHROMA_URL_ENV}/chroma_url {url!r} is not a URL like http://127.0.0.1:8000"
+        raise ChromaSettingError(
+            f"{CHROMA_URL_ENV}/chroma_url {url!r} is not a URL like http://127.0.0.1:8000: set "
+            f"it to the address of a Chroma server, or unset {CHROMA_URL_ENV} to use the local "
+            "index folder"
         )
     ssl = parts.scheme == "https"
-    port = parts.port or (443 if ssl else 8000)
+    port = port or (443 if ssl else 8000)
     try:
         client = chromadb.HttpClient(
             host=parts.hostname,
@@ -202,10 +258,11 @@ def _http_client(url: str) -> ClientAPI:
         )
         client.heartbeat()
     except Exception as e:
-        raise ConnectionError(
-            f"cannot reach the Chroma server at {url} ({e}). Start one with "
-            f"`chroma run --path DIR --host {parts.hostname} --port {port}`, or unset "
-            f"{CHROMA_URL_ENV} to use the local index folder."
+        raise ChromaUnreachableError(
+            f"cannot reach the Chroma server at {url} ({_one_line(e)}): start one with "
+            f"`chroma run --path DIR --host {parts.hostname} --port {port}`, set "
+            f"{CHROMA_URL_ENV} to the URL of a running one, or unset it to use the local "
+            "index folder"
         ) from e
     return client
 
@@ -214,6 +271,9 @@ class SkillIndex:
     """Dense (Chroma) plus lexical (BM25) retrieval over skills, kept in sync by content hash.
 
     Reads (search, names, count) may run from many threads while one thread syncs.
+
+    The collection: `collection` (or $MEMENTO_CHROMA_COLLECTION) exactly as given; else the one
+    of the library at `library`; else (no library: tests, benchmarks) `memento-skills-<embedder>`.
     """
 
     def __init__(
@@ -223,11 +283,29 @@ class SkillIndex:
         embedder: EmbeddingFunction[Documents] | None = None,
         chroma_url: str | None = None,
         collection: str | None = None,
+        library: Path | str | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
-        self.embedder = embedder if embedder is not None else make_embedder()
         self.chroma_url = chroma_url or os.environ.get(CHROMA_URL_ENV) or None
-        self.collection_name = collection_name(collection or DEFAULT_COLLECTION, self.embedder)
+        override = collection or os.environ.get(COLLECTION_ENV) or None
+        if override is not None:
+            check_collection_name(override)  # before loading a model for nothing
+        self.embedder = embedder if embedder is not None else make_embedder()
+        self.library_id: str | None = None
+        if override is not None:
+            self.collection_name = override
+        elif library is not None:
+            from memento_skills.stores.library_id import library_id
+
+            self.library_id = library_id(library)
+            self.collection_name = collection_name(f"memento-{self.library_id}", self.embedder)
+        else:
+            self.collection_name = collection_name(DEFAULT_COLLECTION, self.embedder)
+        self._identity: dict[str, str] = {EMBEDDER_KEY: embedder_id(self.embedder)}
+        if self.library_id is not None:
+            self._identity[LIBRARY_KEY] = self.library_id
+        self._synced_to: str | None = None  # the mark this object's last sync left
+        self._rebuilt_for: tuple[str, str] | None = None  # (mark content, snapshot) rebuilt
         self._lock = threading.RLock()
         # Per collection: two libraries (or embedders) may share one index folder.
         self._lexical_store = _LexicalStore(self.index_dir / "bm25" / self.collection_name)
@@ -256,7 +334,18 @@ class SkillIndex:
             self.collection_name,
             embedding_function=cast(Any, self.embedder),
             configuration={"hnsw": {"space": "cosine"}},
+            metadata=dict(self._identity),
         )
+        held_by = (self._collection.metadata or {}).get(EMBEDDER_KEY)
+        if held_by is not None and held_by != self._identity[EMBEDDER_KEY]:
+            name, ours = self.collection_name, self._identity[EMBEDDER_KEY]
+            _close(self._client)
+            self._client = self._collection = None
+            raise ChromaSettingError(
+                f"the Chroma collection {name!r} holds vectors of the embedder {held_by!r}, "
+                f"not {ours!r}: set {COLLECTION_ENV}/chroma_collection to another name, or "
+                "unset it to use the library's own collection"
+            )
 
     def _reopen(self) -> None:
         old = self._client
@@ -267,23 +356,44 @@ class SkillIndex:
             _close(old)  # drops Chroma's per-path cache, so a deleted folder is recreated
         self._open()
 
-    def _live(self) -> tuple[Collection, str]:
-        """The collection (reopened if its folder or itself vanished) and its sync mark."""
+    def _live(self) -> tuple[Collection, dict[str, Any]]:
+        """The collection (reopened if its folder or itself vanished) and its metadata now."""
         if not self.chroma_url and not (self.index_dir / "chroma" / "chroma.sqlite3").exists():
             self._reopen()
-        assert self._client is not None
-        try:  # a fresh read: another process may have synced or marked it since
-            fresh = self._client.get_collection(
+        meta = self._fresh_metadata()
+        if meta is None:  # deleted by another client
+            self._reopen()
+            return self.collection, {}
+        return self.collection, meta
+
+    def _fresh_metadata(self) -> dict[str, Any] | None:
+        """The collection's metadata read now (another process may have synced since), or None
+        when it is gone. A collection deleted and made again elsewhere is switched to."""
+        client, current = self._client, self._collection
+        if client is None or current is None:
+            raise RuntimeError("this SkillIndex is closed")
+        try:
+            fresh = client.get_collection(
                 self.collection_name, embedding_function=cast(Any, self.embedder)
             )
-        except NotFoundError:  # deleted by another client
-            self._reopen()
-            return self.collection, ""
-        return self.collection, str((fresh.metadata or {}).get(SYNCED_KEY, ""))
+        except NotFoundError:
+            return None
+        if fresh.id != current.id:
+            self._collection = fresh
+            self._drop_vectors()
+        return dict(fresh.metadata or {})
 
-    @staticmethod
-    def _mark(collection: Collection, state: str) -> None:
-        collection.modify(metadata={SYNCED_KEY: state})
+    def _mark(self, collection: Collection, state: str, content: str) -> None:
+        """Write the sync mark (`state`, and `content` for readers); "" and "" clear it."""
+        collection.modify(metadata={**self._identity, SYNCED_KEY: state, CONTENT_KEY: content})
+
+    def changed_since_sync(self) -> bool:
+        """Whether the collection's mark differs from what this object's last sync left (or it
+        never synced): another process synced, cleared or deleted it since."""
+        if self._synced_to is None:
+            return True
+        meta = self._fresh_metadata()
+        return meta is None or meta.get(SYNCED_KEY) != self._synced_to
 
     @property
     def collection(self) -> Collection:
@@ -341,8 +451,10 @@ class SkillIndex:
             want[skill.name] = skill
         hashes = {name: s.content_hash for name, s in want.items()}
         state = _signature((n, f"{hashes[n]} {s.version}") for n, s in want.items())
+        content = _signature(hashes.items())
         with self._lock, FileLock(str(self.index_dir / ".sync.lock")):
-            collection, mark = self._live()
+            collection, meta = self._live()
+            mark = str(meta.get(SYNCED_KEY, ""))
             held: dict[str, tuple[str, int]] = {}
             changed: list[Skill] = []
             retagged: list[Skill] = []
@@ -357,7 +469,7 @@ class SkillIndex:
                 ]
                 removed = [n for n in held if n not in want]
             if changed or retagged or removed:
-                self._mark(collection, "")  # a crash from here on leaves no mark: full read
+                self._mark(collection, "", "")  # a crash from here on leaves no mark: full read
             batch = self._chunk() if changed or retagged or removed else 1
             for i in range(0, len(removed), batch):
                 collection.delete(ids=removed[i : i + batch])
@@ -375,9 +487,11 @@ class SkillIndex:
                     documents=docs,
                     metadatas=[self._meta(s) for s in part],
                 )
-            if mark != state or changed or retagged or removed:
-                self._mark(collection, state)
-            rebuilt = self._sync_lexical(list(want.values()), hashes)
+            marked = {**self._identity, SYNCED_KEY: state, CONTENT_KEY: content}
+            if changed or retagged or removed or any(meta.get(k) != v for k, v in marked.items()):
+                self._mark(collection, state, content)
+            self._synced_to = state
+            rebuilt = self._sync_lexical(list(want.values()), content)
         added = sum(1 for s in changed if s.name not in held)
         return SyncReport(
             added=added,
@@ -400,15 +514,15 @@ class SkillIndex:
             self._chunk_size = max(1, min(int(self._client.get_max_batch_size()), EMBED_CHUNK))
         return self._chunk_size
 
-    def _sync_lexical(self, skills: list[Skill], hashes: dict[str, str]) -> bool:
-        signature = _signature(hashes.items())
-        current = self._current_lexical()
+    def _sync_lexical(self, skills: list[Skill], signature: str) -> bool:
+        current = self._disk_lexical()
         if current is not None and current.signature == signature and current.hashes is not None:
             return False  # (a pointer written before hashes were kept is rewritten once)
-        self._lexical = self._lexical_store.build(signature, skills)
+        entries = [(s.name, s.document, s.content_hash) for s in skills]
+        self._lexical = self._lexical_store.build(signature, entries)
         return True
 
-    def _current_lexical(self) -> _Lexical | None:
+    def _disk_lexical(self) -> _Lexical | None:
         """The BM25 snapshot on disk now; reloaded when another process or thread replaced it."""
         snapshot, stamp = self._lexical, self._lexical_store.stamp()
         if stamp is None:
@@ -416,6 +530,50 @@ class SkillIndex:
         if snapshot is None or snapshot.stamp != stamp:
             snapshot = self._lexical = self._lexical_store.load()
         return snapshot
+
+    def _current_lexical(self) -> _Lexical | None:
+        """The BM25 snapshot of what the collection holds now (one metadata read to know).
+
+        While a sync is writing (no mark) the last snapshot serves; Chroma answers dense reads.
+        """
+        snapshot = self._disk_lexical()
+        meta = self._fresh_metadata()
+        content = str((meta or {}).get(CONTENT_KEY, ""))
+        if not content or (snapshot is not None and snapshot.signature == content):
+            return snapshot
+        if snapshot is not None and self._rebuilt_for == (content, snapshot.signature):
+            return snapshot  # rebuilt for this mark already; writes that did not mark it differ
+        lock = FileLock(str(self.index_dir / ".sync.lock"), timeout=REFRESH_WAIT_S)
+        try:
+            with lock:  # a local sync may be about to write it; else nobody else writes it
+                snapshot = self._disk_lexical()
+                if snapshot is None or snapshot.signature != content:
+                    snapshot = self._lexical_from_collection()
+                    self._rebuilt_for = (content, snapshot.signature)
+        except Timeout:
+            pass  # a sync holds the folder: serve the last snapshot rather than wait longer
+        return snapshot
+
+    def _lexical_from_collection(self) -> _Lexical:
+        """Rebuild BM25 from the documents the collection holds (another machine synced it)."""
+        entries: list[tuple[str, str, str]] = []
+        offset = 0
+        while True:
+            page = self.collection.get(
+                include=["documents", "metadatas"], limit=READ_PAGE, offset=offset
+            )
+            documents = page["documents"] or []
+            metadatas = page["metadatas"] or []
+            for i, name in enumerate(page["ids"]):
+                doc = documents[i] if i < len(documents) else None
+                meta = metadatas[i] if i < len(metadatas) else None
+                entries.append((name, doc or "", str((meta or {}).get("content_hash", ""))))
+            if len(page["ids"]) < READ_PAGE:
+                break
+            offset += READ_PAGE
+        signature = _signature((name, content_hash) for name, _, content_hash in entries)
+        self._lexical = self._lexical_store.build(signature, entries)
+        return self._lexical
 
     # -- reads ---------------------------------------------------------------------------
 
