@@ -50,6 +50,8 @@ def library_id(root: Path | str) -> str:
     """The stable id of the library at `root` (created on first use); see the module docstring."""
     root = Path(root).expanduser()
     real = os.path.realpath(root)
+    if not os.path.isdir(real):
+        raise FileNotFoundError(f"no library folder at {root}: create it or pass another --dir")
     st = os.stat(real)
     here = [st.st_dev, st.st_ino]
     path = root / META_DIR / ID_FILE
