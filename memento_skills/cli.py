@@ -472,11 +472,13 @@ def skills_sync(
     lib = _library(dir)
     idx = SkillIndex(index or default_index_dir(), library=lib.root)
     report = idx.sync(lib.skills(), verify=verify)
+    where = idx.chroma_url or str(idx.index_dir / "chroma")
     if json_out:
-        _emit_json(asdict(report))
+        _emit_json({**asdict(report), "collection": idx.collection_name, "chroma": where})
     else:
         out.print(
-            f"synced {lib.root}: {report.added} added, {report.updated} updated, "
+            f"synced {lib.root} into {idx.collection_name} at {where}: "
+            f"{report.added} added, {report.updated} updated, "
             f"{report.removed} removed, {report.unchanged} unchanged; "
             f"{report.embedded} embedded in {report.seconds:.2f}s"
         )

@@ -168,6 +168,7 @@ def test_two_libraries_keep_their_own_collections(
     assert (one["added"], one["removed"]) == (n_first, 0)
     two = _sync(tmp_path, server, second.root)  # the same index folder ($MEMENTO_HOME/index)
     assert (two["added"], two["removed"]) == (2, 0)
+    assert two["collection"] != one["collection"] and one["chroma"] == two["chroma"] == server
     again = _sync(tmp_path, server, first.root)
     assert (again["embedded"], again["removed"], again["unchanged"]) == (0, 0, n_first)
 
