@@ -20,6 +20,7 @@ from typing import Any
 
 import chromadb
 import httpx
+import numpy as np
 import pytest
 from chromadb.config import Settings
 
@@ -290,10 +291,27 @@ def test_an_index_without_local_state_reads_what_the_server_holds(
         writer.sync(library.skills())
         meta = writer.collection.metadata or {}
         assert meta.get(CONTENT_KEY)
-    with SkillIndex(tmp_path / "b", library=library.root, chroma_url=server) as reader:
-        assert reader.collection_name == writer.collection_name
+    with (
+        SkillIndex(tmp_path / "b", library=library.root, chroma_url=server) as reader,
+        SkillIndex(tmp_path / "c", library=library.root, chroma_url=server) as elsewhere,
+    ):
+        assert reader.collection_name == writer.collection_name == elsewhere.collection_name
         assert reader.lexical_search("pdf reportlab")[0][0] == "pdf"
         assert reader.changed_since_sync()  # it never synced: the route path will sync once
+        cached = reader.vectors(["pdf"])["pdf"]
+        assert reader.vectors(["pdf"])["pdf"] is cached  # from memory while nothing changed
+
+        # Another machine (its own index folder) changes the skill and syncs.
+        changed = library.update(
+            "pdf", apply=lambda cur: {"description": "Count zebras in photos.", "body": "Look."}
+        )
+        assert elsewhere.sync(library.skills()).embedded == 1
+        fresh = reader.vectors(["pdf"])["pdf"]
+        stored = elsewhere.collection.get(ids=["pdf"], include=["embeddings"])["embeddings"]
+        assert stored is not None and np.allclose(fresh, stored[0])
+        assert not np.allclose(fresh, cached)
+        assert reader.lexical_search("zebras")[0][0] == changed.name
+        assert reader.lexical_search("reportlab") == []
 
 
 def test_a_copied_library_gets_its_own_collection_a_moved_one_keeps_it(tmp_path: Path) -> None:
