@@ -212,13 +212,6 @@ def collection_name(base: str, embedder: EmbeddingFunction[Documents]) -> str:
     return name
 
 
-def library_collection(library: Path | str, embedder: EmbeddingFunction[Documents]) -> str:
-    """The collection of the library at `library`: its stable id plus the embedder."""
-    from memento_skills.stores.library_id import library_id
-
-    return collection_name(f"memento-{library_id(library)}", embedder)
-
-
 def check_collection_name(name: str) -> str:
     """`name` if Chroma accepts it as a collection name, else a ChromaSettingError saying why."""
     if not _COLLECTION_NAME.fullmatch(name) or ".." in name:
@@ -330,22 +323,31 @@ class SkillIndex:
                 path=str(self.index_dir / "chroma"),
                 settings=Settings(anonymized_telemetry=False),
             )
-        self._collection = self._client.get_or_create_collection(
-            self.collection_name,
-            embedding_function=cast(Any, self.embedder),
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata=dict(self._identity),
-        )
-        held_by = (self._collection.metadata or {}).get(EMBEDDER_KEY)
-        if held_by is not None and held_by != self._identity[EMBEDDER_KEY]:
-            name, ours = self.collection_name, self._identity[EMBEDDER_KEY]
-            _close(self._client)
-            self._client = self._collection = None
-            raise ChromaSettingError(
-                f"the Chroma collection {name!r} holds vectors of the embedder {held_by!r}, "
-                f"not {ours!r}: set {COLLECTION_ENV}/chroma_collection to another name, or "
-                "unset it to use the library's own collection"
+        try:
+            self._collection = self._client.get_or_create_collection(
+                self.collection_name,
+                embedding_function=cast(Any, self.embedder),
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata=dict(self._identity),
             )
+        except ValueError as e:  # Chroma refuses another embedder than the one it persisted
+            if "embedding function conflict" not in str(e).lower():
+                raise
+            held = str(e).rpartition("persisted:")[2].strip() or "another embedder"
+            self._refuse_embedder(held, e)
+        held_by = (self.collection.metadata or {}).get(EMBEDDER_KEY)
+        if held_by is not None and held_by != self._identity[EMBEDDER_KEY]:
+            self._refuse_embedder(str(held_by), None)
+
+    def _refuse_embedder(self, held_by: str, cause: Exception | None) -> None:
+        if self._client is not None:
+            _close(self._client)
+        self._client = self._collection = None
+        raise ChromaSettingError(
+            f"the Chroma collection {self.collection_name!r} holds vectors of the embedder "
+            f"{held_by!r}, not {self._identity[EMBEDDER_KEY]!r}: set {COLLECTION_ENV}/"
+            "chroma_collection to another name, or unset it to use the library's own collection"
+        ) from cause
 
     def _reopen(self) -> None:
         old = self._client

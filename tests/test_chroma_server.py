@@ -26,6 +26,7 @@ from chromadb.config import Settings
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
+from memento_skills.stores.embedder import make_embedder
 from memento_skills.stores.index import (
     CONTENT_KEY,
     ChromaSettingError,
@@ -353,9 +354,14 @@ def test_collection_override_is_validated(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("MEMENTO_CHROMA_COLLECTION", "team.shared_skills-1")
     with SkillIndex(tmp_path / "index", library=tmp_path) as ix:
         assert ix.collection_name == "team.shared_skills-1"
-        ix.collection.modify(metadata={"memento-embedder": "some-other-model"})
-    with pytest.raises(ChromaSettingError, match="holds vectors of the embedder 'some-other"):
-        SkillIndex(tmp_path / "index", library=tmp_path)
+        ix.sync([PDF])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used")  # nothing is embedded: no request
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_free_port()}/v1")
+    with pytest.raises(ChromaSettingError, match="holds vectors of the embedder") as err:
+        SkillIndex(tmp_path / "index", library=tmp_path, embedder=make_embedder("openai"))
+    assert "\n" not in str(err.value) and "openai" in str(err.value)
+    with SkillIndex(tmp_path / "index", library=tmp_path) as again:  # nothing was harmed
+        assert again.names() == ["pdf"]
 
 
 def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> None:
