@@ -174,10 +174,11 @@ def test_two_libraries_keep_their_own_collections(
     again = _sync(tmp_path, server, first.root)
     assert (again["embedded"], again["removed"], again["unchanged"]) == (0, 0, n_first)
 
-    counts = {n: c for n, c in _counts(server).items() if n.startswith("memento-")}
-    assert sorted(counts.values()) == [2, n_first], counts
+    ours = (str(one["collection"]), str(two["collection"]))
+    counts = _counts(server)
+    assert (counts[ours[0]], counts[ours[1]]) == (n_first, 2), counts
     first_id = json.loads((first.root / ".memento" / "library.json").read_text())["id"]
-    assert any(first_id in name for name in counts), (first_id, counts)
+    assert ours[0].startswith(f"memento-{first_id}-"), (first_id, ours)
 
     for var, value in _env(tmp_path, server).items():
         if var.startswith("MEMENTO_"):
@@ -189,7 +190,8 @@ def test_two_libraries_keep_their_own_collections(
     assert name == "pdf" and score > 0.4, (name, score)
     assert _route(resources, in_second, "write an email to my landlord")[0] == "email-draft"
     assert _route(resources, in_first, "make a PDF from this text")[0] == "pdf"
-    assert sorted(_counts(server)[n] for n in counts) == [2, n_first]
+    counts = _counts(server)
+    assert (counts[ours[0]], counts[ours[1]]) == (n_first, 2), counts
 
 
 @pytest.mark.slow
