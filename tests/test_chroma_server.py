@@ -379,3 +379,23 @@ def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> N
             SkillIndex(tmp_path, chroma_url=bad)
         text = str(bad_err.value)
         assert "\n" not in text and "MEMENTO_CHROMA_URL" in text and "http://127.0.0.1:8000" in text
+
+
+def test_skills_sync_says_what_to_set_on_one_line(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{_free_port()}"
+    cases = [
+        ({"MEMENTO_CHROMA_URL": closed}, f"cannot reach the Chroma server at {closed}"),
+        ({"MEMENTO_CHROMA_URL": "localhost:8000"}, "is not a URL like http://127.0.0.1:8000"),
+        ({"MEMENTO_CHROMA_COLLECTION": "a b"}, "is not a Chroma collection name"),
+    ]
+    for extra, expected in cases:
+        env = {**_env(tmp_path, closed), **extra}
+        if "MEMENTO_CHROMA_URL" not in extra:
+            del env["MEMENTO_CHROMA_URL"]
+        done = subprocess.run(
+            [MEMENTO, "skills", "sync"], env=env, capture_output=True, text=True, timeout=120
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: ") and expected in lines[0], lines
+        assert "MEMENTO_CHROMA_" in lines[0]
