@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from chromadb.config import Settings
 
+import memento_skills
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
 from memento_skills.stores.embedder import make_embedder
@@ -374,6 +375,7 @@ def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> N
     assert "\n" not in message and message.startswith(f"cannot reach the Chroma server at {closed}")
     assert "MEMENTO_CHROMA_URL" in message and "chroma run --path DIR" in message
     assert isinstance(err.value, IndexSetupError) and isinstance(err.value, ConnectionError)
+    assert memento_skills.IndexSetupError is IndexSetupError  # the public name to catch
     for bad in ["127.0.0.1:8000", "http://", "ftp://host:8000", "http://host:port"]:
         with pytest.raises(ChromaSettingError) as bad_err:
             SkillIndex(tmp_path, chroma_url=bad)
