@@ -2,8 +2,8 @@
 
 Defaults come from the environment where users expect them (MEMENTO_* variables); a caller
 overrides any field per run with `graph.invoke(..., context=Context(...))` or a mapping of field
-names. Besides a description, a field's metadata may bound it (`ge`, `gt`): pydantic reads both
-into the served schema, and graph/validation.py refuses a run that breaks them.
+names. Besides a description, a field's metadata may bound it (`ge`, `gt`, `pattern`): pydantic
+reads them into the served schema, and graph/validation.py refuses a run that breaks them.
 """
 
 from __future__ import annotations
@@ -70,14 +70,16 @@ class Context:
         default_factory=lambda: _env("MEMENTO_CHROMA_URL"),
         metadata={
             "description": "Chroma server URL, e.g. http://127.0.0.1:8000 (empty: a local index "
-            "in index_dir)."
+            "in index_dir).",
+            "pattern": r"^(|https?://[^\s/]+(/\S*)?)$",
         },
     )
     chroma_collection: str = field(
         default_factory=lambda: _env("MEMENTO_CHROMA_COLLECTION"),
         metadata={
             "description": "Chroma collection name (empty: the library's own, from its id in "
-            ".memento/library.json and the embedder). Share one only between copies of a library."
+            ".memento/library.json and the embedder). Share one only between copies of a library.",
+            "pattern": r"^(|[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9])$",
         },
     )
     # read phase

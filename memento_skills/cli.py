@@ -466,15 +466,11 @@ def skills_sync(
     json_out: JsonOpt = False,
 ) -> None:
     """Bring the retrieval indexes (Chroma, BM25) in line with the skill folders."""
-    from memento_skills.stores.index import IndexSetupError, SkillIndex
+    from memento_skills.stores.index import SkillIndex
     from memento_skills.stores.settings import default_index_dir
 
     lib = _library(dir)
-    try:
-        idx = SkillIndex(index or default_index_dir(), library=lib.root)
-    except IndexSetupError as e:  # a bad MEMENTO_CHROMA_URL / _COLLECTION: say what to set
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line
-        raise typer.Exit(1) from None
+    idx = SkillIndex(index or default_index_dir(), library=lib.root)
     report = idx.sync(lib.skills(), verify=verify)
     where = idx.chroma_url or str(idx.index_dir / "chroma")
     if json_out:

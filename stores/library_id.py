@@ -16,6 +16,7 @@ A library that cannot be written (a read-only folder) gets an id derived from it
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -51,7 +52,9 @@ def library_id(root: Path | str) -> str:
     root = Path(root).expanduser()
     real = os.path.realpath(root)
     if not os.path.isdir(real):
-        raise FileNotFoundError(f"no library folder at {root}: create it or pass another --dir")
+        raise FileNotFoundError(
+            errno.ENOENT, "No library folder here (create it, or name another one)", str(root)
+        )
     st = os.stat(real)
     here = [st.st_dev, st.st_ino]
     path = root / META_DIR / ID_FILE

@@ -385,12 +385,12 @@ def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> N
 
 def test_skills_sync_says_what_to_set_on_one_line(tmp_path: Path) -> None:
     closed = f"http://127.0.0.1:{_free_port()}"
-    cases = [
-        ({"MEMENTO_CHROMA_URL": closed}, f"cannot reach the Chroma server at {closed}"),
-        ({"MEMENTO_CHROMA_URL": "localhost:8000"}, "is not a URL like http://127.0.0.1:8000"),
-        ({"MEMENTO_CHROMA_COLLECTION": "a b"}, "is not a Chroma collection name"),
+    cases = [  # exit 3: unreachable; 2: a bad setting
+        ({"MEMENTO_CHROMA_URL": closed}, 3, f"cannot reach the Chroma server at {closed}"),
+        ({"MEMENTO_CHROMA_URL": "localhost:8000"}, 2, "is not a URL like http://127.0.0.1:8000"),
+        ({"MEMENTO_CHROMA_COLLECTION": "a b"}, 2, "is not a Chroma collection name"),
     ]
-    for extra, expected in cases:
+    for extra, code, expected in cases:
         env = {**_env(tmp_path, closed), **extra}
         if "MEMENTO_CHROMA_URL" not in extra:
             del env["MEMENTO_CHROMA_URL"]
@@ -398,6 +398,17 @@ def test_skills_sync_says_what_to_set_on_one_line(tmp_path: Path) -> None:
             [MEMENTO, "skills", "sync"], env=env, capture_output=True, text=True, timeout=120
         )
         lines = done.stderr.strip().splitlines()
-        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert done.returncode == code and len(lines) == 1, done.stderr
         assert lines[0].startswith("error: ") and expected in lines[0], lines
         assert "MEMENTO_CHROMA_" in lines[0]
+
+
+def test_a_run_with_a_bad_chroma_context_is_refused_before_it_starts() -> None:
+    from memento_skills.graph.validation import RunRefused, check_context
+
+    for key, bad in [("chroma_collection", "a b"), ("chroma_url", "localhost:8000")]:
+        with pytest.raises(RunRefused, match=f"context field '{key}' is '{bad}'"):
+            check_context({key: bad})
+    ok = check_context({"chroma_collection": "team.shared-1", "chroma_url": "http://h:8000"})
+    assert ok is not None and ok.chroma_collection == "team.shared-1"
+    assert check_context({"chroma_collection": "", "chroma_url": ""}) is not None

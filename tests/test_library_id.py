@@ -47,6 +47,6 @@ def test_a_damaged_id_file_is_replaced_and_a_missing_folder_is_an_error(tmp_path
     (root / ".memento" / "library.json").write_text("{not json")
     second = library_id(root)
     assert second != first and library_id(root) == second
-    with pytest.raises(FileNotFoundError, match="no library folder at") as err:
+    with pytest.raises(FileNotFoundError, match="No library folder here") as err:
         library_id(tmp_path / "absent")
-    assert "\n" not in str(err.value)
+    assert err.value.filename == str(tmp_path / "absent") and "\n" not in str(err.value)
