@@ -46,7 +46,9 @@ from memento_skills.stores.skill import (
     SkillError,
     SkillValidationError,
     check_name,
+    clean_skill,
     parse_skill,
+    serialise,
 )
 
 NEAR_DUPLICATE = 0.9
@@ -501,8 +503,19 @@ class _Reflect:
     ) -> Proposal:
         import difflib
 
-        new_md = new.to_markdown()
-        parse_skill(new_md, f"<proposed {new.name}>", folder_name=new.name)  # refuse invalid early
+        new, removed = clean_skill(new)
+        if removed:
+            note = (
+                f" (removed {sum(removed.values())} control character(s) from the writer's "
+                f"{', '.join(sorted(removed))})"
+            )
+            reason = reason[: 500 - len(note)] + note
+            emit(
+                "reflect_write",
+                {"event": "cleaned", "skill": new.name, "removed_control_characters": removed},
+            )
+        # refuse early what the library would refuse: the same bytes, read back the same way
+        new_md = serialise(new, f"<proposed {new.name}>").decode("utf-8")
         old_md = old.to_markdown() if old else ""
         diff = "".join(
             difflib.unified_diff(

@@ -44,6 +44,9 @@ AGENT_TOOLS: tuple[str, ...] = (
 """The tools the execute node offers: a skill's tool policy may name only these."""
 MAX_ANSWER_PATTERN = 200
 
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Characters a SKILL.md may not hold: C0/C1 controls and DEL (tab, newline and CR are text)."""
+
 Provenance = Literal["seed", "learned", "imported", "api"]
 PROVENANCES: tuple[str, ...] = ("seed", "learned", "imported", "api")
 """Who made a skill: shipped seed, the agent's write phase, an imported pack, or a program
@@ -220,7 +223,8 @@ class Skill:
         head = yaml.safe_dump(
             self.frontmatter(), sort_keys=False, allow_unicode=True, width=100
         ).strip()
-        return f"---\n{head}\n---\n\n{self.body.strip()}\n"
+        body = self.body.replace("\r\n", "\n").strip()  # one line ending on disk
+        return f"---\n{head}\n---\n\n{body}\n"
 
 
 _MEMENTO_INT_KEYS = {
@@ -276,7 +280,14 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
             )
         if b"\x00" in text:
             raise SkillValidationError(
-                file, [Problem("file", "is binary (contains NUL bytes)", "SKILL.md must be text")]
+                file,
+                [
+                    Problem(
+                        "file",
+                        "is binary (contains NUL bytes, the control character U+0000)",
+                        "SKILL.md must be plain text",
+                    )
+                ],
             )
         try:
             text = text.decode("utf-8")
@@ -285,6 +296,20 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                 file, [Problem("file", f"is not UTF-8 ({e.reason})", "save the file as UTF-8")]
             ) from None
     text = text.lstrip("\ufeff")
+    bad = CONTROL_CHARS.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise SkillValidationError(
+            file,
+            [
+                Problem(
+                    "file",
+                    f"contains the control character U+{ord(bad.group()):04X} at line {line}",
+                    "SKILL.md must be plain text: remove control characters (tabs and newlines "
+                    "are fine)",
+                )
+            ],
+        )
     if not text.strip():
         raise SkillValidationError(
             file,
@@ -511,6 +536,22 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
             )
         )
 
+    fields: list[tuple[str, object]] = [
+        ("description", description),
+        ("license", license_),
+        ("compatibility", compatibility),
+        *((f"metadata.{k}", v) for k, v in meta.items()),
+    ]
+    for label, value in fields:
+        if isinstance(value, str) and CONTROL_CHARS.search(value):
+            problems.append(
+                Problem(
+                    label,
+                    "contains control characters (written as YAML escapes such as \\x01)",
+                    "remove them; tabs and newlines are fine",
+                )
+            )
+
     if problems:
         raise SkillValidationError(file, problems)
     assert isinstance(name, str)
@@ -542,3 +583,69 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
 def now() -> str:
     """UTC timestamp as written into skill bookkeeping."""
     return _now()
+
+
+def serialise(skill: Skill, file: Path | str | None = None) -> bytes:
+    """The exact bytes of `skill`'s SKILL.md, already parsed back and validated.
+
+    The one gate for both directions: whatever the library writes is these bytes, and they were
+    read back by the same parser that loads the library, so a write can never leave a file
+    that the next read refuses (a model's NUL once did exactly that).
+    """
+    data = skill.to_markdown().encode("utf-8")
+    where = file if file is not None else f"<new {skill.name}/SKILL.md>"
+    back = parse_skill(data, where, folder_name=skill.name)
+    meant = {
+        "name": skill.name,
+        "description": skill.description.strip(),
+        "body": skill.body.replace("\r\n", "\n").strip(),
+        "version": skill.version,
+        "allowed_tools": skill.allowed_tools,
+        "first_tools": skill.first_tools,
+    }
+    drift = [f for f, value in meant.items() if getattr(back, f) != value]
+    if drift:
+        raise SkillValidationError(
+            where,
+            [
+                Problem(
+                    f,
+                    "reads back differently from what was written",
+                    "simplify the text (odd line endings or frontmatter-like `---` lines)",
+                )
+                for f in drift
+            ],
+        )
+    return data
+
+
+def strip_control(text: str) -> tuple[str, int]:
+    """`text` without control characters (CRLF becomes LF; tabs and newlines stay), and how
+    many were removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned, removed = CONTROL_CHARS.subn("", text)
+    return cleaned, removed
+
+
+def clean_skill(skill: Skill) -> tuple[Skill, dict[str, int]]:
+    """`skill` with control characters removed from every text field, and the count per field.
+
+    Applied where model text becomes a Skill: a small model emits `\\u0000` and other controls
+    inside skill text, which no reader of a SKILL.md expects.
+    """
+    changes: dict[str, Any] = {}
+    removed: dict[str, int] = {}
+    for f in ("description", "body", "license", "compatibility", "answer_pattern", "source"):
+        value = getattr(skill, f)
+        if isinstance(value, str):
+            cleaned, n = strip_control(value)
+            if n:
+                changes[f], removed[f] = cleaned, n
+    metadata = {}
+    for key, value in skill.metadata.items():
+        metadata[key], n = strip_control(value)
+        if n:
+            removed[f"metadata.{key}"] = n
+    if any(k.startswith("metadata.") for k in removed):
+        changes["metadata"] = metadata
+    return (skill.with_changes(**changes) if changes else skill), removed
