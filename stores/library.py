@@ -2,13 +2,20 @@
 
 Layout under the library root:
 
-    <name>/SKILL.md (+ scripts/, references/, assets/)   the live skills
-    .memento/history/<name>/<version>/                   every version ever written, for diff/rollback
+    <name>/SKILL.md (+ scripts/, references/, assets/)   the live skills, one folder per live version
+    .memento/history/<name>/<version>/                   every version replaced or deleted (diff/rollback)
+    .memento/journal/<name>.json                         a folder switch in progress (update, rename, ...)
     .memento/locks/<name>.lock                           cross-process write locks
-    .memento/tmp/                                        staging for atomic folder creation
+    .memento/tmp/                                        staging: a new version's folder is built here
     .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
 
-Writes are atomic (temp file, fsync, rename) and serialised per skill by a file lock held across the
+A version appears whole or not at all: it is built complete in `.memento/tmp/`, then switched in by
+renaming the live folder into history and the new folder into place, under a journal written
+before and removed after; opening the library (or the next write of that skill) finishes a switch
+a killed process left half done. A journal rather than a symlink swap, because a live skill must
+stay a real folder (symlinked skill folders are refused as unsafe and other tools read it as is).
+Every SKILL.md written is bytes that were parsed back first (`serialise`), so a write never leaves
+a file the next read refuses. Writes are serialised per skill by a file lock held across the
 read-modify-write, so concurrent writers in different processes lose no update. A malformed skill
 is reported in `errors` and skipped; it never stops the rest of the library from loading.
 """
@@ -42,6 +49,7 @@ from memento_skills.stores.skill import (
     check_name,
     now,
     parse_skill,
+    serialise,
 )
 
 META_DIR = ".memento"
@@ -67,11 +75,28 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    _fsync_path(path, os.O_RDONLY)
+
+
+def _fsync_path(path: Path | str, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file of a folder being staged (synced with the whole folder before it goes live)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a copied file may be read-only; the copy is ours to replace
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+class SkillLockedError(SkillError):
+    """Another process holds the write lock of a skill for longer than we may wait."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +130,10 @@ class SkillLibrary:
         self._cache: dict[str, tuple[tuple[int, int, int], Skill | SkillValidationError]] = {}
         self.errors: list[SkillValidationError] = []
         self._locks: dict[str, FileLock] = {}  # one per name, so nested locking re-enters
+        self._tmp = self._meta / "tmp"
+        self._journal = self._meta / "journal"
+        self.recovered_switches: list[str] = []
+        self.recover_switches()
         self.recovered = self.recover_trials()
 
     # ----------------------------------------------------------------- reading
@@ -224,7 +253,7 @@ class SkillLibrary:
     # ----------------------------------------------------------------- writing
 
     @contextlib.contextmanager
-    def lock(self, *names: str) -> Iterator[None]:
+    def lock(self, *names: str, timeout: float | None = None) -> Iterator[None]:
         """Hold the write locks of `names` (sorted, so two writers never deadlock)."""
         locks = []
         for name in sorted(set(names)):
@@ -236,33 +265,43 @@ class SkillLibrary:
             locks.append(self._locks[name])
         with contextlib.ExitStack() as stack:
             for lk in locks:
+                wait = self._lock_timeout_s if timeout is None else timeout
                 try:
-                    stack.enter_context(lk)
+                    stack.enter_context(lk.acquire(timeout=wait))
                 except Timeout:
-                    raise SkillError(
-                        f"timed out after {self._lock_timeout_s}s waiting for {lk.lock_file}: "
+                    raise SkillLockedError(
+                        f"timed out after {wait}s waiting for {lk.lock_file}: "
                         "another process is writing this skill; retry, or remove the lock file "
                         "if no memento process is running"
                     ) from None
             yield
 
     def create(self, skill: Skill, files: Mapping[str, bytes] | None = None) -> Skill:
-        """Add a new skill (version 1 unless `skill` says otherwise). Refuses an existing name."""
-        self._check_writable(skill)
+        """Add a new skill (version 1 unless `skill` says otherwise). Refuses an existing name.
+
+        A name whose deleted skill still has history continues its numbering, so no version
+        number ever means two contents.
+        """
+        serialise(skill)
         staged_files = self._check_files(files or {})
         with self.lock(skill.name):
+            self._recover_switch(skill.name)
             target = safe_skill_dir(self.root, skill.name)
             if target.exists():
                 raise SkillExistsError(
                     f"skill {skill.name!r} already exists in {self.root}; update it or pick another name"
                 )
+            recorded = self._recorded_versions(skill.name)
+            version = max([skill.version - 1, *recorded]) + 1
             stamp = now()
-            skill = skill.with_changes(created=stamp, updated=stamp, path=target / SKILL_FILE)
-            staging = self._meta / "tmp" / uuid.uuid4().hex
+            skill = skill.with_changes(
+                version=version, created=stamp, updated=stamp, path=target / SKILL_FILE
+            )
+            data = serialise(skill)
+            staging = self._staging(skill.name)
             try:
-                self._write_folder(staging, skill, staged_files)
-                self._snapshot_from(staging, skill.name, skill.version)
-                os.rename(staging, target)
+                self._build(staging, None, data, staged_files, ())
+                os.rename(staging, target)  # one rename: the skill appears whole or not at all
                 _fsync_dir(self.root)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -277,7 +316,7 @@ class SkillLibrary:
         apply: Callable[[Skill], Mapping[str, object]] | None = None,
         **changes: object,
     ) -> Skill:
-        """Write a new version of `name` with `changes` (Skill fields); the old one stays in history.
+        """Write a new version of `name` with `changes` (Skill fields); the old one goes to history.
 
         `apply(current)` returns changes computed from the live version while the lock is held,
         for read-modify-write edits (a patch to the body) that must not lose a concurrent update.
@@ -285,42 +324,47 @@ class SkillLibrary:
         self._check_changes(name, changes)
         staged_files = self._check_files(files or {})
         with self.lock(name):
+            self._recover_switch(name)
             current = self._read_live(name)
             if apply is not None:
                 changes = {**changes, **apply(current)}
                 self._check_changes(name, changes)
-            self._ensure_snapshot(current)
             new = current.with_changes(
                 **changes,
                 version=self._next_version(name, current.version),
                 parent_version=current.version,
                 updated=now(),
             )
-            self._check_writable(new)
-            self._commit(new, staged_files, remove_files)
+            data = serialise(new)
+            staging = self._staging(name)
+            self._build(staging, self.skill_dir(name), data, staged_files, remove_files)
+            self._switch(name, staging, archive=current.version)
         return self.get(name)
 
     def record_outcome(self, name: str, success: bool) -> Skill:
         """Count one judged use of the skill. Bookkeeping only: no new version, no re-embedding."""
         with self.lock(name):
+            self._recover_switch(name)
             current = self._read_live(name)
             u = current.utility
             utility = Utility(u.successes + int(success), u.failures + int(not success))
-            updated = current.with_changes(utility=utility)
-            atomic_write(self.skill_dir(name) / SKILL_FILE, updated.to_markdown().encode("utf-8"))
+            data = serialise(current.with_changes(utility=utility))
+            atomic_write(self.skill_dir(name) / SKILL_FILE, data)
         return self.get(name)
 
     def delete(self, name: str) -> None:
-        """Remove the live skill; its history stays, so `rollback` can bring it back."""
+        """Remove the live skill; its last version goes to history, so `rollback` brings it back."""
         with self.lock(name):
-            with contextlib.suppress(SkillValidationError):
-                self._ensure_snapshot(self._read_live(name))
+            self._recover_switch(name)
             folder = self.skill_dir(name)
-            trash = self._meta / "tmp" / f"deleted-{name}-{uuid.uuid4().hex[:8]}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(folder, trash)
+            if not folder.is_dir():
+                raise SkillNotFoundError(f"no skill named {name!r} in {self.root}")
+            archive: int | None = None
+            with contextlib.suppress(SkillValidationError):
+                archive = self._read_live(name).version
+            self._retire(name, folder, archive)
             _fsync_dir(self.root)
-            shutil.rmtree(trash, ignore_errors=True)
+            self._clear_leftovers(name)
         self._cache.pop(name, None)
 
     def rename(self, old: str, new: str) -> Skill:
@@ -328,27 +372,27 @@ class SkillLibrary:
         for problem in check_name(new):
             raise SkillError(f"cannot rename to {new!r}: {problem}")
         with self.lock(old, new):
+            self._recover_switch(old)
+            self._recover_switch(new)
             current = self._read_live(old)
             if self.skill_dir(new).exists():
                 raise SkillExistsError(f"cannot rename {old!r}: {new!r} already exists")
-            self._ensure_snapshot(current)
-            old_hist, new_hist = self._history_dir(old), self._history_dir(new)
+            new_hist = self._history_dir(new)
             if new_hist.exists():
                 raise SkillExistsError(
                     f"cannot rename to {new!r}: a deleted skill of that name still has history in "
                     f"{new_hist}; roll it back and delete it properly, or choose another name"
                 )
-            os.rename(self.skill_dir(old), self.skill_dir(new))
-            if old_hist.exists():
-                new_hist.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(old_hist, new_hist)
             renamed = current.with_changes(
                 name=new,
-                version=self._next_version(new, current.version),
+                version=self._next_version(old, current.version),
                 parent_version=current.version,
                 updated=now(),
             )
-            self._commit(renamed, {}, ())
+            data = serialise(renamed)
+            staging = self._staging(old)
+            self._build(staging, self.skill_dir(old), data, {}, ())
+            self._switch(old, staging, archive=current.version, to=new)
         self._cache.pop(old, None)
         return self.get(new)
 
@@ -414,29 +458,34 @@ class SkillLibrary:
     def rollback(self, name: str, version: int) -> Skill:
         """Make `version`'s content live again, as a new version (so the rollback is undoable)."""
         with self.lock(name):
-            old = self.read_version(name, version)
-            old_files = {
-                rel: data
-                for rel, data in self._version_files(name, version).items()
-                if rel != SKILL_FILE
-            }
-            folder = self.skill_dir(name)
-            live: Skill | None = None
-            if folder.exists():
-                result = self._load_entry(name)
-                if isinstance(result, Skill):
-                    live = result
-                    self._ensure_snapshot(live)
-            restored = old.with_changes(
-                name=name,
-                version=self._next_version(name, live.version if live else version),
-                parent_version=version,
-                updated=now(),
-                utility=live.utility if live else old.utility,
-            )
-            current_files = set(_list_files(folder)) if folder.exists() else set()
-            self._commit(restored, old_files, tuple(sorted(current_files - set(old_files))))
+            self._recover_switch(name)
+            self._restore(name, version, floor=version, keep_live=True)
         return self.get(name)
+
+    def _restore(self, name: str, version: int, *, floor: int, keep_live: bool) -> None:
+        """Switch `version`'s files back in as a new version above `floor`; the live folder goes
+        to history (`keep_live`) or is discarded (a taken-back change, or one that is unreadable)."""
+        old = self.read_version(name, version)
+        source = self._history_dir(name) / str(version)
+        if not source.is_dir():
+            source = self.skill_dir(name)  # `version` is the live one
+        live: Skill | None = None
+        if self.skill_dir(name).is_dir():
+            result = self._load_entry(name)
+            if isinstance(result, Skill):
+                live = result
+        restored = old.with_changes(
+            name=name,
+            version=self._next_version(name, max(floor, live.version if live else 0)),
+            parent_version=version,
+            updated=now(),
+            utility=live.utility if live else old.utility,
+        )
+        data = serialise(restored)
+        staging = self._staging(name)
+        self._build(staging, source, data, {}, ())
+        archive = live.version if live is not None and keep_live else None
+        self._switch(name, staging, archive=archive)
 
     # ----------------------------------------------------------------- trials
 
@@ -498,18 +547,35 @@ class SkillLibrary:
         return undone
 
     def take_back(self, name: str, version: int, base_version: int | None) -> bool:
-        """Take back `version` if it is still the live one (a later write is someone else's)."""
+        """Take back `version` (a change refused or never vetted) and restore `base_version`
+        (None: the change created the skill, so remove it); False if a later valid write is live.
+
+        Works whatever state the live folder is in (missing, binary, unparseable: none of these
+        is a later write, since the library writes only what it can read back), and leaves no
+        copy of the taken-back version anywhere in the library, history included: a refused
+        proposal (one that leaks a gold answer, say) must not come back through rollback or diff.
+        """
         with self.lock(name):
-            try:
-                live = self._read_live(name)
-            except SkillError:
-                return False
-            if live.version != version:
+            self._recover_switch(name)
+            folder = self.skill_dir(name)
+            live: Skill | None = None
+            if folder.is_dir():
+                result = self._load_entry(name)
+                live = result if isinstance(result, Skill) else None
+            self._scrub(name, version)
+            if live is not None and live.version != version:
+                self._clear_leftovers(name)
                 return False
             if base_version is None:
-                self.delete(name)
+                if folder.is_dir():
+                    self._retire(name, folder, None)
+                    _fsync_dir(self.root)
+                with contextlib.suppress(OSError):
+                    self._history_dir(name).rmdir()  # only if empty: a refused create leaves none
             else:
-                self.rollback(name, base_version)
+                self._restore(name, base_version, floor=version, keep_live=False)
+            self._clear_leftovers(name)
+        self._cache.pop(name, None)
         return True
 
     # ----------------------------------------------------------------- internals
@@ -535,11 +601,6 @@ class SkillLibrary:
         if forbidden:
             raise SkillError(f"{sorted(forbidden)} are managed by the library and cannot be set")
 
-    def _check_writable(self, skill: Skill) -> None:
-        """Validate what would be written by parsing it back, so the library never stores junk."""
-        text = skill.to_markdown()
-        parse_skill(text, f"<new {skill.name}/SKILL.md>", folder_name=skill.name)
-
     def _check_files(self, files: Mapping[str, bytes]) -> dict[str, bytes]:
         checked: dict[str, bytes] = {}
         for rel, data in files.items():
@@ -551,65 +612,176 @@ class SkillLibrary:
             checked[str(p)] = bytes(data)
         return checked
 
-    def _write_folder(self, folder: Path, skill: Skill, files: Mapping[str, bytes]) -> None:
-        folder.mkdir(parents=True, exist_ok=False)
-        for rel, data in files.items():
-            atomic_write(resolve_inside(folder, rel), data)
-        atomic_write(folder / SKILL_FILE, skill.to_markdown().encode("utf-8"))
+    def _staging(self, name: str) -> Path:
+        """A fresh path in .memento/tmp for a new folder of `name` (caller holds its lock)."""
+        self._clear_leftovers(name)
+        return self._tmp / f"{name}.new-{uuid.uuid4().hex[:12]}"
 
-    def _commit(self, skill: Skill, files: Mapping[str, bytes], remove: tuple[str, ...]) -> None:
-        """Write a new live version: history snapshot first, auxiliary files, SKILL.md last.
-
-        A crash at any point leaves a SKILL.md that parses (old or new) and the previous
-        version complete in history.
-        """
-        folder = self.skill_dir(skill.name)
-        for rel in remove:
-            target = resolve_inside(folder, rel)
-            with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-        for rel, data in files.items():
-            atomic_write(resolve_inside(folder, rel), data)
-        skill_md = skill.to_markdown().encode("utf-8")
-        staging = self._meta / "tmp" / uuid.uuid4().hex
+    def _clear_leftovers(self, name: str) -> None:
+        """Remove staging and retired folders of `name` left by a killed writer (lock held)."""
         try:
-            staging.mkdir(parents=True)
-            for rel in _list_files(folder):
-                dest = staging / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / rel, dest)
-            (staging / SKILL_FILE).write_bytes(skill_md)
-            self._snapshot_from(staging, skill.name, skill.version)
-        finally:
+            entries = os.listdir(self._tmp)
+        except FileNotFoundError:
+            return
+        pending = self._pending_staging(name)
+        for entry in entries:
+            if entry.startswith(f"{name}.") and entry != pending:
+                shutil.rmtree(self._tmp / entry, ignore_errors=True)
+
+    def _build(
+        self,
+        staging: Path,
+        source: Path | None,
+        skill_md: bytes,
+        files: Mapping[str, bytes],
+        remove: tuple[str, ...],
+    ) -> None:
+        """Build a complete version folder at `staging`: `source`'s files, changed, then synced."""
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if source is not None and source.is_dir():
+                shutil.copytree(source, staging, symlinks=True, ignore=_ignore_temp)
+            else:
+                staging.mkdir()
+            for rel in remove:
+                with contextlib.suppress(FileNotFoundError):
+                    resolve_inside(staging, rel).unlink()
+            for rel, data in files.items():
+                _write_new(resolve_inside(staging, rel), data)
+            _write_new(staging / SKILL_FILE, skill_md)
+            for dirpath, _dirs, filenames in os.walk(staging):
+                for fn in filenames:
+                    full = os.path.join(dirpath, fn)
+                    if not os.path.islink(full):
+                        _fsync_path(full, os.O_RDONLY)
+                _fsync_path(dirpath, os.O_RDONLY)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # nothing half-built stays behind
+            raise
+
+    def _switch(
+        self, name: str, staging: Path, *, archive: int | None, to: str | None = None
+    ) -> None:
+        """Make the complete folder `staging` the live `to` (default `name`); the live folder
+        goes to history as version `archive` (None: discarded). Journalled, so a kill at any
+        step is finished by the next open or write."""
+        record = {"skill": name, "to": to or name, "staging": staging.name, "archive": archive}
+        journal = self._journal / f"{name}.json"
+        for _ in range(5):  # another writer may remove the empty journal folder meanwhile
+            try:
+                atomic_write(journal, json.dumps(record).encode("utf-8"))
+                break
+            except FileNotFoundError:
+                continue
+        else:
             shutil.rmtree(staging, ignore_errors=True)
-        atomic_write(folder / SKILL_FILE, skill_md)
-        self._clean_temp(folder)
+            raise SkillError(f"could not write the journal {journal}; nothing was changed")
+        self._roll_forward(record)
+        self._end_journal(journal)
+
+    def _roll_forward(self, record: Mapping[str, object]) -> None:
+        """Finish the switch `record` describes; every step checks first, so it may be repeated."""
+        name, to = str(record["skill"]), str(record["to"])
+        archive = record.get("archive")
+        staging = self._tmp / str(record["staging"])
+        if staging.is_dir():  # its rename into place is the last step
+            if to != name:
+                old_hist, new_hist = self._history_dir(name), self._history_dir(to)
+                if old_hist.is_dir() and not new_hist.exists():
+                    new_hist.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(old_hist, new_hist)
+            live = self.skill_dir(name)
+            if live.is_dir():
+                self._retire(to, live, int(archive) if isinstance(archive, int) else None)
+            os.rename(staging, self.skill_dir(to))
+            _fsync_dir(self.root)
+        self._cache.pop(name, None)
+        self._cache.pop(to, None)
+
+    def _retire(self, name: str, folder: Path, archive: int | None) -> None:
+        """Move a live folder out: into history as version `archive`, or away to be deleted."""
+        dest = self._history_dir(name) / str(archive) if archive is not None else None
+        if dest is not None and not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(folder, dest)
+            self._clean_temp(dest)
+            return
+        trash = self._tmp / f"{name}.old-{uuid.uuid4().hex[:12]}"
+        trash.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _scrub(self, name: str, version: int) -> None:
+        """Remove every copy of `version` from history (a taken-back change)."""
+        dest = self._history_dir(name) / str(version)
+        if dest.exists():
+            trash = self._tmp / f"{name}.old-{uuid.uuid4().hex[:12]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(dest, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def _end_journal(self, journal: Path) -> None:
+        journal.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            journal.parent.rmdir()  # absent when empty: opening the library costs one failed read
+
+    def _pending_staging(self, name: str) -> str | None:
+        journal = self._journal / f"{name}.json"
+        try:
+            record = json.loads(journal.read_bytes())
+            return str(record["staging"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _recover_switch(self, name: str, timeout: float | None = None) -> None:
+        """Finish a switch of `name` a killed writer left (caller holds the lock); one stat."""
+        journal = self._journal / f"{name}.json"
+        if not journal.exists():
+            return
+        try:
+            record = json.loads(journal.read_bytes())
+            names = {str(record["skill"]), str(record["to"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            self._end_journal(journal)  # written atomically, so unreadable means not ours
+            return
+        with self.lock(*names, timeout=timeout):
+            if journal.exists():
+                self._roll_forward(record)
+                self._end_journal(journal)
+                self.recovered_switches.append(name)
+
+    def recover_switches(self) -> list[str]:
+        """Finish the folder switches of processes killed mid-switch; returns the skills."""
+        try:
+            entries = os.listdir(self._journal)
+        except FileNotFoundError:
+            return []  # the common case: nothing to recover
+        for entry in sorted(entries):
+            if not entry.endswith(".json") or entry.startswith("."):
+                if _TMP_MARK in entry:
+                    with contextlib.suppress(OSError):
+                        (self._journal / entry).unlink()
+                continue
+            name = entry[: -len(".json")]
+            if check_name(name):
+                continue
+            try:
+                with self.lock(name, timeout=0):
+                    self._recover_switch(name, timeout=0)
+            except SkillLockedError:
+                continue  # its writer is still at work
+        return self.recovered_switches
 
     def _history_dir(self, name: str) -> Path:
         safe_skill_dir(self.root, name)
         return self._meta / "history" / name
 
     def _next_version(self, name: str, current: int) -> int:
+        return max([current, *self._recorded_versions(name)]) + 1
+
+    def _recorded_versions(self, name: str) -> list[int]:
         hist = self._history_dir(name)
-        recorded = (
-            [int(p.name) for p in hist.iterdir() if p.name.isdigit()] if hist.is_dir() else []
-        )
-        return max([current, *recorded]) + 1
-
-    def _ensure_snapshot(self, skill: Skill) -> None:
-        """Keep the live version in history before it is replaced (seed or hand-copied skills)."""
-        if not (self._history_dir(skill.name) / str(skill.version) / SKILL_FILE).exists():
-            self._snapshot_from(self.skill_dir(skill.name), skill.name, skill.version)
-
-    def _snapshot_from(self, source: Path, name: str, version: int) -> None:
-        dest = self._history_dir(name) / str(version)
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging = self._meta / "tmp" / f"snap-{uuid.uuid4().hex}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(source, staging, symlinks=True, ignore=_ignore_temp)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staging, dest)
+        return [int(p.name) for p in hist.iterdir() if p.name.isdigit()] if hist.is_dir() else []
 
     def _version_files(self, name: str, version: int) -> dict[str, bytes]:
         folder = self._history_dir(name) / str(version)

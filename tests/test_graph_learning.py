@@ -201,8 +201,14 @@ def test_refinement_that_breaks_a_regression_case_is_rolled_back(setup: dict[str
     assert rolled and not rolled[0]["accepted"] and "regression" in rolled[0]["reason"]
     after = library.get(MULTIPLY_SKILL)
     assert "ALWAYS ANSWER ZERO" not in after.body and after.body == before.body
-    assert after.version > before.version  # the rollback is itself a recorded version
-    assert "ALWAYS ANSWER ZERO" in library.diff(MULTIPLY_SKILL, before.version, before.version + 1)
+    assert after.version > before.version  # the take-back is itself a new version
+    assert after.parent_version == before.version
+    # the refused proposal left no copy anywhere in the library, history included
+    for path in library.root.rglob("*"):
+        if path.is_file():
+            assert b"ALWAYS ANSWER ZERO" not in path.read_bytes(), path
+    versions = [v.version for v in library.history(MULTIPLY_SKILL)]
+    assert before.version + 1 not in versions and after.version in versions
 
 
 @pytest.mark.parametrize(("cause", "creates"), [("execution", True), ("task", False)])
@@ -334,3 +340,35 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
     assert not _on_probation({**proposal, "action": "create"}, still_fails, False)  # prose only
     leaked = GateResult(False, reason="the proposed skill contains a gold answer of a task")
     assert not _on_probation({**proposal, "action": "create"}, leaked, True)
+
+
+def test_control_characters_from_the_writer_are_removed_before_anything_is_written(
+    setup: dict[str, Any],
+) -> None:
+    def emits_controls(messages: list[BaseMessage]) -> dict[str, Any]:
+        out = writer_policy(messages)
+        if "body" in out:  # a small model's NULs and escape codes inside the skill text
+            out["body"] = out["body"].replace("print(a * b)", "print(a\u0000 * b)\u0000\x1b[0m")
+            out["description"] += "\u0007"
+        return out
+
+    graph = learning_graph(setup, executor_policy, emits_controls)
+    out = graph.invoke(
+        {
+            "task": "What is the product of 1234 and 5678?",
+            "task_id": "c1",
+            "ground_truth": "7006652",
+        },
+        context=setup["ctx"],
+    )
+    (created,) = [w for w in out["writes"] if w["action"] == "create"]
+    assert created["accepted"], created
+    assert "removed 4 control character(s)" in created["reason"]
+    library = SkillLibrary(setup["library"].root)
+    assert library.scan().errors == []
+    learned = library.get(MULTIPLY_SKILL)  # it reads back: the next create of it is not blocked
+    assert "print(a * b)[0m" in learned.body
+    for path in library.root.rglob("*"):
+        if path.is_file() and path.suffix == ".md":
+            data = path.read_bytes()
+            assert b"\x00" not in data and b"\x1b" not in data and b"\x07" not in data, path

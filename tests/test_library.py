@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -292,6 +295,23 @@ WRITER = textwrap.dedent(
             print("on trial", flush=True)
             sys.stdin.readline()
         print("done", flush=True)
+    elif mode == "versions":  # SKILL.md + three files per version, each naming the version
+        name = sys.argv[3]
+        print("ready", flush=True)
+        while True:
+            v = lib.get(name).version + 1
+            filler = f"version {v}\\n" * 40_000
+            lib.update(name, body=f"version {v}", files={
+                "scripts/run.py": f"# version {v}\\n".encode(),
+                "scripts/helper.py": (f"# version {v}\\n" + filler).encode(),
+                "references/notes.md": (filler + f"version {v}\\n").encode(),
+            })
+    elif mode == "rename":  # rename back and forth between two names
+        a, b = sys.argv[3], sys.argv[4]
+        print("ready", flush=True)
+        while True:
+            current = a if lib.exists(a) else b
+            lib.rename(current, b if current == a else a)
     elif mode == "append":
         tag = sys.argv[3]
         for k in range(int(sys.argv[4])):
@@ -375,8 +395,14 @@ def test_a_change_left_on_trial_by_a_killed_process_is_taken_back(
         assert not fresh.exists("victim")
     else:
         assert fresh.get("victim").body == "vetted"
-        assert "unvetted" in fresh.diff("victim", 1, 2)  # the taken-back version stays in history
+        assert [v.version for v in fresh.history("victim")] == [1, 3]
+    # the unvetted version left no copy anywhere in the library, history included
+    assert not _files_holding(lib.root, b"unvetted")
     assert SkillLibrary(lib.root).recovered == []  # done once
+
+
+def _files_holding(root: Path, needle: bytes) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
 def test_a_trial_that_finishes_keeps_its_change_and_an_error_takes_it_back(
@@ -449,3 +475,162 @@ def test_a_skill_made_through_the_python_api_says_so(tmp_path: Path) -> None:
         )
     )
     assert chosen.provenance == "imported"  # a caller may say who made it
+
+
+# ------------------------------------------------------------------ whole versions under SIGKILL
+
+
+def _kill_repeatedly(
+    lib: SkillLibrary, tmp_path: Path, args: list[str], kills: int, check: Any
+) -> None:
+    """Start the writer child, SIGKILL it at a random moment, open the library, check; repeat."""
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    rng = random.Random(15)
+    for _ in range(kills):
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(lib.root), *args], stdout=subprocess.PIPE, env=_env()
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        fresh = SkillLibrary(lib.root)  # opening finishes or undoes what the kill interrupted
+        report = fresh.scan()
+        assert report.errors == [], [str(e) for e in report.errors]
+        check(fresh)
+    leftovers = list((lib.root / ".memento" / "tmp").glob("*")) if kills else []
+    assert len(leftovers) <= 1  # at most the one staging folder of the last kill
+
+
+def _version_of(data: bytes) -> set[str]:
+    """The version numbers a file's text names (each file of version N says `version N`)."""
+    return {m.decode() for m in re.findall(rb"version (\d+)", data)}
+
+
+def test_a_multi_file_update_appears_whole_or_not_at_all_under_sigkill(tmp_path: Path) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    lib.create(
+        make("victim", body="version 1"),
+        {
+            "scripts/run.py": b"# version 1\n",
+            "scripts/helper.py": b"# version 1\n",
+            "references/notes.md": b"version 1\n",
+        },
+    )
+    seen: set[int] = set()
+
+    def every_version_is_whole(fresh: SkillLibrary) -> None:
+        live = fresh.get("victim")
+        seen.add(live.version)
+        assert live.body == f"version {live.version}"
+        for v in fresh.history("victim"):
+            files = fresh._version_files("victim", v.version)
+            assert sorted(files) == [
+                "SKILL.md",
+                "references/notes.md",
+                "scripts/helper.py",
+                "scripts/run.py",
+            ]
+            for rel, data in files.items():
+                if rel != "SKILL.md":
+                    assert _version_of(data) == {str(v.version)}, (v.version, rel)
+
+    _kill_repeatedly(lib, tmp_path, ["versions", "victim"], 12, every_version_is_whole)
+    assert len(seen) >= 6  # the kills landed at many different points of the writer's loop
+
+
+def test_rename_is_never_left_half_done_under_sigkill(tmp_path: Path) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    lib.create(make("rename-a"), {"scripts/run.py": b"print('kept')\n"})
+    lib.create(make("bystander"))
+
+    def exactly_one_whole_skill(fresh: SkillLibrary) -> None:
+        names = sorted(fresh.names())
+        assert len(names) == 2 and "bystander" in names, names
+        (name,) = [n for n in names if n != "bystander"]
+        other = "rename-b" if name == "rename-a" else "rename-a"
+        skill = fresh.get(name)
+        assert skill.name == name
+        assert fresh.read_file(name, "scripts/run.py") == b"print('kept')\n"
+        assert not (fresh.root / ".memento" / "history" / other).exists()
+        assert [v.version for v in fresh.history(name)] == list(range(1, skill.version + 1))
+
+    _kill_repeatedly(lib, tmp_path, ["rename", "rename-a", "rename-b"], 14, exactly_one_whole_skill)
+
+
+# ------------------------------------------------------------------ what is written reads back
+
+
+@pytest.mark.parametrize(
+    "field", ["body", "description"], ids=["nul-in-body", "escape-in-description"]
+)
+def test_a_write_with_control_characters_is_refused_and_leaves_nothing(
+    tmp_path: Path, field: str
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    bad = {
+        "body": "# Steps\n1. Convert\x00 the base.\x00",
+        "description": "Convert\x1b[31m. Use when x.",
+    }
+    with pytest.raises(SkillValidationError, match="control character"):
+        lib.create(make("convert-base").with_changes(**{field: bad[field]}))
+    assert not lib.exists("convert-base") and lib.scan().errors == []
+    lib.create(make("convert-base"))  # the name is free: nothing half-written blocks it
+    before = (lib.root / "convert-base" / "SKILL.md").read_bytes()
+    with pytest.raises(SkillValidationError, match="control character"):
+        lib.update("convert-base", apply=lambda _cur: {field: bad[field]})
+    assert (lib.root / "convert-base" / "SKILL.md").read_bytes() == before
+    assert not _files_holding(lib.root, b"\x00") and not _files_holding(lib.root, b"Convert")
+    assert [v.version for v in lib.history("convert-base")] == [1]
+
+
+def test_a_hand_written_skill_with_control_characters_is_reported(tmp_path: Path) -> None:
+    write(
+        tmp_path, "ctrl", GOOD.format(name="ctrl").replace("Open the PDF.", "Open\x1b[2J the PDF.")
+    )
+    lib = SkillLibrary(tmp_path)
+    assert lib.skills() == []
+    assert "U+001B at line 7" in str(lib.errors[0]) and "fix:" in str(lib.errors[0])
+
+
+GARBAGE = {
+    "binary": b"\x00" * 154 + b"---\nname: victim\n",
+    "not-a-skill": b"garbage, no frontmatter at all\n",
+    "missing": None,
+}
+
+
+@pytest.mark.parametrize("state", list(GARBAGE))
+@pytest.mark.parametrize("action", ["create", "refine"])
+def test_take_back_works_whatever_the_live_file_holds(
+    tmp_path: Path, state: str, action: str
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    base = None
+    if action == "refine":
+        lib.create(make("victim", body="vetted"), {"scripts/a.py": b"print('vetted')\n"})
+        base = 1
+        live = lib.update("victim", body="unvetted", files={"scripts/b.py": b"# unvetted\n"})
+    else:
+        live = lib.create(make("victim", body="unvetted"), {"scripts/b.py": b"# unvetted\n"})
+    skill_md = lib.root / "victim" / "SKILL.md"
+    garbage = GARBAGE[state]
+    if garbage is None:
+        skill_md.unlink()
+    else:
+        skill_md.write_bytes(garbage)
+
+    assert lib.take_back("victim", live.version, base)
+    fresh = SkillLibrary(lib.root)
+    assert fresh.scan().errors == []
+    if action == "refine":
+        back = fresh.get("victim")
+        assert back.body == "vetted" and back.version == 3 and back.parent_version == 1
+        assert fresh.list_files("victim") == ["scripts/a.py"]
+        assert [v.version for v in fresh.history("victim")] == [1, 3]
+    else:
+        assert not fresh.exists("victim")
+        assert not (lib.root / ".memento" / "history" / "victim").exists()
+        assert lib.create(make("victim", body="second try")).version == 1  # not blocked
+    assert not _files_holding(lib.root, b"unvetted")
