@@ -13,7 +13,8 @@ A version appears whole or not at all: it is built complete in `.memento/tmp/`, 
 renaming the live folder into history and the new folder into place, under a journal written
 before and removed after; opening the library (or the next write of that skill) finishes a switch
 a killed process left half done. A journal rather than a symlink swap, because a live skill must
-stay a real folder (symlinked skill folders are refused as unsafe and other tools read it as is).
+stay a real folder (symlinked skill folders are refused as unsafe and other tools read it as is);
+on Linux the switch is one renameat2(RENAME_EXCHANGE), so readers never miss the folder.
 Every SKILL.md written is bytes that were parsed back first (`serialise`), so a write never leaves
 a file the next read refuses. Writes are serialised per skill by a file lock held across the
 read-modify-write, so concurrent writers in different processes lose no update. A malformed skill
@@ -23,7 +24,9 @@ is reported in `errors` and skipped; it never stops the rest of the library from
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import difflib
+import errno
 import json
 import os
 import shutil
@@ -84,6 +87,33 @@ def _fsync_path(path: Path | str, flags: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # not glibc >= 2.28 (macOS, musl, ...)
+        return None
+
+
+_renameat2 = _load_renameat2()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE), so a reader of either
+    path sees the old or the new, never nothing. False where the system cannot."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # this filesystem or kernel has no exchange: two renames, journalled
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -665,7 +695,14 @@ class SkillLibrary:
         """Make the complete folder `staging` the live `to` (default `name`); the live folder
         goes to history as version `archive` (None: discarded). Journalled, so a kill at any
         step is finished by the next open or write."""
-        record = {"skill": name, "to": to or name, "staging": staging.name, "archive": archive}
+        record = {
+            "skill": name,
+            "to": to or name,
+            "staging": staging.name,
+            "inode": os.lstat(staging).st_ino,  # tells the new folder from the old after a swap
+            "aside": f"{name}.old-{uuid.uuid4().hex[:12]}",  # where the old goes without a swap
+            "archive": archive,
+        }
         journal = self._journal / f"{name}.json"
         for _ in range(5):  # another writer may remove the empty journal folder meanwhile
             try:
@@ -683,18 +720,39 @@ class SkillLibrary:
         """Finish the switch `record` describes; every step checks first, so it may be repeated."""
         name, to = str(record["skill"]), str(record["to"])
         archive = record.get("archive")
+        keep = int(archive) if isinstance(archive, int) else None
+        inode = record.get("inode")
         staging = self._tmp / str(record["staging"])
-        if staging.is_dir():  # its rename into place is the last step
-            if to != name:
-                old_hist, new_hist = self._history_dir(name), self._history_dir(to)
-                if old_hist.is_dir() and not new_hist.exists():
-                    new_hist.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(old_hist, new_hist)
-            live = self.skill_dir(name)
-            if live.is_dir():
-                self._retire(to, live, int(archive) if isinstance(archive, int) else None)
-            os.rename(staging, self.skill_dir(to))
-            _fsync_dir(self.root)
+        live, target = self.skill_dir(name), self.skill_dir(to)
+
+        def is_new(path: Path) -> bool:
+            try:
+                return os.lstat(path).st_ino == inode
+            except FileNotFoundError:
+                return False
+
+        if to != name:  # rename: history first, then the new name appears, then the old goes
+            old_hist, new_hist = self._history_dir(name), self._history_dir(to)
+            if old_hist.is_dir() and not new_hist.exists():
+                new_hist.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(old_hist, new_hist)
+            if staging.is_dir() and not target.exists():
+                os.rename(staging, target)
+            if target.is_dir() and live.is_dir():
+                self._retire(to, live, keep)
+        else:
+            aside = self._tmp / str(record.get("aside") or f"{name}.old-{uuid.uuid4().hex[:12]}")
+            if staging.is_dir() and not is_new(live):
+                if not live.is_dir():
+                    os.rename(staging, live)
+                elif not _exchange(staging, live):
+                    os.rename(live, aside)  # two renames back to back: the shortest gap
+                    os.rename(staging, live)
+            if staging.is_dir() and not is_new(staging):  # the old version, swapped out
+                self._retire(name, staging, keep)
+            if aside.is_dir():
+                self._retire(name, aside, keep)
+        _fsync_dir(self.root)
         self._cache.pop(name, None)
         self._cache.pop(to, None)
 

@@ -312,6 +312,24 @@ WRITER = textwrap.dedent(
         while True:
             current = a if lib.exists(a) else b
             lib.rename(current, b if current == a else a)
+    elif mode == "die-after-rename":  # SIGKILL itself right after its n-th folder move
+        import os, signal
+        import memento_skills.stores.library as library_module
+        action, n, done = sys.argv[3], int(sys.argv[4]), []
+        def dying(real):
+            def move(src, dst):
+                result = real(src, dst)
+                done.append(dst)
+                if len(done) == n:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return result
+            return move
+        os.rename = dying(os.rename)
+        library_module._exchange = dying(library_module._exchange)
+        if action == "update":
+            lib.update("victim", body="after", files={"scripts/a.py": b"# after\\n"})
+        else:
+            lib.rename("victim", "renamed")
     elif mode == "append":
         tag = sys.argv[3]
         for k in range(int(sys.argv[4])):
@@ -634,3 +652,67 @@ def test_take_back_works_whatever_the_live_file_holds(
         assert not (lib.root / ".memento" / "history" / "victim").exists()
         assert lib.create(make("victim", body="second try")).version == 1  # not blocked
     assert not _files_holding(lib.root, b"unvetted")
+
+
+@pytest.mark.parametrize(("action", "n"), [("update", 1), ("rename", 1), ("rename", 2)])
+def test_opening_the_library_finishes_a_switch_killed_between_its_renames(
+    tmp_path: Path, action: str, n: int
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    lib.create(make("victim", body="before"), {"scripts/a.py": b"# before\n"})
+    lib.update("victim", body="second")
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(lib.root), "die-after-rename", action, str(n)],
+        env=_env(),
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert (lib.root / ".memento" / "journal" / "victim.json").exists()  # killed mid-switch
+    if action == "update":  # the old version is still beside the new one, in .memento/tmp
+        assert len(list((lib.root / ".memento" / "tmp").iterdir())) == 1
+    else:  # killed with both names, or with only the old one, on disk
+        assert (lib.root / "victim").is_dir() and (lib.root / "renamed").is_dir() is (n == 2)
+    fresh = SkillLibrary(lib.root)
+    assert fresh.recovered_switches == ["victim"]
+    assert fresh.scan().errors == []
+    assert not (lib.root / ".memento" / "journal").exists()
+    if action == "update":
+        live = fresh.get("victim")
+        assert (live.version, live.body) == (3, "after")
+        assert fresh.read_file("victim", "scripts/a.py") == b"# after\n"
+        assert [v.version for v in fresh.history("victim")] == [1, 2, 3]
+    else:
+        assert fresh.names() == ["renamed"] and fresh.get("renamed").version == 3
+        assert [v.version for v in fresh.history("renamed")] == [1, 2, 3]
+        assert not (lib.root / ".memento" / "history" / "victim").exists()
+    assert list((lib.root / ".memento" / "tmp").iterdir()) == []
+
+
+def test_a_reader_never_misses_a_skill_while_another_process_switches_its_versions(
+    tmp_path: Path,
+) -> None:
+    lib = SkillLibrary(tmp_path / "lib")
+    lib.create(make("victim", body="version 1"))
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(lib.root), "versions", "victim"],
+        stdout=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        reader, versions = SkillLibrary(lib.root), set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            report = reader.scan()
+            assert report.errors == [] and [s.name for s in report.skills] == ["victim"]
+            live = report.skills[0]
+            assert live.body == f"version {live.version}"
+            versions.add(live.version)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(versions) >= 3  # the writer really switched versions under the reader
