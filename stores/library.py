@@ -116,6 +116,17 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
+def _write_journal(path: Path, data: bytes) -> None:
+    """Write an intent record and sync it (one fsync: a torn record names no started switch,
+    since nothing is moved before it is complete, so recovery drops it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_new(path: Path, data: bytes) -> None:
     """Write a file of a folder being staged (synced with the whole folder before it goes live)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -706,7 +717,8 @@ class SkillLibrary:
         journal = self._journal / f"{name}.json"
         for _ in range(5):  # another writer may remove the empty journal folder meanwhile
             try:
-                atomic_write(journal, json.dumps(record).encode("utf-8"))
+                self._journal.mkdir(parents=True, exist_ok=True)
+                _write_journal(journal, json.dumps(record).encode("utf-8"))
                 break
             except FileNotFoundError:
                 continue

@@ -252,6 +252,11 @@ def test_a_stop_during_the_gate_takes_the_unvetted_skill_back(setup: dict[str, A
     library = SkillLibrary(setup["library"].root)
     assert not library.exists(MULTIPLY_SKILL) and library.recovered == []
     assert not list((library.root / ".memento" / "trials").glob("*.json"))
+    # nothing of the unvetted skill is left anywhere in the library, history included
+    assert not (library.root / ".memento" / "history" / MULTIPLY_SKILL).exists()
+    for path in library.root.rglob("*"):
+        if path.is_file():
+            assert b"print(a * b)" not in path.read_bytes(), path
 
 
 def test_write_policy_off_changes_nothing(setup: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -616,6 +617,7 @@ GARBAGE = {
     "binary": b"\x00" * 154 + b"---\nname: victim\n",
     "not-a-skill": b"garbage, no frontmatter at all\n",
     "missing": None,
+    "no-folder": None,
 }
 
 
@@ -634,7 +636,9 @@ def test_take_back_works_whatever_the_live_file_holds(
         live = lib.create(make("victim", body="unvetted"), {"scripts/b.py": b"# unvetted\n"})
     skill_md = lib.root / "victim" / "SKILL.md"
     garbage = GARBAGE[state]
-    if garbage is None:
+    if state == "no-folder":
+        shutil.rmtree(skill_md.parent)
+    elif garbage is None:
         skill_md.unlink()
     else:
         skill_md.write_bytes(garbage)
