@@ -518,7 +518,7 @@ def _kill_repeatedly(
         report = fresh.scan()
         assert report.errors == [], [str(e) for e in report.errors]
         check(fresh)
-    leftovers = list((lib.root / ".memento" / "tmp").glob("*")) if kills else []
+    leftovers = list((lib.root / ".memento" / "tmp").glob("*"))
     assert len(leftovers) <= 1  # at most the one staging folder of the last kill
 
 
