@@ -28,7 +28,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from memento_skills.stores.paths import resolve_inside, safe_relative, safe_skill_dir
+from memento_skills.stores.paths import (
+    RefusedFileError,
+    read_regular_file,
+    resolve_inside,
+    safe_relative,
+    safe_skill_dir,
+)
 from memento_skills.stores.skill import (
     MAX_SKILL_FILE_BYTES,
     SKILL_FILE,
@@ -184,9 +190,13 @@ class SkillLibrary:
             )
         else:
             try:
-                result = parse_skill(path.read_bytes(), path, folder_name=folder)
+                result = parse_skill(
+                    read_regular_file(path, MAX_SKILL_FILE_BYTES), path, folder_name=folder
+                )
             except SkillValidationError as e:
                 result = e
+            except RefusedFileError as e:
+                result = SkillValidationError(path, [Problem("file", e.problem, e.fix)])
             except OSError as e:
                 result = SkillValidationError(
                     path, [Problem("file", f"unreadable: {e}", "check permissions")]
@@ -219,7 +229,7 @@ class SkillLibrary:
         path = resolve_inside(self.skill_dir(name), rel)
         if not path.is_file():
             raise FileNotFoundError(f"skill {name!r} has no file {rel!r}")
-        return path.read_bytes()
+        return read_regular_file(path, MAX_AUX_FILE_BYTES)
 
     # ----------------------------------------------------------------- writing
 
@@ -520,7 +530,15 @@ class SkillLibrary:
         if not folder.is_dir():
             raise SkillNotFoundError(f"no skill named {name!r} in {self.root}")
         try:
-            return parse_skill(path.read_bytes(), path, folder_name=name)
+            return parse_skill(
+                read_regular_file(path, MAX_SKILL_FILE_BYTES), path, folder_name=name
+            )
+        except RefusedFileError as e:
+            if not os.path.lexists(path):
+                raise SkillValidationError(
+                    path, [Problem("file", "SKILL.md is missing", "restore it")]
+                ) from None
+            raise SkillValidationError(path, [Problem("file", e.problem, e.fix)]) from None
         except FileNotFoundError:
             raise SkillValidationError(
                 path, [Problem("file", "SKILL.md is missing", "restore it")]
