@@ -191,5 +191,7 @@ def _as_string(value: Any) -> str:
 
 
 def _with_lenient_hint(error: SkillValidationError, fixable: list[str]) -> SkillValidationError:
-    hint = Problem("import", "refused as written", "--lenient would adapt it: " + "; ".join(fixable))
+    hint = Problem(
+        "import", "refused as written", "--lenient would adapt it: " + "; ".join(fixable)
+    )
     return SkillValidationError(error.file, [*error.problems, hint])
