@@ -260,7 +260,7 @@ def skills_validate(
         for name in valid:
             out.print(f"[green]ok[/]   {name}")
         for problem in errors:
-            out.print(f"[red]FAIL[/] {escape(str(problem))}", highlight=False)
+            out.print(f"[red]FAIL[/] {escape(problem.one_line())}", highlight=False)
     if errors:
         raise typer.Exit(ExitCode.FAILED)
 
