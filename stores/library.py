@@ -397,7 +397,7 @@ class SkillLibrary:
             if live is not None and live.version == version:
                 return live
             raise SkillNotFoundError(f"skill {name!r} has no version {version} in its history")
-        return parse_skill(path.read_bytes(), path)
+        return parse_skill(read_regular_file(path, MAX_SKILL_FILE_BYTES), path)
 
     def diff(self, name: str, a: int, b: int) -> str:
         """Unified diff of SKILL.md and the skill's files between versions `a` and `b`."""
@@ -595,7 +595,7 @@ class SkillLibrary:
             for rel in _list_files(folder):
                 dest = staging / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / rel, dest)
+                dest.write_bytes(read_regular_file(resolve_inside(folder, rel), MAX_AUX_FILE_BYTES))
             (staging / SKILL_FILE).write_bytes(skill_md)
             self._snapshot_from(staging, skill.name, skill.version)
         finally:
@@ -636,8 +636,11 @@ class SkillLibrary:
             if live.version != version:
                 raise SkillNotFoundError(f"skill {name!r} has no version {version} in its history")
             folder = self.skill_dir(name)
-        files = {rel: (folder / rel).read_bytes() for rel in _list_files(folder)}
-        files[SKILL_FILE] = (folder / SKILL_FILE).read_bytes()
+        files = {
+            rel: read_regular_file(resolve_inside(folder, rel), MAX_AUX_FILE_BYTES)
+            for rel in _list_files(folder)
+        }
+        files[SKILL_FILE] = read_regular_file(folder / SKILL_FILE, MAX_SKILL_FILE_BYTES)
         return files
 
     @staticmethod
