@@ -87,7 +87,7 @@ def _map_tools(fields: dict[str, Any], changes: list[str], warnings: list[str]) 
     if raw is None or not isinstance(raw, str | list):
         return
     names = split_tool_names(raw)
-    if isinstance(raw, str) and all(n in AGENT_TOOLS for n in names):
+    if isinstance(raw, str) and raw.split() == names and all(n in AGENT_TOOLS for n in names):
         return  # already this agent's names, written as the spec says
     mapped: list[str] = []
     restricted: list[str] = []

@@ -149,6 +149,13 @@ def test_claude_code_allowed_tools_are_mapped_and_the_original_kept(tmp_path: Pa
     )
     import_pack(lib, tmp_path / "pack2")
     assert lib.get("fetch-docs").allowed_tools == ("fetch_url", "web_search", "write_file")
+    # our own names, comma-separated the Claude Code way, are accepted as written
+    write_skill(
+        tmp_path / "pack3" / "calc-sum",
+        "name: calc-sum\ndescription: Add numbers. Use for sums.\nallowed-tools: python, read_file\n",
+    )
+    assert import_pack(lib, tmp_path / "pack3").imported == ["calc-sum"]
+    assert lib.get("calc-sum").allowed_tools == ("python", "read_file")
 
 
 def test_unknown_tool_message_keeps_each_name_whole(tmp_path: Path) -> None:
