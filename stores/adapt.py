@@ -84,8 +84,8 @@ def adapt_skill(
 
 def _map_tools(fields: dict[str, Any], changes: list[str], warnings: list[str]) -> None:
     raw = fields.get("allowed-tools")
-    if raw is None or not isinstance(raw, str | list):
-        return
+    if raw is None or not isinstance(raw, str | list) or not _metadata_ok(fields):
+        return  # nothing to map, or nowhere to keep the original: validation says what is wrong
     names = split_tool_names(raw)
     if isinstance(raw, str) and raw.split() == names and all(n in AGENT_TOOLS for n in names):
         return  # already this agent's names, written as the spec says
@@ -137,6 +137,8 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _lenient_fixes(fields: dict[str, Any], folder_name: str, changes: list[str]) -> dict[str, Any]:
+    if not _metadata_ok(fields):
+        return fields
     meta_raw = fields.get("metadata")
     meta: dict[str, Any] = dict(meta_raw) if isinstance(meta_raw, dict) else {}
     for key in [k for k in fields if k not in SPEC_FIELDS]:
@@ -171,6 +173,11 @@ def _lenient_fixes(fields: dict[str, Any], folder_name: str, changes: list[str])
     if meta or meta_raw is not None:
         fields["metadata"] = meta
     return fields
+
+
+def _metadata_ok(fields: dict[str, Any]) -> bool:
+    """Adaptations record what they change under `metadata`: it must be absent or a mapping."""
+    return fields.get("metadata") is None or isinstance(fields.get("metadata"), dict)
 
 
 def _lenient_folder(fields: dict[str, Any], folder_name: str) -> str:

@@ -8,7 +8,6 @@ import shutil
 import stat
 import struct
 import subprocess
-import tempfile
 import time
 import warnings
 import zipfile
@@ -20,9 +19,14 @@ MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / "
 
 
 def memento(
-    *args: str, home: Path, check: bool = True, timeout: float = 300
+    *args: str,
+    home: Path,
+    check: bool = True,
+    timeout: float = 300,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MEMENTO_HOME": str(home), "ORT_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
+    env.update(extra_env or {})
     env.pop("MEMENTO_SKILLS_DIR", None)
     env.pop("MEMENTO_INDEX_DIR", None)
     proc = subprocess.run(
@@ -120,9 +124,10 @@ def refused(home: Path, tmp_path: Path, *args: str, expect: str) -> str:
     line on stdout), exit 1, the library unchanged, nothing left in the temporary folder."""
     memento("skills", "list", home=home)  # seeds the library
     before = tree_state(home / "skills")
-    outside = sorted(p.name for p in Path(tempfile.gettempdir()).glob("memento-import-*"))
+    scratch = tmp_path / "tmpdir"  # the command's own temporary folder, to see it left empty
+    scratch.mkdir(exist_ok=True)
     started = time.monotonic()
-    proc = memento(*args, home=home, check=False, timeout=60)
+    proc = memento(*args, home=home, check=False, timeout=60, extra_env={"TMPDIR": str(scratch)})
     assert time.monotonic() - started < 30, "took too long: was something read whole?"
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -131,7 +136,7 @@ def refused(home: Path, tmp_path: Path, *args: str, expect: str) -> str:
     assert len(lines) == 1, proc.stdout + proc.stderr
     assert expect in lines[0], lines[0]
     assert tree_state(home / "skills") == before
-    assert sorted(p.name for p in Path(tempfile.gettempdir()).glob("memento-import-*")) == outside
+    assert list(scratch.iterdir()) == []
     return lines[0]
 
 
