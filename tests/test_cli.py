@@ -119,9 +119,10 @@ def tree_state(root: Path) -> dict[str, bytes | None]:
     return out
 
 
-def refused(home: Path, tmp_path: Path, *args: str, expect: str) -> str:
+def refused(home: Path, tmp_path: Path, *args: str, expect: str, code: int = 1) -> str:
     """Run a command that must be refused: one line on stderr (validate: its report's one FAIL
-    line on stdout), exit 1, the library unchanged, nothing left in the temporary folder."""
+    line on stdout), exit `code` (2: the whole pack is bad input; 1: a skill in it was refused),
+    the library unchanged, nothing left in the temporary folder."""
     memento("skills", "list", home=home)  # seeds the library
     before = tree_state(home / "skills")
     scratch = tmp_path / "tmpdir"  # the command's own temporary folder, to see it left empty
@@ -129,7 +130,7 @@ def refused(home: Path, tmp_path: Path, *args: str, expect: str) -> str:
     started = time.monotonic()
     proc = memento(*args, home=home, check=False, timeout=60, extra_env={"TMPDIR": str(scratch)})
     assert time.monotonic() - started < 30, "took too long: was something read whole?"
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == code, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     report = proc.stdout if args[:2] == ("skills", "validate") else proc.stderr
     lines = [ln for ln in report.splitlines() if ln.strip()]
@@ -177,7 +178,7 @@ def test_zip_member_lies_are_one_line_errors(
         patched_zip(zpath, member, offset_local=6, offset_central=8, value=struct.pack("<H", 1))
     else:
         patched_zip(zpath, member, offset_local=8, offset_central=10, value=struct.pack("<H", 9))
-    line = refused(home, tmp_path, "skills", "import", str(zpath), expect=expect)
+    line = refused(home, tmp_path, "skills", "import", str(zpath), expect=expect, code=2)
     if case != "size-huge":
         assert f"{zpath}:{member}" in line  # the member as named in the zip
 
@@ -188,14 +189,16 @@ def test_zip_file_folder_clash_and_duplicate_names_are_refused(home: Path, tmp_p
         zf.writestr("ok/SKILL.md", VALID.format(name="ok"))
         zf.writestr("ok/scripts", "a file")
         zf.writestr("ok/scripts/run.py", "print(1)\n")
-    refused(home, tmp_path, "skills", "import", str(clash), expect="both a file and a folder")
+    refused(
+        home, tmp_path, "skills", "import", str(clash), expect="both a file and a folder", code=2
+    )
     dup = tmp_path / "dup.zip"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate it writes
         with zipfile.ZipFile(dup, "w") as zf:
             zf.writestr("ok/SKILL.md", VALID.format(name="ok"))
             zf.writestr("ok/SKILL.md", VALID.format(name="ok").replace("Steps", "Evil"))
-    refused(home, tmp_path, "skills", "import", str(dup), expect="holds this name twice")
+    refused(home, tmp_path, "skills", "import", str(dup), expect="holds this name twice", code=2)
 
 
 def test_fifo_in_a_folder_pack_does_not_hang_import(home: Path, tmp_path: Path) -> None:
@@ -217,7 +220,7 @@ def test_fifo_in_a_skill_folder_does_not_hang_export(home: Path, tmp_path: Path)
     scripts.mkdir(exist_ok=True)
     os.mkfifo(scripts / "pipe")
     zpath = tmp_path / "out" / "all.zip"
-    refused(home, tmp_path, "skills", "export", str(zpath), expect="FIFO")
+    refused(home, tmp_path, "skills", "export", str(zpath), expect="FIFO", code=2)
     assert not zpath.exists() and not list(zpath.parent.glob(".*partial"))
 
 
