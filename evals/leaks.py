@@ -62,19 +62,19 @@ def _content(path: Path, text: str) -> str:
     """What the writer authored: for SKILL.md, everything but the library's bookkeeping."""
     if path.name != "SKILL.md":
         return text
-    import frontmatter
+    from memento_skills.stores.skill import SkillValidationError, read_document
 
     try:
-        post = frontmatter.loads(text)
-    except Exception:  # a malformed SKILL.md is scanned whole
+        doc = read_document(text, path)  # the library's one frontmatter loader: aliases bounded
+    except SkillValidationError:  # a malformed SKILL.md is scanned whole
         return text
-    meta = dict(post.metadata)
+    meta = dict(doc.fields)
     inner = meta.get("metadata")
     if isinstance(inner, dict):
         meta["metadata"] = {
             k: v for k, v in inner.items() if not str(k).startswith(BOOKKEEPING_PREFIX)
         }
-    return "\n".join(f"{k}: {v}" for k, v in meta.items()) + "\n" + post.content
+    return "\n".join(f"{k}: {v}" for k, v in meta.items()) + "\n" + doc.body
 
 
 def _authored_lines(text: str) -> list[str]:

@@ -8,6 +8,7 @@ code cli_errors.py defines (a traceback only with --debug).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from dataclasses import asdict, is_dataclass
@@ -210,7 +211,14 @@ def skills_validate(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate skills (nothing is created or changed); exit code 1 when any is malformed."""
-    from memento_skills.stores.skill import SKILL_FILE, SkillValidationError, parse_skill
+    from memento_skills.stores.paths import RefusedFileError, read_regular_file
+    from memento_skills.stores.skill import (
+        MAX_SKILL_FILE_BYTES,
+        SKILL_FILE,
+        Problem,
+        SkillValidationError,
+        parse_skill,
+    )
 
     errors: list[SkillValidationError] = []
     valid: list[str] = []
@@ -228,13 +236,13 @@ def skills_validate(
                     f"{SKILL_FILE}, its folder or a library folder"
                 )
             target = target.parent
-    if target is not None and (target / SKILL_FILE).is_file():
+    if target is not None and os.path.lexists(target / SKILL_FILE):
+        skill_md = target / SKILL_FILE
         try:
-            valid.append(
-                parse_skill(
-                    (target / SKILL_FILE).read_bytes(), target / SKILL_FILE, folder_name=target.name
-                ).name
-            )
+            data = read_regular_file(skill_md, MAX_SKILL_FILE_BYTES)
+            valid.append(parse_skill(data, skill_md, folder_name=target.name).name)
+        except RefusedFileError as e:
+            errors.append(SkillValidationError(skill_md, [Problem("file", e.problem, e.fix)]))
         except SkillValidationError as e:
             errors.append(e)
     else:
@@ -252,7 +260,7 @@ def skills_validate(
         for name in valid:
             out.print(f"[green]ok[/]   {name}")
         for problem in errors:
-            out.print(f"[red]FAIL[/] {escape(str(problem))}", highlight=False)
+            out.print(f"[red]FAIL[/] {escape(problem.one_line())}", highlight=False)
     if errors:
         raise typer.Exit(ExitCode.FAILED)
 
@@ -394,13 +402,21 @@ def skills_untrust(
 def skills_import(
     source: Annotated[Path, typer.Argument(help="A skill folder, a folder of skills, or a .zip.")],
     replace: Annotated[bool, typer.Option(help="Replace skills that already exist.")] = False,
+    lenient: Annotated[
+        bool,
+        typer.Option(
+            help="Import skills that break the spec in a way that can be fixed (e.g. a description"
+            " over 1,024 characters is cut at a sentence end); every change is printed."
+        ),
+    ] = False,
     dir: DirOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Import Agent Skills; they are untrusted (scripts need approval) and start with no counts."""
+    """Import Agent Skills (a skill, a folder or repository of skills, or a zip): they are untrusted
+    (scripts need approval), start with no counts, and Claude Code tool names are mapped to ours."""
     from memento_skills.stores.packs import import_pack
 
-    report = import_pack(_library(dir), source, replace=replace)
+    report = import_pack(_library(dir), source, replace=replace, lenient=lenient)
     if json_out:
         _emit_json(report.to_dict())
     else:
@@ -426,7 +442,17 @@ def skills_import(
                     )
         for n in report.skipped:
             out.print(f"[yellow]skipped[/] {n}: already in the library (use --replace)")
-        _report_errors(report.errors)
+        for n, changes in report.adapted.items():
+            for change in changes:
+                err.print(f"[cyan]adapted[/] {n}: {escape(change)}", highlight=False)
+        for w in report.warnings:
+            err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+        for e in report.errors:
+            err.print(f"[red]refused[/] {escape(e.one_line())}", highlight=False)
+        out.print(
+            f"{len(report.imported)} imported, {len(report.replaced)} replaced, "
+            f"{len(report.skipped)} skipped, {len(report.errors)} refused"
+        )
     if report.errors:
         raise typer.Exit(ExitCode.FAILED)
 

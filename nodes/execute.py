@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
+import regex
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -468,9 +469,17 @@ def _invoke_fitting(
     return model.invoke(shorter), fitted
 
 
+ANSWER_PATTERN_TIMEOUT_S = 0.25
+"""The time a skill's answer pattern may take: a pattern from an untrusted pack can backtrack
+catastrophically (`(\\d+)+x`), so it runs with a deadline and is ignored when it passes it."""
+
+
 def apply_answer_contract(answer: str, pattern: str) -> str:
     """The skill's answer contract: the last match of its pattern (first group if it has one)."""
-    matches = list(re.finditer(pattern, answer[:4000]))
+    try:
+        matches = list(regex.finditer(pattern, answer[:4000], timeout=ANSWER_PATTERN_TIMEOUT_S))
+    except (TimeoutError, regex.error):
+        return answer  # the answer as given, rather than a hang on a hostile pattern
     if not matches:
         return answer
     last = matches[-1]

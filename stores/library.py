@@ -38,7 +38,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from memento_skills.stores.paths import resolve_inside, safe_relative, safe_skill_dir
+from memento_skills.stores.paths import (
+    RefusedFileError,
+    read_regular_file,
+    resolve_inside,
+    safe_relative,
+    safe_skill_dir,
+)
 from memento_skills.stores.skill import (
     MAX_SKILL_FILE_BYTES,
     SKILL_FILE,
@@ -254,9 +260,13 @@ class SkillLibrary:
             )
         else:
             try:
-                result = parse_skill(path.read_bytes(), path, folder_name=folder)
+                result = parse_skill(
+                    read_regular_file(path, MAX_SKILL_FILE_BYTES), path, folder_name=folder
+                )
             except SkillValidationError as e:
                 result = e
+            except RefusedFileError as e:
+                result = SkillValidationError(path, [Problem("file", e.problem, e.fix)])
             except OSError as e:
                 result = SkillValidationError(
                     path, [Problem("file", f"unreadable: {e}", "check permissions")]
@@ -289,7 +299,7 @@ class SkillLibrary:
         path = resolve_inside(self.skill_dir(name), rel)
         if not path.is_file():
             raise FileNotFoundError(f"skill {name!r} has no file {rel!r}")
-        return path.read_bytes()
+        return read_regular_file(path, MAX_AUX_FILE_BYTES)
 
     # ----------------------------------------------------------------- writing
 
@@ -472,7 +482,7 @@ class SkillLibrary:
             if live is not None and live.version == version:
                 return live
             raise SkillNotFoundError(f"skill {name!r} has no version {version} in its history")
-        return parse_skill(path.read_bytes(), path)
+        return parse_skill(read_regular_file(path, MAX_SKILL_FILE_BYTES), path)
 
     def diff(self, name: str, a: int, b: int) -> str:
         """Unified diff of SKILL.md and the skill's files between versions `a` and `b`."""
@@ -627,7 +637,15 @@ class SkillLibrary:
         if not folder.is_dir():
             raise SkillNotFoundError(f"no skill named {name!r} in {self.root}")
         try:
-            return parse_skill(path.read_bytes(), path, folder_name=name)
+            return parse_skill(
+                read_regular_file(path, MAX_SKILL_FILE_BYTES), path, folder_name=name
+            )
+        except RefusedFileError as e:
+            if not os.path.lexists(path):
+                raise SkillValidationError(
+                    path, [Problem("file", "SKILL.md is missing", "restore it")]
+                ) from None
+            raise SkillValidationError(path, [Problem("file", e.problem, e.fix)]) from None
         except FileNotFoundError:
             raise SkillValidationError(
                 path, [Problem("file", "SKILL.md is missing", "restore it")]
@@ -681,7 +699,13 @@ class SkillLibrary:
         staging.parent.mkdir(parents=True, exist_ok=True)
         try:
             if source is not None and source.is_dir():
-                shutil.copytree(source, staging, symlinks=True, ignore=_ignore_temp)
+                shutil.copytree(
+                    source,
+                    staging,
+                    symlinks=True,
+                    ignore=_ignore_temp,
+                    copy_function=_copy_checked,
+                )
             else:
                 staging.mkdir()
             for rel in remove:
@@ -860,8 +884,11 @@ class SkillLibrary:
             if live.version != version:
                 raise SkillNotFoundError(f"skill {name!r} has no version {version} in its history")
             folder = self.skill_dir(name)
-        files = {rel: (folder / rel).read_bytes() for rel in _list_files(folder)}
-        files[SKILL_FILE] = (folder / SKILL_FILE).read_bytes()
+        files = {
+            rel: read_regular_file(resolve_inside(folder, rel), MAX_AUX_FILE_BYTES)
+            for rel in _list_files(folder)
+        }
+        files[SKILL_FILE] = read_regular_file(folder / SKILL_FILE, MAX_SKILL_FILE_BYTES)
         return files
 
     @staticmethod
@@ -897,6 +924,13 @@ def _list_files(folder: Path) -> list[str]:
                 continue
             out.append(full.relative_to(folder).as_posix())
     return out
+
+
+def _copy_checked(src: str, dst: str) -> None:
+    """Copy one file of a live skill into a new version through the checked reader (a FIFO or
+    an oversized file is refused, never read), keeping its mode (scripts stay executable)."""
+    Path(dst).write_bytes(read_regular_file(src, MAX_AUX_FILE_BYTES))
+    shutil.copymode(src, dst)
 
 
 def _ignore_temp(_dir: str, names: list[str]) -> list[str]:

@@ -1,35 +1,61 @@
 """Skill packs: importing Agent Skills folders or zips from outside, exporting the library as a zip.
 
-Everything in a pack is untrusted input: member names are checked before anything touches the disk
-(no absolute paths, no `..`, no symlinks, bounded sizes), every skill is validated on its own, and
-imported skills are marked untrusted so their scripts never run without approval.
+Everything in a pack is untrusted input: every zip member is checked before anything touches the
+disk (names, duplicates, file/folder clashes, symlinks, encryption, compression, declared and
+actual sizes), every file is read through one size-checked reader that follows no symlink and
+opens no FIFO or device, skills are found at any depth (a cloned repository works), each is
+validated on its own (third-party tool names adapted, see stores/adapt.py), and imported skills
+are marked untrusted so their scripts never run without approval. Errors name the file as the
+user knows it: the path inside the zip, never the temporary folder it was unpacked into.
 """
 
 from __future__ import annotations
 
-import shutil
+import lzma
+import os
 import stat
 import tempfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from memento_skills.stores.adapt import Adapted, adapt_skill
 from memento_skills.stores.library import MAX_AUX_FILE_BYTES, SkillLibrary, _list_files
-from memento_skills.stores.paths import resolve_inside, safe_relative
+from memento_skills.stores.paths import (
+    RefusedFileError,
+    read_regular_file,
+    resolve_inside,
+    safe_relative,
+)
 from memento_skills.stores.skill import (
+    MAX_SKILL_FILE_BYTES,
     SKILL_FILE,
     Problem,
-    Skill,
     SkillError,
     SkillValidationError,
     UnsafePathError,
     Utility,
-    parse_skill,
 )
 from memento_skills.stores.trust import script_files
 
 MAX_PACK_BYTES = 100 * 1024 * 1024
 MAX_PACK_FILES = 10_000
+MAX_PACK_DEPTH = 12
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_UNPACK_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
+
+Shown = Callable[[Path], str]
 
 
 @dataclass
@@ -42,6 +68,8 @@ class ImportReport:
     """Per imported or replaced untrusted skill that has scripts: those scripts."""
     claimed_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     """Utility counts a pack claimed for a skill; not kept (an import has earned nothing)."""
+    adapted: dict[str, list[str]] = field(default_factory=dict)  # skill -> what was changed
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +78,8 @@ class ImportReport:
             "skipped": self.skipped,
             "untrusted_scripts": self.untrusted_scripts,
             "claimed_counts": self.claimed_counts,
+            "adapted": self.adapted,
+            "warnings": self.warnings,
             "errors": [e.to_dict() for e in self.errors],
         }
 
@@ -61,47 +91,74 @@ def import_pack(
     provenance: str = "imported",
     trusted: bool | None = None,
     replace: bool = False,
+    lenient: bool = False,
 ) -> ImportReport:
-    """Import a skill folder, a folder of skill folders, or a zip of either into `library`."""
+    """Import a skill folder, a folder (or repository) of skills, or a zip of either."""
     source = Path(source)
-    if not source.exists():
+    try:
+        st = os.stat(source)
+    except OSError:
         raise SkillError(
             f"{source} does not exist: give a skill folder, a folder of skills or a .zip"
-        )
+        ) from None
     trusted = provenance != "imported" if trusted is None else trusted
     label = f"{provenance}:{source.name}"
-    if source.is_file():
+    if stat.S_ISREG(st.st_mode):
         if not zipfile.is_zipfile(source):
             raise SkillError(f"{source} is neither a folder nor a zip archive")
         with tempfile.TemporaryDirectory(prefix="memento-import-") as tmp:
-            _safe_extract(source, Path(tmp))
-            return _import_tree(library, Path(tmp), label, provenance, trusted, replace)
-    return _import_tree(library, source, label, provenance, trusted, replace)
+            root = Path(tmp)
+            _safe_extract(source, root)
+
+            def in_zip(p: Path) -> str:
+                rel = p.relative_to(root).as_posix()
+                return f"{source}:{rel}" if rel != "." else str(source)
+
+            return _import_tree(library, root, in_zip, label, provenance, trusted, replace, lenient)
+    if not stat.S_ISDIR(st.st_mode):
+        raise SkillError(f"{source} is neither a folder nor a zip archive (a special file)")
+    return _import_tree(library, source, str, label, provenance, trusted, replace, lenient)
 
 
 def _import_tree(
-    library: SkillLibrary, tree: Path, label: str, provenance: str, trusted: bool, replace: bool
+    library: SkillLibrary,
+    tree: Path,
+    shown: Shown,
+    label: str,
+    provenance: str,
+    trusted: bool,
+    replace: bool,
+    lenient: bool,
 ) -> ImportReport:
     report = ImportReport()
-    if (tree / SKILL_FILE).is_file():
-        folders = [tree]
-    else:
-        folders = sorted(
-            p for p in tree.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
+    folders = _find_skill_folders(tree, shown, report.errors)
+    if not folders and not report.errors:
+        raise SkillError(
+            f"{shown(tree)}: no skill found (no folder in it holds a {SKILL_FILE}); "
+            "give a skill folder, a folder or repository of skills, or a zip of one"
         )
-        # a zip often wraps everything in one top folder
-        if len(folders) == 1 and not (folders[0] / SKILL_FILE).exists():
-            folders = sorted(
-                p for p in folders[0].iterdir() if p.is_dir() and not p.name.startswith((".", "__"))
-            )
+    staged: list[tuple[Adapted, dict[str, bytes]]] = []
+    where: dict[str, str] = {}
     for folder in folders:
         try:
-            skill, files = _read_folder(folder)
+            adapted, files = _read_folder(folder, shown, lenient)
         except SkillValidationError as e:
             report.errors.append(e)
             continue
-        claimed = skill.utility
-        skill = skill.with_changes(
+        name = adapted.skill.name
+        if name in where:
+            report.errors.append(
+                SkillValidationError(
+                    shown(folder / SKILL_FILE),
+                    [Problem("name", f"{name!r} is also the skill at {where[name]}", "rename one")],
+                )
+            )
+            continue
+        where[name] = shown(folder)
+        staged.append((adapted, files))
+    for adapted, files in staged:  # everything is read and valid before the library is touched
+        claimed = adapted.skill.utility
+        skill = adapted.skill.with_changes(
             provenance=provenance,
             source=label,
             trusted=trusted,
@@ -125,6 +182,8 @@ def _import_tree(
                 license=skill.license,
                 compatibility=skill.compatibility,
                 allowed_tools=skill.allowed_tools,
+                first_tools=skill.first_tools,
+                answer_pattern=skill.answer_pattern,
                 metadata=skill.metadata,
                 provenance=provenance,
                 source=label,
@@ -132,6 +191,7 @@ def _import_tree(
                 trust_by="",
                 trust_at="",
                 trust_digest="",
+                authored_yaml=skill.authored_yaml,
             )
             report.replaced.append(skill.name)
         else:
@@ -145,59 +205,160 @@ def _import_tree(
         scripts = script_files(library.skill_dir(skill.name))
         if not trusted and scripts:
             report.untrusted_scripts[skill.name] = scripts
+        if adapted.changes:
+            report.adapted[skill.name] = adapted.changes
+        report.warnings += [f"{skill.name}: {w}" for w in adapted.warnings]
     return report
 
 
-def _read_folder(folder: Path) -> tuple[Skill, dict[str, bytes]]:
+def _find_skill_folders(tree: Path, shown: Shown, errors: list[SkillValidationError]) -> list[Path]:
+    """Every folder holding a SKILL.md, at any depth; a skill's own sub-folders are not searched."""
+    if os.path.lexists(tree / SKILL_FILE):
+        return [tree]
+    found: list[Path] = []
+    visited = 0
+    for dirpath, dirnames, filenames in os.walk(tree):  # never follows symlinked folders
+        here = Path(dirpath)
+        visited += 1
+        if visited > MAX_PACK_FILES:
+            raise SkillError(f"{shown(tree)}: more than {MAX_PACK_FILES} folders; refused")
+        if here != tree and SKILL_FILE in filenames + dirnames:
+            found.append(here)
+            dirnames[:] = []
+            continue
+        if len(here.relative_to(tree).parts) >= MAX_PACK_DEPTH:
+            dirnames[:] = []
+            continue
+        kept = []
+        for d in sorted(dirnames):
+            if d.startswith((".", "__")) or d == "node_modules":
+                continue
+            if (here / d).is_symlink():
+                if os.path.lexists(here / d / SKILL_FILE):
+                    errors.append(
+                        SkillValidationError(
+                            shown(here / d),
+                            [Problem("folder", "is a symlink", "pack the real folder")],
+                        )
+                    )
+                continue
+            kept.append(d)
+        dirnames[:] = kept
+    return sorted(found)
+
+
+def _refused(shown: Shown, path: Path, e: RefusedFileError) -> SkillValidationError:
+    return SkillValidationError(shown(path), [Problem("file", e.problem, e.fix)])
+
+
+def _read_folder(folder: Path, shown: Shown, lenient: bool) -> tuple[Adapted, dict[str, bytes]]:
     skill_md = folder / SKILL_FILE
-    if folder.is_symlink() or skill_md.is_symlink():
-        raise SkillValidationError(folder, [Problem("folder", "is a symlink", "pack real files")])
-    if not skill_md.is_file():
-        raise SkillValidationError(skill_md, [Problem("file", "SKILL.md is missing", "add one")])
-    skill = parse_skill(skill_md.read_bytes(), skill_md, folder_name=folder.name)
+    if folder.is_symlink():
+        raise SkillValidationError(
+            shown(folder), [Problem("folder", "is a symlink", "pack real files")]
+        )
+    try:
+        text = read_regular_file(skill_md, MAX_SKILL_FILE_BYTES)
+    except RefusedFileError as e:
+        raise _refused(shown, skill_md, e) from None
+    adapted = adapt_skill(text, shown(skill_md), folder_name=folder.name, lenient=lenient)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for n in dirnames + filenames:
+            p = Path(dirpath) / n
+            if p.is_symlink():
+                raise SkillValidationError(
+                    shown(p),
+                    [Problem("file", "is a symlink", "replace symlinks with the files themselves")],
+                )
     files: dict[str, bytes] = {}
-    for p in folder.rglob("*"):
-        if p.is_symlink():
-            raise SkillValidationError(
-                p, [Problem("file", "is a symlink", "replace symlinks with the files themselves")]
-            )
+    total = 0
     for rel in _list_files(folder):
-        data = resolve_inside(folder, rel).read_bytes()
-        if len(data) > MAX_AUX_FILE_BYTES:
+        path = resolve_inside(folder, rel)
+        try:
+            files[rel] = read_regular_file(path, MAX_AUX_FILE_BYTES)
+        except RefusedFileError as e:
+            raise _refused(shown, path, e) from None
+        total += len(files[rel])
+        if total > MAX_PACK_BYTES:
             raise SkillValidationError(
-                folder / rel,
-                [Problem("file", f"{len(data)} bytes, limit {MAX_AUX_FILE_BYTES}", "leave it out")],
+                shown(folder),
+                [Problem("folder", f"more than {MAX_PACK_BYTES} bytes", "leave large files out")],
             )
-        files[rel] = data
-    return skill, files
+    return adapted, files
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip only after every member is checked: names, symlinks, total size."""
-    with zipfile.ZipFile(archive) as zf:
+    """Extract a zip only after every member is checked; nothing is written if one is refused."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except _UNPACK_ERRORS as e:
+        raise SkillError(f"{archive}: not a readable zip archive ({e})") from None
+    with zf:
         members = zf.infolist()
         if len(members) > MAX_PACK_FILES:
             raise SkillError(f"{archive}: {len(members)} files, the limit is {MAX_PACK_FILES}")
+        names: dict[str, zipfile.ZipInfo] = {}
+        files: set[str] = set()
+        folders: set[str] = set()
         total = 0
         for m in members:
+            where = f"{archive}:{m.filename}"
             try:
-                safe_relative(m.filename.rstrip("/") or ".")
+                rel = safe_relative(m.filename.rstrip("/") or ".")
             except UnsafePathError as e:
-                raise UnsafePathError(f"{archive}: member {m.filename!r} refused: {e}") from None
-            mode = m.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UnsafePathError(f"{archive}: member {m.filename!r} is a symlink; refused")
+                raise UnsafePathError(f"{where}: refused: {e}") from None
+            name = rel.as_posix()
+            if name in names:
+                raise SkillError(
+                    f"{where}: the zip holds this name twice (one would silently replace the "
+                    "other); refused — fix: re-create the zip"
+                )
+            names[name] = m
+            if stat.S_ISLNK(m.external_attr >> 16):
+                raise UnsafePathError(f"{where}: is a symlink; refused")
+            if m.flag_bits & 0x1:
+                raise SkillError(f"{where}: is encrypted; refused — fix: pack skills unencrypted")
+            if not m.is_dir() and m.compress_type not in _ZIP_METHODS:
+                raise SkillError(
+                    f"{where}: compression method {m.compress_type} is not supported; refused "
+                    "— fix: re-create the zip with deflate"
+                )
+            (folders if m.is_dir() else files).add(name)
+            folders.update(p.as_posix() for p in PurePosixPath(name).parents if str(p) != ".")
             total += m.file_size
             if total > MAX_PACK_BYTES:
                 raise SkillError(f"{archive}: unpacks to more than {MAX_PACK_BYTES} bytes; refused")
-        for m in members:
-            target = resolve_inside(dest, m.filename.rstrip("/"))
+        clash = sorted(files & folders)
+        if clash:
+            raise SkillError(
+                f"{archive}:{clash[0]}: is both a file and a folder in the zip; refused"
+            )
+        for name, m in names.items():
+            target = resolve_inside(dest, name)
             if m.is_dir():
                 target.mkdir(parents=True, exist_ok=True)
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                _unpack(zf, m, target)
+            except _UNPACK_ERRORS as e:
+                raise SkillError(
+                    f"{archive}:{m.filename}: cannot be unpacked ({e}); the zip is damaged or "
+                    "its sizes lie — fix: re-create the zip"
+                ) from None
+
+
+def _unpack(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
+    """Copy one member, never more bytes than it declares (zipfile checks the CRC at the end)."""
+    written = 0
+    with zf.open(member) as src, open(target, "xb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > member.file_size:
+                raise zipfile.BadZipFile(f"more than its declared {member.file_size} bytes")
+            out.write(chunk)
+    if written != member.file_size:
+        raise zipfile.BadZipFile(f"{written} bytes, it declares {member.file_size}")
 
 
 def export_pack(library: SkillLibrary, dest: Path, names: list[str] | None = None) -> list[str]:
@@ -210,11 +371,25 @@ def export_pack(library: SkillLibrary, dest: Path, names: list[str] | None = Non
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in chosen:
-            folder = library.skill_dir(name)
-            zf.write(folder / SKILL_FILE, f"{name}/{SKILL_FILE}")
-            for rel in _list_files(folder):
-                zf.write(folder / rel, f"{name}/{rel}")
-    tmp.replace(dest)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in chosen:
+                folder = library.skill_dir(name)
+                _add(zf, folder / SKILL_FILE, f"{name}/{SKILL_FILE}", MAX_SKILL_FILE_BYTES)
+                for rel in _list_files(folder):
+                    _add(zf, resolve_inside(folder, rel), f"{name}/{rel}", MAX_AUX_FILE_BYTES)
+        tmp.replace(dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return chosen
+
+
+def _add(zf: zipfile.ZipFile, path: Path, arcname: str, limit: int) -> None:
+    """Add one library file through the checked reader (a FIFO or device is refused, not read)."""
+    data = read_regular_file(path, limit)
+    st = os.lstat(path)
+    info = zipfile.ZipInfo.from_file(path, arcname)
+    info.external_attr = (stat.S_IFREG | stat.S_IMODE(st.st_mode)) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)

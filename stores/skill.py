@@ -17,8 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import frontmatter
+import regex
 import yaml
+
+from memento_skills.stores.frontmatter_yaml import load_yaml, render_frontmatter, split_document
 
 SKILL_FILE = "SKILL.md"
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -93,6 +95,10 @@ class SkillValidationError(SkillError, ValueError):
         lines += [f"  - {p}" for p in self.problems]
         return "\n".join(lines)
 
+    def one_line(self) -> str:
+        """The file and every problem on one line, for command output that lists many skills."""
+        return f"{self.file}: " + "; ".join(str(p) for p in self.problems)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
@@ -122,6 +128,16 @@ def check_name(name: object) -> list[Problem]:
             )
         )
     return out
+
+
+_TOOL_TOKEN = re.compile(r"[^\s,()]+(?:\([^)]*\))?")
+
+
+def split_tool_names(raw: object) -> list[str]:
+    """The tool names of an `allowed-tools` value: the spec's space-separated list, a YAML list, or
+    Claude Code's comma-separated names with arguments (`Bash(git diff:*), Read`)."""
+    items = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else []
+    return [tok for item in items for tok in _TOOL_TOKEN.findall(str(item))]
 
 
 def _now() -> str:
@@ -168,6 +184,8 @@ class Skill:
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     path: Path | None = field(default=None, compare=False)
+    authored_yaml: str | None = field(default=None, compare=False, repr=False)
+    """The frontmatter text as read: entries whose value is unchanged are written back verbatim."""
 
     @property
     def document(self) -> str:
@@ -220,9 +238,7 @@ class Skill:
         return fm
 
     def to_markdown(self) -> str:
-        head = yaml.safe_dump(
-            self.frontmatter(), sort_keys=False, allow_unicode=True, width=100
-        ).strip()
+        head = render_frontmatter(self.authored_yaml, self.frontmatter())
         body = self.body.replace("\r\n", "\n").strip()  # one line ending on disk
         return f"---\n{head}\n---\n\n{body}\n"
 
@@ -246,6 +262,13 @@ _MEMENTO_KEYS = {
     "memento-first-tool",
     "memento-answer-pattern",
 }
+ORIGINAL_KEYS = (
+    "memento-original-allowed-tools",
+    "memento-original-description",
+    "memento-original-compatibility",
+)
+"""What an import adapted, as the author wrote it: kept with the user's metadata, never reset."""
+_MEMENTO_KEYS |= set(ORIGINAL_KEYS)
 
 
 def _as_int(meta: dict[str, str], key: str, default: int | None, problems: list[Problem]) -> Any:
@@ -264,8 +287,16 @@ def _as_int(meta: dict[str, str], key: str, default: int | None, problems: list[
     return value
 
 
-def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None = None) -> Skill:
-    """Parse and validate one SKILL.md. Raises SkillValidationError listing every problem."""
+@dataclass(frozen=True)
+class SkillDocument:
+    """A SKILL.md split into its frontmatter (as text and as loaded) and its body."""
+
+    yaml_text: str
+    fields: dict[str, Any]
+    body: str
+
+
+def _decode(text: str | bytes, file: Path | str) -> str:
     if isinstance(text, bytes):
         if len(text) > MAX_SKILL_FILE_BYTES:
             raise SkillValidationError(
@@ -295,6 +326,11 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
             raise SkillValidationError(
                 file, [Problem("file", f"is not UTF-8 ({e.reason})", "save the file as UTF-8")]
             ) from None
+    elif len(text) > MAX_SKILL_FILE_BYTES:
+        raise SkillValidationError(
+            file,
+            [Problem("file", f"longer than {MAX_SKILL_FILE_BYTES} bytes", "move material out")],
+        )
     text = text.lstrip("\ufeff")
     bad = CONTROL_CHARS.search(text)
     if bad is not None:
@@ -310,6 +346,12 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                 )
             ],
         )
+    return text
+
+
+def read_document(text: str | bytes, file: Path | str) -> SkillDocument:
+    """Split and load a SKILL.md (the one place frontmatter is parsed). Raises SkillValidationError."""
+    text = _decode(text, file)
     if not text.strip():
         raise SkillValidationError(
             file,
@@ -330,8 +372,21 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                 )
             ],
         )
+    parts = split_document(text)
+    if parts is None:
+        raise SkillValidationError(
+            file,
+            [
+                Problem(
+                    "frontmatter",
+                    "is not closed by a `---` line",
+                    "end the YAML fields with a line of `---`, then write the body",
+                )
+            ],
+        )
+    yaml_text, body = parts
     try:
-        post = frontmatter.loads(text)
+        fields = load_yaml(yaml_text)
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 2}" if where is not None else ""
@@ -341,21 +396,27 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                 Problem(
                     "frontmatter",
                     f"is not valid YAML{at}: {getattr(e, 'problem', None) or e}",
-                    "quote values containing `:` or `#`, and check indentation",
+                    "quote values containing `:` or `#`, and check indentation; no YAML aliases",
                 )
             ],
         ) from None
-    except Exception as e:  # python-frontmatter raises plain errors on odd delimiters
-        raise SkillValidationError(
-            file, [Problem("frontmatter", f"cannot be read: {e}", "check the `---` delimiters")]
-        ) from None
-    fm = post.metadata
-    problems: list[Problem] = []
-    if not isinstance(fm, dict) or not fm:
+    if not isinstance(fields, dict) or not fields:
         raise SkillValidationError(
             file,
             [Problem("frontmatter", "is empty or not a mapping", "add `name:` and `description:`")],
         )
+    return SkillDocument(yaml_text, fields, body)
+
+
+def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None = None) -> Skill:
+    """Parse and validate one SKILL.md. Raises SkillValidationError listing every problem."""
+    return build_skill(read_document(text, file), file, folder_name=folder_name)
+
+
+def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None = None) -> Skill:
+    """Validate a loaded SKILL.md against the spec and Memento's rules; every problem at once."""
+    fm = doc.fields
+    problems: list[Problem] = []
 
     for key in fm:
         if key not in SPEC_FIELDS:
@@ -431,9 +492,15 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                     "write e.g. `allowed-tools: python read_file`",
                 )
             )
-    unknown = [t for t in allowed_tools if t not in AGENT_TOOLS]
-    if unknown:
-        problems.append(Problem("allowed-tools", f"unknown tool(s) {', '.join(unknown)}", tool_fix))
+    if any(t not in AGENT_TOOLS for t in allowed_tools):
+        unknown = [t for t in split_tool_names(tools_raw) if t not in AGENT_TOOLS]
+        problems.append(
+            Problem(
+                "allowed-tools",
+                f"unknown tool(s) {', '.join(unknown)}",
+                f"{tool_fix} (`memento skills import` maps Claude Code names such as Bash or Read)",
+            )
+        )
 
     meta_raw = fm.get("metadata") or {}
     meta: dict[str, str] = {}
@@ -516,8 +583,8 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
             )
         else:
             try:
-                re.compile(answer_pattern)
-            except re.error as e:
+                regex.compile(answer_pattern)
+            except (regex.error, ValueError) as e:
                 problems.append(
                     Problem(
                         "metadata.memento-answer-pattern",
@@ -526,7 +593,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                     )
                 )
 
-    body = post.content.strip()
+    body = doc.body.strip()
     if not body:
         problems.append(
             Problem(
@@ -564,7 +631,9 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         allowed_tools=allowed_tools,
         first_tools=first_tools,
         answer_pattern=answer_pattern,
-        metadata={k: v for k, v in meta.items() if not k.startswith(MEMENTO_PREFIX)},
+        metadata={
+            k: v for k, v in meta.items() if not k.startswith(MEMENTO_PREFIX) or k in ORIGINAL_KEYS
+        },
         version=version,
         parent_version=parent,
         utility=Utility(successes, failures),
@@ -577,6 +646,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         created=meta.get("memento-created", "") or _now(),
         updated=meta.get("memento-updated", "") or _now(),
         path=Path(file) if folder_name is not None else None,
+        authored_yaml=doc.yaml_text,
     )
 
 

@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,19 @@ def test_leak_scan_reads_every_skill_file_but_not_bookkeeping_or_seed_text(tmp_p
         ("python/references/notes.md", "planted", 1)
     ]
     assert "task planted appears in python/references/notes.md:1" in str(found[0])
+
+
+def test_leak_scan_refuses_yaml_alias_bombs_quickly(tmp_path: Path) -> None:
+    """A ~0.7 KB SKILL.md of nested aliases once made find_leaks die of MemoryError."""
+    (tmp_path / "lib" / "ok").mkdir(parents=True)
+    bomb = "---\nname: ok\ndescription: &a0 lol\nmetadata:\n" + "".join(
+        f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+    )
+    (tmp_path / "lib" / "ok" / "SKILL.md").write_text(bomb + "---\n\nThe answer is Oslo.\n")
+    started = time.monotonic()
+    found = find_leaks(tmp_path / "lib", [Task(id="t", question="q", answer="Oslo")])
+    assert time.monotonic() - started < 5
+    assert [(x.file, x.task_id) for x in found] == [("ok/SKILL.md", "t")]  # scanned whole
 
 
 def test_wilson_interval() -> None:

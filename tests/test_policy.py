@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,16 @@ def test_answer_contract() -> None:
     assert apply_answer_contract("The result is 1,234 units", r"-?\d[\d,]*") == "1,234"
     assert apply_answer_contract("a=1 then b=22", r"b=(\d+)") == "22"
     assert apply_answer_contract("no digits", r"\d+") == "no digits"
+
+
+@pytest.mark.parametrize("pattern", [r"(\d+)+x", r"(a|aa)+$", r"(a+)+b"])
+def test_a_catastrophic_answer_pattern_is_time_bounded(pattern: str) -> None:
+    """A pattern from an untrusted pack that backtracks exponentially gives the answer unchanged
+    within a fraction of a second instead of hanging the run."""
+    answer = "1" * 30 + "a" * 3000 + "y"
+    started = time.monotonic()
+    assert apply_answer_contract(answer, pattern) == answer
+    assert time.monotonic() - started < 5
 
 
 MULTIPLY = Skill(
