@@ -52,6 +52,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 AnswerKind = Literal["number", "list", "string"]
@@ -79,6 +80,9 @@ HOW: dict[Form, str] = {
     "hex": "hex-encoded",
 }
 """Each form in words, for messages (never the gold itself)."""
+
+_GOLDS_CACHED = 100_000
+"""What is worked out from a gold alone is kept: a suite's golds are looked up in every file."""
 
 MIN_DISTINCTIVE = 5
 """Digits or letters a gold needs before its transformed forms are looked for."""
@@ -114,6 +118,7 @@ def _is_number_gold(gold: str) -> bool:
     return parse_number(gold) is not None
 
 
+@lru_cache(maxsize=_GOLDS_CACHED)
 def classify(gold: str) -> AnswerKind:
     """How a gold answer is compared: as a number, as a list of items, or as text."""
     if _is_number_gold(gold):
@@ -165,15 +170,16 @@ def _gold_number(gold: str) -> str:
     return _canonical_number(gold.translate(_DROPPED_FROM_NUMBERS).strip().lstrip("+-"))
 
 
-def _phrase(gold: str) -> list[str]:
+@lru_cache(maxsize=_GOLDS_CACHED)
+def _phrase(gold: str) -> tuple[str, ...]:
     """The gold as a token sequence; empty when it is too short to be worth looking for."""
     tokens = _tokens(gold)
     if classify(gold) == "number":
         # One token by value: "$1,234.50" is "1234.5", "1e5" is "100000"; the sign is dropped.
         tokens = [_gold_number(gold)]
     if not tokens or (len(tokens) == 1 and len(tokens[0]) <= 1):
-        return []
-    return tokens
+        return ()
+    return tuple(tokens)
 
 
 def contains_gold(text: str, gold: str, *, partial: bool = False) -> bool:
@@ -190,12 +196,12 @@ def contains_gold(text: str, gold: str, *, partial: bool = False) -> bool:
     return _verbatim(_padded(_tokens(text)), gold, partial=partial)
 
 
-def _padded(tokens: list[str]) -> str:
+def _padded(tokens: Iterable[str]) -> str:
     # Tokens never contain spaces, so a padded join keeps matches on token boundaries.
     return f" {' '.join(tokens)} "
 
 
-def _in(padded: str, phrase: list[str]) -> bool:
+def _in(padded: str, phrase: tuple[str, ...]) -> bool:
     return bool(phrase) and _padded(phrase) in padded
 
 
@@ -238,6 +244,7 @@ _MIN_ENCODED = 8
 _LONE_POINT = re.compile(r"(?<!\d)\.|\.(?!\d)")
 
 
+@lru_cache(maxsize=_GOLDS_CACHED)
 def _core(gold: str) -> str:
     """The characters of a gold that carry it: its digits, or its letters and digits."""
     if classify(gold) == "number":
@@ -245,6 +252,7 @@ def _core(gold: str) -> str:
     return "".join(c for c in _plain(gold) if c.isalnum())
 
 
+@lru_cache(maxsize=_GOLDS_CACHED)
 def distinctive(gold: str) -> bool:
     """Whether `gold` is long and varied enough for its transformed forms to be looked for."""
     core = _core(gold)
@@ -508,10 +516,15 @@ class GoldScan:
         if _in(self.reversed.padded, phrase) or self.reversed.spaced(gold):
             return "reversed"
         if classify(gold) == "number" and self.values:
-            target = Fraction(Decimal(_gold_number(gold)))
+            target = _value_of(gold)
             if target in self.values or -target in self.values:
                 return "arithmetic"
         return None
+
+
+@lru_cache(maxsize=_GOLDS_CACHED)
+def _value_of(gold: str) -> Fraction:
+    return Fraction(Decimal(_gold_number(gold)))
 
 
 def find_gold(text: str, gold: str) -> Form | None:

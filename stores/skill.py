@@ -242,6 +242,9 @@ BOOKKEEPING_KEYS = frozenset(
         "memento-created",
         "memento-updated",
         "memento-source",
+        "memento-trust-by",
+        "memento-trust-at",
+        "memento-trust-digest",
         "memento-parent-version",
     }
 )

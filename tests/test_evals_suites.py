@@ -401,7 +401,7 @@ def test_memento_leaks_finds_smuggled_golds_and_golds_left_in_history(tmp_path: 
     proc = subprocess.run(
         [MEMENTO, "leaks", str(run), "--json"], capture_output=True, text=True, timeout=120, env=env
     )
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 4, proc.stderr  # ExitCode.LEAK
     found = {
         (x["file"], x["task_id"], x["form"], x["in_history"])
         for x in json.loads(proc.stdout)["leaks"]
@@ -420,7 +420,7 @@ def test_memento_leaks_finds_smuggled_golds_and_golds_left_in_history(tmp_path: 
         [MEMENTO, "leaks", str(run)], capture_output=True, text=True, timeout=120, env=env
     )
     said = " ".join(text.stderr.split())  # rich wraps long lines
-    assert text.returncode == 2 and "LEAK CHECK FAILED" in said
+    assert text.returncode == 4 and "LEAK CHECK FAILED" in said
     assert "task b64 appears base64-encoded in smuggler/SKILL.md:" in said
     assert "task hist appears in .memento/history/smuggler/1/SKILL.md" in said
     assert "rollback" in said and "Traceback" not in said
