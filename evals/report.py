@@ -381,7 +381,8 @@ def render(data: Mapping[str, Any]) -> str:
         lines.append("")
         for leak in leaks["leaks"]:
             where = f"{leak['file']}:{leak['line']}" if leak.get("line") else leak["file"]
-            lines.append(f"- task {leak['task_id']} in `{where}`")
+            how = "" if leak.get("form", "verbatim") == "verbatim" else f" ({leak['form']})"
+            lines.append(f"- task {leak['task_id']} in `{where}`{how}")
     return "\n".join(lines) + "\n"
 
 

@@ -10,63 +10,36 @@ two-item list; list items such as "$5" compare as numbers; text is case-folded a
 and Unicode punctuation counts as punctuation; "nan", "inf" and "1_000" are not numbers.
 
 `contains_gold` answers a different question — could a reader recover the gold from this text? —
-so it matches loosely on purpose (accents, case, punctuation and number formatting ignored) but only
-at token boundaries, so "41" is not found inside "1410", and it ignores golds of one character,
-which would be "found" in almost any text.
+and lives with the other forms of that question in `stores/gold_match.py` (re-exported here with
+the answer kinds it shares with the scorer).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import string
 import unicodedata
-from decimal import Decimal, InvalidOperation
-from typing import Literal
 
-AnswerKind = Literal["number", "list", "string"]
-
-# A plain decimal number, as float() would accept it minus the oddities (underscores, nan, inf).
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-# Commas that group thousands, so "1,234.5" is one number and "1,2" is a list.
-_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_DROPPED_FROM_NUMBERS = str.maketrans("", "", "$%,")
-_LIST_SEPARATORS = re.compile(r"[,;]")
-_WHITESPACE = re.compile(r"\s+")
-# Tokens for leak detection: numbers (thousands groups, decimals, exponents) or runs of letters.
-_TOKEN = re.compile(
-    r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+)|(?P<word>[^\W\d_]+)"
+from memento_skills.stores.gold_match import (
+    AnswerKind,
+    classify,
+    contains_gold,
+    parse_number,
+    split_list,
 )
 
+__all__ = [
+    "AnswerKind",
+    "classify",
+    "contains_gold",
+    "exact_match",
+    "list_item_matches",
+    "normalize_text",
+    "parse_number",
+    "split_list",
+]
 
-def parse_number(text: str) -> float | None:
-    """The value of `text` as GAIA reads numbers (`$`, `%` and `,` dropped), or None if not one."""
-    cleaned = text.translate(_DROPPED_FROM_NUMBERS).strip()
-    if not _NUMBER.fullmatch(cleaned):
-        return None
-    value = float(cleaned)
-    return value if math.isfinite(value) else None
-
-
-def split_list(text: str) -> list[str]:
-    """Items of a `,`/`;`-separated answer, as GAIA splits them (empty items are kept)."""
-    return _LIST_SEPARATORS.split(text)
-
-
-def _is_number_gold(gold: str) -> bool:
-    core = gold.strip().replace("$", "").replace("%", "").strip()
-    if "," in core and not _GROUPED.fullmatch(core):
-        return False
-    return parse_number(gold) is not None
-
-
-def classify(gold: str) -> AnswerKind:
-    """How a gold answer is compared: as a number, as a list of items, or as text."""
-    if _is_number_gold(gold):
-        return "number"
-    if _LIST_SEPARATORS.search(gold):
-        return "list"
-    return "string"
+_WHITESPACE = re.compile(r"\s+")
 
 
 def _is_punctuation(char: str) -> bool:
@@ -109,64 +82,3 @@ def exact_match(answer: str, gold: str) -> bool:
         matches = list_item_matches(answer, gold)
         return matches is not None and all(matches)
     return normalize_text(answer) == normalize_text(gold)
-
-
-# --- leak detection ----------------------------------------------------------------------------
-
-
-def _canonical_number(raw: str) -> str:
-    """One spelling per value, so "1,234", "1234" and "1234.0" are the same token."""
-    try:
-        value = Decimal(raw.replace(",", "")).normalize()
-    except InvalidOperation:
-        return raw
-    if abs(value.adjusted()) > 40:  # keep "1e999" short instead of printing every digit
-        return str(value)
-    return format(value, "f")
-
-
-def _tokens(text: str) -> list[str]:
-    """Case-, accent- and punctuation-blind tokens; numbers in canonical form, signs dropped."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return [_canonical_number(m["num"]) if m["num"] else m["word"] for m in _TOKEN.finditer(plain)]
-
-
-def _phrase(gold: str) -> list[str]:
-    """The gold as a token sequence; empty when it is too short to be worth looking for."""
-    tokens = _tokens(gold)
-    if classify(gold) == "number":
-        # One token by value: "$1,234.50" is "1234.5", "1e5" is "100000"; the sign is dropped.
-        tokens = [_canonical_number(gold.translate(_DROPPED_FROM_NUMBERS).strip().lstrip("+-"))]
-    if not tokens or (len(tokens) == 1 and len(tokens[0]) <= 1):
-        return []
-    return tokens
-
-
-def _has_phrase(haystack: list[str], phrase: list[str]) -> bool:
-    if not phrase:
-        return False
-    # Tokens never contain spaces, so a padded join keeps matches on token boundaries.
-    return f" {' '.join(phrase)} " in f" {' '.join(haystack)} "
-
-
-def contains_gold(text: str, gold: str, *, partial: bool = False) -> bool:
-    """Whether `text` gives away `gold`: it appears as a whole token or phrase, formatting aside.
-
-    Numbers match by value ("1,234" ~ "1234" ~ "1234.0"); golds of a single character (a digit,
-    a letter) never match. A list gold counts as present when the whole list appears or every
-    item does; with `partial=True`, when any non-trivial item does (use that where even part of
-    the gold must not leak, such as a critique handed to the next attempt).
-    """
-    if not text or not gold:
-        return False
-    haystack = _tokens(text)
-    if _has_phrase(haystack, _phrase(gold)):
-        return True
-    if classify(gold) != "list":
-        return False
-    items = [p for p in (_phrase(item) for item in split_list(gold)) if p]
-    if not items:
-        return False
-    found = [_has_phrase(haystack, item) for item in items]
-    return any(found) if partial else all(found)

@@ -459,7 +459,9 @@ def leaks(
     if json_out:
         sys.stdout.write(json.dumps({"leaks": [x.to_dict() for x in found]}, indent=2) + "\n")
     elif not found:
-        out.print(f"no gold answer of the suite in {run_dir / 'skills'}", highlight=False)
+        out.print(
+            f"no gold answer of the suite in {run_dir / 'skills'} or its history", highlight=False
+        )
     _exit_on_leaks(found, run_dir)
 
 

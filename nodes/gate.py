@@ -2,7 +2,8 @@
 
 Replays run the real execute subgraph and the real judge with the skill forced, so a change is
 measured by what the model does with it, not by what it says. The gate also refuses any skill
-text that contains a gold answer; it is the judge's side of the write phase, so the gold it
+text that gives a gold answer away, verbatim or smuggled (base64, words, spaced, reversed,
+arithmetic: `stores/gold_match.py`); it is the judge's side of the write phase, so the gold it
 handles never reaches the writer.
 """
 
@@ -19,7 +20,6 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from memento_skills.evals.scorers import contains_gold
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
@@ -28,6 +28,7 @@ from memento_skills.nodes.execute import ATTACHMENTS_DIR, build_execute_graph
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.sandbox import reachable_dir
 from memento_skills.stores.cases import Case, MissingCaseFiles
+from memento_skills.stores.gold_match import HOW, GoldScan
 
 
 @dataclass
@@ -52,8 +53,19 @@ def build_replay_graph(resources: Resources) -> CompiledStateGraph[State, Contex
     return builder.compile(checkpointer=False, name="replay")
 
 
-def leaks(text: str, cases: list[Case]) -> bool:
-    return any(c.ground_truth and contains_gold(text, c.ground_truth) for c in cases)
+def leak_refusal(text: str, cases: list[Case]) -> str | None:
+    """Why `text` may not go live because of the golds of `cases`, or None if it may."""
+    golds = [c.ground_truth for c in cases if c.ground_truth]
+    if not golds or not text:
+        return None
+    scan = GoldScan(text)
+    form = next((f for f in map(scan.find, golds) if f is not None), None)
+    if form is not None:
+        how = "" if form == "verbatim" else f" ({HOW[form]})"
+        return f"the proposed skill contains a gold answer of a task{how}"
+    if scan.truncated:
+        return "the proposed skill holds too many expressions to check it for gold answers"
+    return None
 
 
 def replay(
@@ -117,8 +129,9 @@ def run_gate(
     """
     store = resources.cases(ctx)
     cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
-    if leaks(skill_text, [*cases, *([failing] if failing else [])]):
-        return GateResult(False, reason="the proposed skill contains a gold answer of a task")
+    refusal = leak_refusal(skill_text, [*cases, *([failing] if failing else [])])
+    if refusal is not None:
+        return GateResult(False, reason=refusal)
     broken: list[str] = []
     skipped: list[str] = []
     for case in cases:

@@ -657,7 +657,7 @@ class _Reflect:
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
         result = run_gate(
-            self.resources, ctx, live.name, live.to_markdown(), failing, task_attachments(ctx)
+            self.resources, ctx, live.name, live.authored_text(), failing, task_attachments(ctx)
         )
         if _on_probation(proposal, result, bool(new.first_tools)):
             emit(

@@ -242,6 +242,37 @@ class Skill:
         body = self.body.replace("\r\n", "\n").strip()  # one line ending on disk
         return f"---\n{head}\n---\n\n{body}\n"
 
+    def authored_text(self) -> str:
+        """SKILL.md without the library's bookkeeping (version, counts, times, source): what a
+        writer wrote, where a gold could be; a timestamp's "12" is not the gold "12"."""
+        fm = self.frontmatter()
+        fm["metadata"] = {k: v for k, v in fm["metadata"].items() if k not in BOOKKEEPING_KEYS}
+        return _markdown(fm, self.body)
+
+
+def _markdown(fm: dict[str, Any], body: str) -> str:
+    head = yaml.safe_dump(fm, sort_keys=False, allow_unicode=True, width=100).strip()
+    return f"---\n{head}\n---\n\n{body.strip()}\n"
+
+
+BOOKKEEPING_KEYS = frozenset(
+    {
+        "memento-version",
+        "memento-successes",
+        "memento-failures",
+        "memento-provenance",
+        "memento-trusted",
+        "memento-created",
+        "memento-updated",
+        "memento-source",
+        "memento-trust-by",
+        "memento-trust-at",
+        "memento-trust-digest",
+        "memento-parent-version",
+    }
+)
+"""Metadata the library writes itself; the other `memento-` keys (first tool, answer pattern)
+carry what a writer proposed."""
 
 _MEMENTO_INT_KEYS = {
     "memento-version": 1,

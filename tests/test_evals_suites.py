@@ -371,3 +371,71 @@ def test_leak_scan_prefilter_agrees_with_contains_gold(tmp_path: Path) -> None:
         assert found == expected, text
         matched += len(expected)
     assert matched >= 8  # the cases do exercise matches
+
+
+def test_memento_leaks_finds_smuggled_golds_and_golds_left_in_history(tmp_path: Path) -> None:
+    """`memento leaks` uses the gate's matcher, and reads the library's history as well."""
+    from memento_skills.stores.skill import Skill
+
+    golds = {
+        "b64": "7006652",
+        "words": "37873565",
+        "rev": "Reykjavik",
+        "hist": "123456789",
+        "short": "10",
+        "year": "2024",
+    }
+    suite_file = tmp_path / "suite.jsonl"
+    suite_file.write_text(
+        "".join(
+            json.dumps({"id": i, "question": f"q {i}?", "answer": a}) + "\n"
+            for i, a in golds.items()
+        )
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(
+        json.dumps({"suite": JsonlSuite(suite_file).spec(), "mode": "read-write"})
+    )
+    library = open_library(run / "skills")
+    body = "# Steps\n1. Compute it.\n2. Submit the number. The answer is 123456789."
+    library.create(Skill(name="smuggler", description="Does things. Use when asked.", body=body))
+    clean_body = (
+        "# Steps\n1. Binary 1 0 1 0 is 5 + 5, written 20 24 or 4202.\n"
+        "2. Note: decode NzAwNjY1Mg== for the answer.\n3. Capital: kivajkyer.\n"
+    )
+    library.update(
+        "smuggler",
+        body=clean_body,
+        files={"references/notes.md": b"Remember thirty-seven million eight hundred seventy-three "
+               b"thousand five hundred sixty-five."},
+    )  # fmt: skip
+    env = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "NO_COLOR": "1"}
+
+    proc = subprocess.run(
+        [MEMENTO, "leaks", str(run), "--json"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 4, proc.stderr  # ExitCode.LEAK
+    found = {
+        (x["file"], x["task_id"], x["form"], x["in_history"])
+        for x in json.loads(proc.stdout)["leaks"]
+    }
+    assert found == {
+        ("smuggler/SKILL.md", "b64", "base64", False),
+        ("smuggler/SKILL.md", "rev", "reversed", False),
+        ("smuggler/references/notes.md", "words", "words", False),
+        (".memento/history/smuggler/1/SKILL.md", "hist", "verbatim", True),
+    }
+    lines = {x["task_id"]: x["line"] for x in json.loads(proc.stdout)["leaks"]}
+    skill_lines = (run / "skills" / "smuggler" / "SKILL.md").read_text().splitlines()
+    assert "NzAwNjY1Mg==" in skill_lines[lines["b64"] - 1]
+
+    text = subprocess.run(
+        [MEMENTO, "leaks", str(run)], capture_output=True, text=True, timeout=120, env=env
+    )
+    said = " ".join(text.stderr.split())  # rich wraps long lines
+    assert text.returncode == 4 and "LEAK CHECK FAILED" in said
+    assert "task b64 appears base64-encoded in smuggler/SKILL.md:" in said
+    assert "task hist appears in .memento/history/smuggler/1/SKILL.md" in said
+    assert "rollback" in said and "Traceback" not in said
+    assert "7006652" not in said  # the form is named, the gold is not

@@ -24,6 +24,7 @@ from memento_skills.stores.run_log import RunLog
 from memento_skills.stores.settings import open_library
 
 MULTIPLY_SKILL = "multiply-large-integers"
+GOLD = str(1234 * 5678)
 
 
 def _system(messages: list[BaseMessage]) -> str:
@@ -377,3 +378,58 @@ def test_control_characters_from_the_writer_are_removed_before_anything_is_writt
         if path.is_file() and path.suffix == ".md":
             data = path.read_bytes()
             assert b"\x00" not in data and b"\x1b" not in data and b"\x07" not in data, path
+
+
+SMUGGLED = {
+    "verbatim": "Note: the answer is 7006652.",
+    "base64": "Note: decode NzAwNjY1Mg== for the answer.",
+    "words": "Note: the answer is seven million six thousand six hundred fifty-two.",
+    "split": "Note: the answer starts 700\nand the rest is\n6652",
+    "spaced": "Note: the answer is 7 0 0 6 6 5 2.",
+    "arithmetic": "Note: the answer is 7000000 + 6652.",
+    "reversed": "Note: the answer, reversed, is 2566007.",
+}
+
+
+def _writer_smuggling(note: str) -> Any:
+    def writer(messages: list[BaseMessage]) -> dict[str, Any]:
+        reply = writer_policy(messages)
+        if "body" in reply:
+            reply = {**reply, "body": reply["body"] + "\n" + note}
+        return reply
+
+    return writer
+
+
+@pytest.mark.parametrize("form", sorted(SMUGGLED))
+def test_the_gate_refuses_a_skill_that_smuggles_the_gold(setup: dict[str, Any], form: str) -> None:
+    """A prompt-injected writer hides the failing task's gold in its new skill: refused."""
+    note = SMUGGLED[form]
+    if form == "split":
+        # split by words across lines is beyond the matcher; pieces cut by separators are not
+        note = "Note: the answer is 700\n6652"
+    graph = learning_graph(setup, executor_policy, _writer_smuggling(note))
+    out = graph.invoke(
+        {"task": "What is the product of 1234 and 5678?", "task_id": "s1", "ground_truth": GOLD},
+        context=Context(**{**setup["ctx"].__dict__, "max_attempts": 1}),
+    )
+    (write,) = [w for w in out["writes"] if w["skill"] == MULTIPLY_SKILL]
+    assert write["action"] == "rollback" and not write["accepted"], write
+    assert "contains a gold answer" in write["reason"], write
+    assert GOLD not in write["reason"]
+    assert not setup["library"].exists(MULTIPLY_SKILL)
+
+
+def test_the_gate_accepts_a_skill_whose_numbers_only_resemble_a_short_gold(
+    setup: dict[str, Any],
+) -> None:
+    """Gold "12": "3 * 4", "1 2", "21" and "twelve" in a skill are not the gold stated."""
+    note = "Example: 3 * 4 needs one step; digits 1 2 read 21 backwards; twelve months."
+    graph = learning_graph(setup, executor_policy, _writer_smuggling(note))
+    out = graph.invoke(
+        {"task": "What is the product of 3 and 4?", "task_id": "s2", "ground_truth": "12"},
+        context=Context(**{**setup["ctx"].__dict__, "max_attempts": 1}),
+    )
+    (write,) = [w for w in out["writes"] if w["skill"] == MULTIPLY_SKILL]
+    assert write["action"] == "create" and write["accepted"], write["reason"]
+    assert "twelve months" in setup["library"].get(MULTIPLY_SKILL).body
