@@ -385,7 +385,7 @@ def test_approve_scripts_shows_the_script_and_runs_it_on_yes(imported: Path) -> 
         "This skill is untrusted: its scripts (core/helper.py, core/make.py) run only if the "
         "operator approves each one, and their source is not shown."
     ) in system
-    assert "Run core/make.py of gif-maker? [y/N]: y" in transcript
+    assert "Run core/make.py of gif-maker? [y/N]:" in transcript  # the echo of "y" may land later
     assert "stdout:\ngif of cats" in results[0]
     assert transcript.rstrip().endswith("gif of cats")
     assert not json.loads(memento("skills", "show", "gif-maker", "--json", home=imported).stdout)[
