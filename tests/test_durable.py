@@ -205,6 +205,15 @@ def test_memento_run_thread_resumes_a_killed_run(tmp_path: Path) -> None:
         assert victim[0].returncode == -9, killed_err[-2000:]
         assert not (home / "runs.jsonl").exists()  # killed before it was judged
 
+        other = subprocess.run(
+            ["memento", "run", "What is 2 plus 2?", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert other.returncode == 2 and "has an unfinished task" in other.stderr, other.stderr
+
         resumed = subprocess.run(
             ["memento", "run", *args], capture_output=True, text=True, env=env, timeout=300
         )
