@@ -7,6 +7,7 @@ Layout under the library root:
     .memento/locks/<name>.lock                           cross-process write locks
     .memento/tmp/                                        staging for atomic folder creation
     .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
+                                                         (or the keyed change about to be written)
 
 Writes are atomic (temp file, fsync, rename) and serialised per skill by a file lock held across the
 read-modify-write, so concurrent writers in different processes lose no update. A malformed skill
