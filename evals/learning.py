@@ -9,13 +9,15 @@ One run dir holds one run and everything it needs, so ablations never share memo
     RUN_DIR/results.jsonl  one line per task result (see `_record`)
     RUN_DIR/rounds.jsonl   the library's size after each training round (round 0: as seeded)
     RUN_DIR/leaks.json     the last leak check
+    RUN_DIR/checkpoints.sqlite   one LangGraph thread per task run, for resuming a killed task
 
 Honest by construction: a test task gets one attempt, greedy routing and no writes (its gold
 drives only the score), unless online learning is asked for; `correct` comes from the suite's
 own scorer, not from the graph's verdict; every result is appended and fsynced as it completes,
 and a rerun skips every (phase, split, round, task) already recorded, so an interrupted run
-resumes without running a task twice or losing one. A task interrupted mid-way left no result
-and runs again (its library writes, if any, stay: the library is the run's memory).
+resumes without running a task twice or losing one. A task interrupted mid-way resumes from its
+last checkpoint on its own thread, and its library changes, utility counts, router observations
+and run-log records are each made once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,6 +40,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from filelock import FileLock, Timeout
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
@@ -101,6 +106,9 @@ class RunSettings:
 
 
 # --- durable JSONL ---------------------------------------------------------------------------
+
+
+CHECKPOINTS_FILE = "checkpoints.sqlite"
 
 
 class JsonlLog:
@@ -223,6 +231,7 @@ class LearningRun:
         """Outside the run dir, which holds the golds (results, cases) the sandbox must not see."""
         self.config_file = self.dir / "config.json"
         self.results: JsonlLog | None = None
+        self.checkpoints: SqliteSaver | None = None
         self.rounds: JsonlLog | None = None
 
     @property
@@ -298,6 +307,9 @@ class LearningRun:
         open_library(self.skills_dir)  # seeds a new run's library
         self.results = JsonlLog(self.dir / "results.jsonl")
         self.rounds = JsonlLog(self.dir / "rounds.jsonl")
+        if self.checkpoints is None:
+            conn = sqlite3.connect(str(self.dir / CHECKPOINTS_FILE), check_same_thread=False)
+            self.checkpoints = SqliteSaver(conn)
         return config
 
     def _copy_library(self, source: Path, config: dict[str, Any]) -> None:
@@ -388,12 +400,18 @@ class LearningRun:
         from memento_skills.nodes.execute import ATTACHMENTS_DIR
         from memento_skills.runner import run_task
 
-        workspace = self.workspaces / f"{phase}-{split}-r{round_}-{_safe(task.id)}"
-        if workspace.exists():
+        name = f"{phase}-{split}-r{round_}-{_safe(task.id)}"
+        workspace = self.workspaces / name
+        # Each task runs on a thread of its own in RUN_DIR/checkpoints.sqlite: a task killed
+        # mid-way resumes from its last checkpoint, its workspace kept, and the keys of its
+        # write phase make each count and change once (rerun from the start, it counted twice).
+        thread: RunnableConfig = {"configurable": {"thread_id": name}}
+        resuming = self.checkpoints is not None and self.checkpoints.get_tuple(thread) is not None
+        if workspace.exists() and not resuming:
             shutil.rmtree(workspace, ignore_errors=True)
         reachable_dir(workspace)
-        if task.attachments:
-            inbox = workspace / ATTACHMENTS_DIR
+        inbox = workspace / ATTACHMENTS_DIR
+        if task.attachments and not inbox.exists():
             inbox.mkdir(parents=True)
             for attachment in task.attachments:
                 shutil.copy2(attachment, inbox / attachment.name)
@@ -409,6 +427,8 @@ class LearningRun:
             ground_truth=task.answer,
             task_id=task.id,
             resources=self.resources,
+            checkpointer=self.checkpoints,
+            thread_id=name,
         )
         if result.answer is None and result.error and ENDPOINT_FAILURES.search(result.error):
             raise EndpointError(_endpoint_message(task.id, result.error))

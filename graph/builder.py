@@ -12,6 +12,7 @@ serves, the LangGraph server supplying persistence.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
 
@@ -64,8 +65,13 @@ def judge_and_record(
 
 def begin(state: State) -> dict[str, Any]:
     """Start a task from a clean slate: a thread (Studio's chat, a server thread) runs many tasks,
-    and nothing of the previous one — attempts, tips, verdict — may carry over."""
+    and nothing of the previous one — attempts, tips, verdict — may carry over.
+
+    The run id is new for each task and checkpointed with it: the write phase keys every effect
+    it has outside the checkpoint (library change, utility count, router observation, run-log
+    record) by it and the attempt, so a node replayed after a crash makes none of them twice."""
     return {
+        "run_id": uuid.uuid4().hex,
         "attempt": 0,
         "candidates": [],
         "selected_skill": None,
@@ -84,7 +90,7 @@ def begin(state: State) -> dict[str, Any]:
 def end_task(state: State) -> dict[str, Any]:
     """Forget the task and its gold once done, so the next message on this thread is a new task
     and a gold answer is never applied to a task it does not belong to."""
-    return {"task": None, "task_id": None, "ground_truth": None, "rubric": None}
+    return {"task": None, "task_id": None, "ground_truth": None, "rubric": None, "run_id": None}
 
 
 def _after_reflect(state: State, runtime: Runtime[Context]) -> str:

@@ -88,6 +88,7 @@ class AttemptState(InputState):
     decision: NotRequired[str]  # the reviewer's answer to an approval interrupt
     attempt: NotRequired[int]
     usage: NotRequired[dict[str, Any]]
+    run_id: NotRequired[str | None]  # this task's run on the thread: keys its side effects
 
 
 class State(AttemptState):

@@ -7,10 +7,13 @@ code cli_errors.py defines (a traceback only with --debug).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -513,7 +516,10 @@ def skills_sync(
 
 @app.command("run")
 def run(
-    task: Annotated[str, typer.Argument(help="The task, in words.")],
+    task: Annotated[
+        str | None,
+        typer.Argument(help="The task, in words (leave out to resume the --thread's task)."),
+    ] = None,
     ground_truth: Annotated[
         str | None, typer.Option("--ground-truth", help="Judge against this known answer.")
     ] = None,
@@ -539,6 +545,14 @@ def run(
     ] = None,
     model: Annotated[str | None, typer.Option(help="Model name for every role.")] = None,
     json_out: JsonOpt = False,
+    thread: Annotated[
+        str | None,
+        typer.Option(
+            "--thread",
+            help="Run on this durable thread (checkpointed in $MEMENTO_HOME/checkpoints.sqlite); "
+            "a task killed mid-run resumes with `memento run --thread ID`.",
+        ),
+    ] = None,
 ) -> None:
     """Run one task: route to a skill, execute, judge, and learn from the outcome.
 
@@ -547,7 +561,7 @@ def run(
     before the run).
     """
     from memento_skills.graph.validation import RunRefused, check_context, check_input
-    from memento_skills.runner import describe, run_task
+    from memento_skills.runner import NoTaskToResume, UnfinishedTask, describe, run_task
 
     fields: dict[str, Any] = {
         "write_policy": write_policy,
@@ -560,8 +574,11 @@ def run(
         fields["base_url"] = base_url
     if model:
         fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
+    if thread is not None and not thread.strip():
+        _fail("--thread: the thread id is empty; give a name, e.g. --thread my-task")
     try:  # the graph checks again as the run starts; here it fails before the library is seeded
-        check_input({"task": task, "ground_truth": ground_truth})
+        if task is not None or thread is None:
+            check_input({"task": task, "ground_truth": ground_truth})
         ctx = check_context(fields)
     except RunRefused as e:
         if e.field == "task":
@@ -605,14 +622,21 @@ def run(
                 _library(dir).root, err, _confirm_on_stderr, lock=terminal
             )
         )
-    result = run_task(
-        task,
-        context=ctx,
-        ground_truth=ground_truth,
-        on_event=on_event,
-        approver=approver,
-        resources=resources,
-    )
+    with contextlib.ExitStack() as stack:
+        checkpointer = stack.enter_context(_durable_checkpointer()) if thread else None
+        try:
+            result = run_task(
+                task,
+                context=ctx,
+                ground_truth=ground_truth,
+                on_event=on_event,
+                approver=approver,
+                resources=resources,
+                checkpointer=checkpointer,
+                thread_id=thread,
+            )
+        except (UnfinishedTask, NoTaskToResume) as e:
+            _fail(str(e))
     failure = _run_failure(result, endpoint)
     if json_out:
         _emit_json(result.to_dict())
@@ -632,6 +656,31 @@ def run(
     )
     if failure is not None:
         raise failure
+
+
+@contextlib.contextmanager
+def _durable_checkpointer() -> Iterator[Any]:
+    """The SQLite checkpointer `memento run --thread` keeps its threads in."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from memento_skills.stores.settings import memento_home
+
+    path = memento_home() / CHECKPOINTS_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cm = SqliteSaver.from_conn_string(str(path))
+        saver = cm.__enter__()
+    except (OSError, sqlite3.Error) as e:
+        raise BadInputError(
+            f"cannot open the checkpoint database {path}: {e}; check MEMENTO_HOME"
+        ) from None
+    try:
+        yield saver
+    finally:
+        cm.__exit__(None, None, None)
+
+
+CHECKPOINTS_FILE = "checkpoints.sqlite"
 
 
 def _check_endpoint(base_url: str | None, model: str | None) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -81,12 +82,31 @@ def describe(event: dict[str, Any]) -> str | None:
     return None
 
 
+class UnfinishedTask(ValueError):
+    """The thread holds an unfinished task other than the one given."""
+
+    def __init__(self, thread_id: str, task: str):
+        super().__init__(
+            f"thread {thread_id!r} has an unfinished task ({task[:80]!r}): resume it with "
+            f"`memento run --thread {thread_id}` (no TASK), or start this task on another thread"
+        )
+
+
+class NoTaskToResume(ValueError):
+    """A resume was asked for on a thread with nothing unfinished."""
+
+    def __init__(self, thread_id: str):
+        super().__init__(
+            f"thread {thread_id!r} has no unfinished task to resume: give a TASK to start one"
+        )
+
+
 Approver = Callable[[dict[str, Any]], Any]
 """Given an interrupt payload (the proposed diff), returns the resume value."""
 
 
 def run_task(
-    task: str,
+    task: str | None,
     *,
     context: Context | None = None,
     ground_truth: str | None = None,
@@ -94,16 +114,32 @@ def run_task(
     resources: Resources | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     approver: Approver | None = None,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    thread_id: str | None = None,
 ) -> TaskResult:
-    """Run one task to the end, resuming approval interrupts through `approver`."""
+    """Run one task to the end, resuming approval interrupts through `approver`.
+
+    On a `thread_id` whose task is unfinished in `checkpointer` (a run that was killed), the
+    task resumes from its last checkpoint and `task` must be None or that task; otherwise
+    `task` starts on the thread. Raises UnfinishedTask when a different task is given.
+    """
     ctx = context or Context()
-    graph = build_graph(checkpointer=InMemorySaver(), resources=resources or Resources())
+    saver = checkpointer if checkpointer is not None else InMemorySaver()
+    graph = build_graph(checkpointer=saver, resources=resources or Resources())
     usage = UsageTracker()
     config: RunnableConfig = {
-        "configurable": {"thread_id": task_id or uuid.uuid4().hex},
+        "configurable": {"thread_id": thread_id or task_id or uuid.uuid4().hex},
         "callbacks": [usage],
     }
     payload: Any = {"task": task, "task_id": task_id or "", "ground_truth": ground_truth}
+    pending = graph.get_state(config) if thread_id else None
+    if pending is not None and pending.next:
+        unfinished = str(pending.values.get("task") or "")
+        if task is not None and task != unfinished:
+            raise UnfinishedTask(thread_id or "", unfinished)
+        payload = None  # resume from the last checkpoint
+    elif task is None:
+        raise NoTaskToResume(thread_id or "")
     started = time.time()
     while True:
         interrupted: Any = None

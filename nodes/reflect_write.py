@@ -14,8 +14,11 @@ the gold answer, which the judge and the gate alone handle.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
@@ -204,7 +207,7 @@ class _Reflect:
 
         if ctx.write_policy != "off" and skill_name:
             try:
-                s = library.record_outcome(skill_name, passed)
+                s = library.record_outcome(skill_name, passed, key=effect_key(state, "utility"))
                 writes.append(
                     LibraryWrite(
                         action="utility",
@@ -606,41 +609,55 @@ class _Reflect:
             proposal["skill_md"], f"<proposed {proposal['skill']}>", folder_name=proposal["skill"]
         )
         source = f"run:{state.get('task_id') or 'task'}"
-        try:
-            if proposal["action"] == "create":
-                live = library.create(
-                    new.with_changes(provenance="learned", source=source, trusted=True)
-                )
-            else:
-                base = proposal["base_version"]
-
-                def patch(current: Skill) -> dict[str, Any]:
-                    if current.version != base:
-                        raise SkillError(
-                            f"{current.name} changed (v{current.version}, proposal based on v{base})"
-                        )
-                    return {
-                        "description": new.description,
-                        "body": new.body,
-                        "allowed_tools": new.allowed_tools,
-                        "first_tools": new.first_tools,
-                        "answer_pattern": new.answer_pattern,
-                        "provenance": "learned",
-                        "source": source,
-                    }
-
-                live = library.update(proposal["skill"], apply=patch)
-        except SkillError as e:
-            return _unchanged(proposal["skill"], f"write failed: {e}"[:500])
-
+        change = effect_key(state, "change") or uuid.uuid4().hex[:16]
+        found = library.find_change(proposal["skill"], change)
+        if found is not None:  # a replay after a crash: the change was written and vetted
+            return _already_written(proposal, *found)
         failing = Case(
             task=task_text(state),
             ground_truth=state.get("ground_truth"),
             rubric=state.get("rubric"),
             task_id=str(state.get("task_id") or ""),
         )
-        with library.trial(live.name, live.version, _trial_base(proposal)):
+        # the trial starts before the write, so a kill at any point after it is undone
+        with library.change_on_trial(proposal["skill"], _trial_base(proposal), change):
+            try:
+                live = self._write(library, proposal, new, source, change)
+            except SkillError as e:
+                return _unchanged(proposal["skill"], f"write failed: {e}"[:500])
             return self._vet(state, ctx, proposal, live, new, failing)
+
+    @staticmethod
+    def _write(library: Any, proposal: Proposal, new: Skill, source: str, change: str) -> Skill:
+        """Write the proposal as a new live version carrying its change key."""
+        if proposal["action"] == "create":
+            return cast(
+                Skill,
+                library.create(
+                    new.with_changes(
+                        provenance="learned", source=source, trusted=True, change=change
+                    )
+                ),
+            )
+        base = proposal["base_version"]
+
+        def patch(current: Skill) -> dict[str, Any]:
+            if current.version != base:
+                raise SkillError(
+                    f"{current.name} changed (v{current.version}, proposal based on v{base})"
+                )
+            return {
+                "description": new.description,
+                "body": new.body,
+                "allowed_tools": new.allowed_tools,
+                "first_tools": new.first_tools,
+                "answer_pattern": new.answer_pattern,
+                "provenance": "learned",
+                "source": source,
+                "change": change,
+            }
+
+        return cast(Skill, library.update(proposal["skill"], apply=patch))
 
     def _vet(
         self,
@@ -733,7 +750,7 @@ class _Reflect:
             "write_policy": ctx.write_policy,
         }
         try:
-            self.resources.run_log(ctx).append(record)
+            self.resources.run_log(ctx).append(record, key=effect_key(state, "log"))
         except OSError as e:
             emit("reflect_write", {"event": "run_log_error", "error": str(e)})
         observe = getattr(self.resources.router, "observe", None)
@@ -742,12 +759,22 @@ class _Reflect:
         )  # the read-only ablation learns nothing, router included
         if callable(observe) and record["skill"] and learning:  # the router learns from judged runs
             try:
+                bind = getattr(self.resources.router, "bind", None)
+                if callable(bind):  # a resumed task may reach here before route_skill bound it
+                    bind(self.resources.library(ctx).root)
+                accepts = inspect.signature(observe).parameters
+                extra: dict[str, Any] = {}
+                if "key" in accepts:
+                    extra["key"] = effect_key(state, "router")
+                if "index" in accepts:
+                    extra["index"] = self.resources.index(ctx)
                 observe(
                     record["task"],
                     None,
                     record["skill"],
                     record["reward"],
                     version=record["skill_version"],
+                    **extra,
                 )
             except Exception as e:  # learning must never fail the task; it is reported
                 emit(
@@ -801,6 +828,37 @@ def _emit_proposal(proposal: Proposal) -> None:
             "skill": proposal["skill"],
             "diff": proposal["diff"],
         },
+    )
+
+
+def effect_key(state: Mapping[str, Any], effect: str) -> str:
+    """The key of one side effect of this attempt ("utility", "change", "log", "router"): the
+    same when the node that makes it is replayed after a crash, so the effect is made once.
+    Empty (no de-duplication) for a state begun before run ids existed."""
+    run_id = state.get("run_id")
+    if not run_id:
+        return ""
+    text = f"{run_id}:{int(state.get('attempt') or 0)}:{effect}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _already_written(proposal: Proposal, version: int, live: bool) -> LibraryWrite:
+    """The outcome of a change found written when its commit is replayed after a crash: the
+    gate kept it (live) or took it back (in history only)."""
+    if live:
+        return LibraryWrite(
+            action=proposal["action"],
+            skill=proposal["skill"],
+            version=version,
+            accepted=True,
+            reason=f"{proposal['reason'][:300]} | vetted before the run was resumed",
+        )
+    return LibraryWrite(
+        action="rollback",
+        skill=proposal["skill"],
+        version=version,
+        accepted=False,
+        reason=f"{proposal['action']} rolled back before the run was resumed",
     )
 
 

@@ -228,6 +228,10 @@ class Learned:
         return [self.names[j] for j in np.argsort(-key, kind="stable")]
 
 
+OBSERVED_KEYS = 256
+"""How many observed runs' keys the router keeps: far more than are ever replayed at once."""
+
+
 @dataclass(frozen=True, eq=False)
 class RouterModel:
     """Immutable learned state: readers keep a reference while `observe` swaps in a new one."""
@@ -243,6 +247,7 @@ class RouterModel:
     fusion: Fusion | None = None
     fitted: int = 0  # cases the classifier was trained on; later ones arrived online
     lexicon: Lexicon | None = None  # built from the fitted cases
+    observed: tuple[str, ...] = ()  # keys of the last observed runs: a replayed one is skipped
 
     @classmethod
     def empty(cls, dim: int) -> RouterModel:
@@ -337,7 +342,12 @@ class RouterModel:
         return out
 
     def header(self) -> dict[str, Any]:
-        return {"fitted": self.fitted, "dim": self.dim, "cases": len(self.case_skill)}
+        return {
+            "fitted": self.fitted,
+            "dim": self.dim,
+            "cases": len(self.case_skill),
+            "observed": list(self.observed),
+        }
 
     @classmethod
     def from_saved(cls, arrays: Mapping[str, np.ndarray], header: Mapping[str, Any]) -> RouterModel:
@@ -356,6 +366,7 @@ class RouterModel:
                 weights=np.asarray(arrays["weights"], np.float32),
                 fusion=Fusion.from_arrays(arrays),
                 fitted=int(header.get("fitted", 0)),
+                observed=tuple(str(k) for k in header.get("observed") or ()),
             )
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
             raise RouterWeightsError(f"router weights are incomplete or malformed ({e})") from None
@@ -956,13 +967,24 @@ class LearnedRouter:
         reward: float,
         *,
         version: int | None = None,
+        key: str = "",
+        index: Any | None = None,
     ) -> None:
-        """Learn from one judged run: the memory takes it now, the classifier at the retrain."""
+        """Learn from one judged run: the memory takes it now, the classifier at the retrain.
+
+        A run observed with a `key` is learned once: the key is saved with the weights, so a
+        task replayed after a crash does not teach the router its outcome twice. `index` embeds
+        a query this router has not ranked (a task resumed in a new process).
+        """
         if not skill:
             return
         with self._lock:
+            if key and self.model is not None and key in self.model.observed:
+                return
             if vector is None:
                 vector = self._vectors.get(query)
+            if vector is None and self._context is None and index is not None:
+                vector = index.embed_query(query)
             if vector is None:
                 if self._context is None:
                     raise ValueError(
@@ -974,7 +996,10 @@ class LearnedRouter:
             model = self.model
             if model is None or model.dim != row.shape[1]:
                 model = RouterModel.empty(row.shape[1])
-            self.model = model.with_cases([Sample(query, skill, reward, version)], row)
+            model = model.with_cases([Sample(query, skill, reward, version)], row)
+            if key:
+                model = replace(model, observed=(*model.observed, key)[-OBSERVED_KEYS:])
+            self.model = model
             self._since_fit += 1
             if self.retrain_every and self._since_fit >= self.retrain_every:
                 self.retrain()

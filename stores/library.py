@@ -8,6 +8,7 @@ Layout under the library root:
     .memento/locks/<name>.lock                           cross-process write locks
     .memento/tmp/                                        staging: a new version's folder is built here
     .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
+                                                         (or the keyed change about to be written)
 
 A version appears whole or not at all: it is built complete in `.memento/tmp/`, then switched in by
 renaming the live folder into history and the new folder into place, under a journal written
@@ -63,6 +64,8 @@ from memento_skills.stores.skill import (
 
 META_DIR = ".memento"
 MAX_AUX_FILE_BYTES = 5 * 1024 * 1024
+OUTCOME_KEYS = 16
+"""How many of the last counted runs a skill remembers: more than can be in flight on it."""
 _TMP_MARK = ".tmp-"
 
 
@@ -381,7 +384,7 @@ class SkillLibrary:
                 changes = {**changes, **apply(current)}
                 self._check_changes(name, changes)
             new = current.with_changes(
-                **changes,
+                **{"change": "", **changes},  # a change key names the version it made only
                 version=self._next_version(name, current.version),
                 parent_version=current.version,
                 updated=now(),
@@ -392,14 +395,21 @@ class SkillLibrary:
             self._switch(name, staging, archive=current.version)
         return self.get(name)
 
-    def record_outcome(self, name: str, success: bool) -> Skill:
-        """Count one judged use of the skill. Bookkeeping only: no new version, no re-embedding."""
+    def record_outcome(self, name: str, success: bool, *, key: str = "") -> Skill:
+        """Count one judged use of the skill. Bookkeeping only: no new version, no re-embedding.
+
+        With a `key` (one per judged run) the count is made once: a run replayed after a crash
+        finds its key among the skill's last counted ones, written with the count itself.
+        """
         with self.lock(name):
             self._recover_switch(name)
             current = self._read_live(name)
+            if key and key in current.outcomes:
+                return self.get(name)
             u = current.utility
             utility = Utility(u.successes + int(success), u.failures + int(not success))
-            data = serialise(current.with_changes(utility=utility))
+            outcomes = (*current.outcomes, key)[-OUTCOME_KEYS:] if key else current.outcomes
+            data = serialise(current.with_changes(utility=utility, outcomes=outcomes))
             atomic_write(self.skill_dir(name) / SKILL_FILE, data)
         return self.get(name)
 
@@ -531,6 +541,8 @@ class SkillLibrary:
             parent_version=version,
             updated=now(),
             utility=live.utility if live else old.utility,
+            outcomes=live.outcomes if live else old.outcomes,
+            change="",
         )
         data = serialise(restored)
         staging = self._staging(name)
@@ -568,6 +580,83 @@ class SkillLibrary:
             finally:
                 marker.unlink(missing_ok=True)
 
+    def find_change(self, name: str, change: str) -> tuple[int, bool] | None:
+        """The version of `name` that the change keyed `change` wrote, and whether it is live;
+        None when it was never written (or was discarded by `recover_trials`)."""
+        if not change:
+            return None
+        live: Skill | None = None
+        with contextlib.suppress(SkillError):
+            live = self.get(name)
+        if live is not None and live.change == change:
+            return live.version, True
+        hist = self._history_dir(name)
+        if hist.is_dir():
+            for entry in sorted(hist.iterdir(), key=lambda p: p.name):
+                if not entry.name.isdigit():
+                    continue
+                with contextlib.suppress(SkillError, OSError):
+                    if self.read_version(name, int(entry.name)).change == change:
+                        return int(entry.name), False
+        return None
+
+    @contextlib.contextmanager
+    def change_on_trial(self, name: str, base_version: int | None, change: str) -> Iterator[None]:
+        """Hold a trial for the change keyed `change` to `name` from before it is written until
+        it is vetted: the caller writes it (carrying `change`) and gates it inside.
+
+        An exception takes the change back as `trial` does. A killed process leaves the marker,
+        and the next library to open discards the change: the unvetted version leaves no trace,
+        not even in history, because the task that made it writes it again when resumed (and
+        finds it with `find_change` if it got further), so each change is recorded once.
+        """
+        folder = self._meta / "trials"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe_skill_dir(self.root, name)
+        lock = FileLock(folder / f"{name}.lock", timeout=self._lock_timeout_s)
+        marker = folder / f"{name}.json"
+        with lock:
+            record = {"skill": name, "base_version": base_version, "change": change}
+            atomic_write(marker, json.dumps(record).encode("utf-8"))
+            try:
+                yield
+            except BaseException:
+                found = self.find_change(name, change)
+                if found is not None and found[1]:
+                    self.take_back(name, found[0], base_version)
+                raise
+            finally:
+                marker.unlink(missing_ok=True)
+
+    def discard_change(self, name: str, change: str, base_version: int | None) -> bool:
+        """Undo the unvetted live version that the change keyed `change` wrote, as if it had
+        never been made: `base_version` is live again under its own number and the discarded
+        version leaves no copy, history included (its task writes it again when resumed);
+        False when the live version is not that change's."""
+        with self.lock(name):
+            self._recover_switch(name)
+            try:
+                live = self._read_live(name)
+            except SkillError:
+                return False
+            if not change or live.change != change:
+                return False
+            if base_version is None:
+                return self.take_back(name, live.version, None)
+            old = self.read_version(name, base_version)
+            restored = old.with_changes(
+                name=name, utility=live.utility, outcomes=live.outcomes, updated=now()
+            )
+            staging = self._staging(name)
+            source = self._history_dir(name) / str(base_version)
+            self._build(staging, source, serialise(restored), {}, ())
+            self._switch(name, staging, archive=None)
+            self._scrub(name, base_version)  # live again: history keeps replaced versions only
+            self._scrub(name, live.version)
+            self._clear_leftovers(name)
+        self._cache.pop(name, None)
+        return True
+
     def recover_trials(self) -> list[str]:
         """Undo the trials of processes that died mid-trial; returns the skills taken back."""
         folder = self._meta / "trials"
@@ -585,12 +674,17 @@ class SkillLibrary:
                     continue  # it finished while we waited for the lock
                 try:
                     record = json.loads(marker.read_text(encoding="utf-8"))
-                    name, version = str(record["skill"]), int(record["version"])
+                    name, change = str(record["skill"]), str(record.get("change") or "")
+                    version = None if change else int(record["version"])
                     base = record.get("base_version")
+                    base = None if base is None else int(base)
                 except (ValueError, KeyError, TypeError):
                     marker.unlink(missing_ok=True)  # unreadable: nothing it names can be undone
                     continue
-                if self.take_back(name, version, None if base is None else int(base)):
+                if change:
+                    if self.discard_change(name, change, base):
+                        undone.append(name)
+                elif version is not None and self.take_back(name, version, base):
                     undone.append(name)
                 marker.unlink(missing_ok=True)
             finally:
@@ -655,7 +749,7 @@ class SkillLibrary:
     def _check_changes(name: str, changes: Mapping[str, object]) -> None:
         if "name" in changes and changes["name"] != name:
             raise SkillError("use rename() to change a skill's name")
-        managed = {"version", "parent_version", "created", "updated", "path", "utility"}
+        managed = {"version", "parent_version", "created", "updated", "path", "utility", "outcomes"}
         forbidden = managed & set(changes)
         if forbidden:
             raise SkillError(f"{sorted(forbidden)} are managed by the library and cannot be set")

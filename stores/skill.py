@@ -181,6 +181,11 @@ class Skill:
     """When they did (UTC), so `history` and `show` say who vouched for the scripts and when."""
     trust_digest: str = ""
     """The scripts' digest when trusted: trust covers those bytes only (see stores/trust.py)."""
+    change: str = ""
+    """The key of the write-phase change that made this version ("" when none did): a resumed
+    task finds its change already written by it, so a crash never writes it twice."""
+    outcomes: tuple[str, ...] = ()
+    """Keys of the last judged runs counted in `utility`, so a replayed count is skipped."""
     created: str = field(default_factory=_now)
     updated: str = field(default_factory=_now)
     path: Path | None = field(default=None, compare=False)
@@ -232,6 +237,10 @@ class Skill:
             meta["memento-trust-at"] = self.trust_at
         if self.trust_digest:
             meta["memento-trust-digest"] = self.trust_digest
+        if self.change:
+            meta["memento-change"] = self.change
+        if self.outcomes:
+            meta["memento-outcomes"] = " ".join(self.outcomes)
         if self.parent_version is not None:
             meta["memento-parent-version"] = str(self.parent_version)
         fm["metadata"] = meta
@@ -289,6 +298,8 @@ _MEMENTO_KEYS = {
     "memento-trust-by",
     "memento-trust-at",
     "memento-trust-digest",
+    "memento-change",
+    "memento-outcomes",
     "memento-parent-version",
     "memento-first-tool",
     "memento-answer-pattern",
@@ -670,6 +681,8 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
         utility=Utility(successes, failures),
         provenance=provenance,  # type: ignore[arg-type]
         source=meta.get("memento-source", ""),
+        change=meta.get("memento-change", ""),
+        outcomes=tuple(meta.get("memento-outcomes", "").split()),
         trusted=trusted_raw != "false",
         trust_by=meta.get("memento-trust-by", ""),
         trust_at=meta.get("memento-trust-at", ""),

@@ -35,6 +35,8 @@ from memento_skills.evals.learning import (
 )
 from memento_skills.evals.report import compare
 from memento_skills.evals.suites import ReasoningGymSuite
+from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.run_log import RunLog
 
 TESTS = Path(__file__).resolve().parent
 MEMENTO = shutil.which("memento") or str(TESTS.parent / ".venv/bin/memento")
@@ -231,6 +233,13 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path) -> None:
     assert duplicate_keys(records) == []
     assert Counter(r["phase"] for r in records) == {"train": 2 * TRAIN, "eval": 3 * TEST}
     assert curve(records)[("eval", ROUNDS)] == (TEST, TEST)
+    # the task the kill interrupted resumed on its thread: one run-log record per judged
+    # attempt (one attempt per result here), and the skill's count of them made once each
+    runs = RunLog(run_dir / "runs.jsonl").records()
+    assert len(runs) == len(records)
+    assert len({r["key"] for r in runs}) == len(runs)
+    counted = sum(1 for r in runs if r["skill"] == SKILL and r["write_policy"] != "off")
+    assert SkillLibrary(run_dir / "skills").get(SKILL).utility.runs == counted
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["openai", "langchain-openai"])
