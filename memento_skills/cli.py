@@ -210,6 +210,7 @@ def skills_validate(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate skills (nothing is created or changed); exit code 1 when any is malformed."""
+    from memento_skills.stores.library import folder_mcp_servers
     from memento_skills.stores.skill import SKILL_FILE, SkillValidationError, parse_skill
 
     errors: list[SkillValidationError] = []
@@ -230,11 +231,11 @@ def skills_validate(
             target = target.parent
     if target is not None and (target / SKILL_FILE).is_file():
         try:
-            valid.append(
-                parse_skill(
-                    (target / SKILL_FILE).read_bytes(), target / SKILL_FILE, folder_name=target.name
-                ).name
+            skill = parse_skill(
+                (target / SKILL_FILE).read_bytes(), target / SKILL_FILE, folder_name=target.name
             )
+            folder_mcp_servers(target, skill)  # its mcp.json, if it has one
+            valid.append(skill.name)
         except SkillValidationError as e:
             errors.append(e)
     else:
@@ -542,6 +543,13 @@ def run(
             _fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
         option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
+    if ctx.mcp_config:
+        from memento_skills.stores.mcp_config import McpConfigError, load_file
+
+        try:
+            load_file(ctx.mcp_config, owner="operator")
+        except McpConfigError as e:
+            _fail(f"MEMENTO_MCP_CONFIG: {e}")
     if dir is not None:
         _existing_library_dir(dir)
     endpoint = _check_endpoint(base_url, model)

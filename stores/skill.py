@@ -20,6 +20,14 @@ from typing import Any, Literal
 import frontmatter
 import yaml
 
+from memento_skills.stores.mcp_config import (
+    McpConfigError,
+    McpServer,
+    is_mcp_tool_name,
+    parse_json,
+    to_json_text,
+)
+
 SKILL_FILE = "SKILL.md"
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_NAME = 64
@@ -149,6 +157,9 @@ class Skill:
     """Policy: the tools the first steps must call, in order (e.g. python, then submit_answer)."""
     answer_pattern: str | None = None
     """Policy: the answer contract — a regex; its last match in the answer is the answer."""
+    mcp_servers: tuple[McpServer, ...] = ()
+    """The MCP servers its frontmatter declares (`metadata.memento-mcp-servers`); an `mcp.json`
+    in its folder may declare more (see stores/mcp_config.py)."""
     metadata: dict[str, str] = field(default_factory=dict)  # user metadata, not memento-*
     version: int = 1
     parent_version: int | None = None
@@ -203,6 +214,8 @@ class Skill:
             meta["memento-first-tool"] = " ".join(self.first_tools)
         if self.answer_pattern:
             meta["memento-answer-pattern"] = self.answer_pattern
+        if self.mcp_servers:
+            meta["memento-mcp-servers"] = to_json_text(list(self.mcp_servers))
         if self.source:
             meta["memento-source"] = self.source
         if self.trust_by:
@@ -241,6 +254,7 @@ _MEMENTO_KEYS = {
     "memento-parent-version",
     "memento-first-tool",
     "memento-answer-pattern",
+    "memento-mcp-servers",
 }
 
 
@@ -391,7 +405,10 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
             )
 
     tools_raw = fm.get("allowed-tools")
-    tool_fix = f"use the agent's tool names: {', '.join(AGENT_TOOLS)}"
+    tool_fix = (
+        f"use the agent's tool names ({', '.join(AGENT_TOOLS)}) or MCP tools as "
+        "mcp__<server> or mcp__<server>__<tool>"
+    )
     allowed_tools: tuple[str, ...] = ()
     if tools_raw is not None:
         if isinstance(tools_raw, str):
@@ -406,7 +423,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                     "write e.g. `allowed-tools: python read_file`",
                 )
             )
-    unknown = [t for t in allowed_tools if t not in AGENT_TOOLS]
+    unknown = [t for t in allowed_tools if t not in AGENT_TOOLS and not is_mcp_tool_name(t)]
     if unknown:
         problems.append(Problem("allowed-tools", f"unknown tool(s) {', '.join(unknown)}", tool_fix))
 
@@ -464,7 +481,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         )
 
     first_tools = tuple(meta.get("memento-first-tool", "").split())
-    bad_first = [t for t in first_tools if t not in AGENT_TOOLS]
+    bad_first = [t for t in first_tools if t not in AGENT_TOOLS and not is_mcp_tool_name(t)]
     if bad_first:
         problems.append(
             Problem(
@@ -501,6 +518,15 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
                     )
                 )
 
+    mcp_servers: tuple[McpServer, ...] = ()
+    mcp_raw = meta.get("memento-mcp-servers")
+    if mcp_raw:
+        try:
+            mcp_servers = tuple(parse_json(mcp_raw, where="", owner="skill", bare_ok=True))
+        except McpConfigError as e:
+            where = f"{e.where}: " if e.where else ""
+            problems.append(Problem("metadata.memento-mcp-servers", where + e.problem, e.fix))
+
     body = post.content.strip()
     if not body:
         problems.append(
@@ -523,6 +549,7 @@ def parse_skill(text: str | bytes, file: Path | str, *, folder_name: str | None 
         allowed_tools=allowed_tools,
         first_tools=first_tools,
         answer_pattern=answer_pattern,
+        mcp_servers=mcp_servers,
         metadata={k: v for k, v in meta.items() if not k.startswith(MEMENTO_PREFIX)},
         version=version,
         parent_version=parent,
