@@ -713,7 +713,7 @@ def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
         client.runs.stream(
             thread["thread_id"],
             "memento",
-            input={"task": "Reverse the string 'langgraph'.", "ground_truth": "hpargnagl"},
+            input={"task": "Reverse the string 'langgraph'.", "ground_truth": "hparggnal"},
             context=context,
             stream_mode=["custom"],
             stream_subgraphs=True,
@@ -726,8 +726,8 @@ def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
     assert isinstance(values, dict)
     assert values["selected_skill"] == "strings"
     step = values["trajectory"][0]
-    assert step["tool"] == "mcp__strings__reverse" and step["output"] == "hpargnagl"
-    assert values["answer"] == "hpargnagl" and values["verdict"]["passed"]
+    assert step["tool"] == "mcp__strings__reverse" and step["output"] == "hparggnal"
+    assert values["answer"] == "hparggnal" and values["verdict"]["passed"]
     # the MCP tool was offered to the model over HTTP, next to ours
     offered_tools = {t["function"]["name"] for t in requests[0].get("tools") or []}
     assert {"mcp__strings__reverse", "submit_answer"} <= offered_tools
