@@ -732,3 +732,17 @@ def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
     offered_tools = {t["function"]["name"] for t in requests[0].get("tools") or []}
     assert {"mcp__strings__reverse", "submit_answer"} <= offered_tools
     assert _wait_gone(str(skills))  # the server ended with the attempt
+
+
+def test_a_refined_tool_list_keeps_the_skills_mcp_tools(tmp_path: Path) -> None:
+    from memento_skills.nodes.reflect_write import SkillEdit, SkillPatch, _Reflect
+
+    library = open_library(tmp_path / "skills", seed=False)
+    write_skill(library.root, mcp_json=STDIO_SKILL, frontmatter="allowed-tools: mcp__strings\n")
+    skill = library.get("strings")
+    patch = SkillPatch(
+        edits=[SkillEdit(old="then submit", new="then check and submit")],
+        allowed_tools=["python"],  # the writer is shown our tools only
+    )
+    proposal = _Reflect(Resources(library=library))._apply_patch(skill, patch, "", None)
+    assert "allowed-tools: python mcp__strings" in proposal["skill_md"]
