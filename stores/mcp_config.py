@@ -90,10 +90,10 @@ def _string_map(value: Any, where: str, what: str, fix: str) -> tuple[tuple[str,
 
 def parse_server(name: Any, raw: Any, *, where: str, owner: str) -> McpServer | None:
     """One `mcpServers` entry as a server (None when it is `disabled`), or McpConfigError."""
-    if not isinstance(name, str) or not SERVER_NAME.match(name):
+    if not isinstance(name, str) or not SERVER_NAME.match(name) or "__" in name:
         raise McpConfigError(
             where,
-            f"server name {name!r} is not 1-40 letters, digits, '-' or '_'",
+            f"server name {name!r} is not 1-40 letters, digits, '-' or single '_'",
             "rename it, e.g. `calculator` (it becomes part of the tool names mcp__<server>__<tool>)",
         )
     at = f"{where}: server {name!r}" if where else f"server {name!r}"

@@ -596,6 +596,9 @@ def test_operator_config_errors_name_the_file_and_the_fix(tmp_path: Path) -> Non
     path.write_text(json.dumps({"servers": {}}))
     with pytest.raises(McpConfigError, match="no `mcpServers`"):
         load_file(path, owner="operator")
+    path.write_text(json.dumps({"mcpServers": {"a__b": {"command": "x"}}}))
+    with pytest.raises(McpConfigError, match="single '_'"):  # it would blur mcp__<server>__<tool>
+        load_file(path, owner="operator")
     path.write_text(
         json.dumps({"mcpServers": {"a": {"url": "http://h/mcp"}, "b": {"command": "x"}}})
     )
