@@ -152,7 +152,8 @@ class Context:
     mcp_timeout_s: float = field(
         default=20.0,
         metadata={
-            "description": "Time limit to start and connect one MCP server, and of one MCP tool call."
+            "description": "Time limit to start and connect one MCP server, and of one MCP tool call.",
+            "gt": 0,
         },
     )
     workspace_dir: str = field(

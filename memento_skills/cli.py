@@ -543,7 +543,7 @@ def run(
             _fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
         option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
-    if ctx.mcp_config:
+    if ctx is not None and ctx.mcp_config:
         from memento_skills.stores.mcp_config import McpConfigError, load_file
 
         try:

@@ -25,7 +25,10 @@ import pytest
 from langchain_core.messages import AIMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
-from test_studio import langgraph_dev  # noqa: F401 (the real `langgraph dev` server fixture)
+from test_studio import (  # noqa: F401 (the real `langgraph dev` server, one per module)
+    langgraph_dev,
+    langgraph_dev_server,
+)
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
