@@ -142,6 +142,20 @@ class Context:
             "reach; every other loopback, private or link-local address is refused."
         },
     )
+    mcp_config: str = field(
+        default_factory=lambda: _env("MEMENTO_MCP_CONFIG"),
+        metadata={
+            "description": 'The operator\'s MCP servers: an mcp.json ({"mcpServers": {...}}, '
+            "as Claude Desktop and Cursor write it) whose tools every skill is offered."
+        },
+    )
+    mcp_timeout_s: float = field(
+        default=20.0,
+        metadata={
+            "description": "Time limit to start and connect one MCP server, and of one MCP tool call.",
+            "gt": 0,
+        },
+    )
     workspace_dir: str = field(
         default="",
         metadata={"description": "Where per-run workspaces are created (empty: a temp dir)."},

@@ -49,6 +49,7 @@ class Resources:
         self.router: Any = router if router is not None else _default_router()
         self._synced: dict[int, str] = {}
         self._replay: Any = None  # id(index) -> library signature last synced
+        self._mcp: Any = None
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
         if role in self._models:
@@ -102,6 +103,15 @@ class Resources:
         from memento_skills.stores.settings import memento_home
 
         return RunLog(ctx.run_log or memento_home() / "runs.jsonl")
+
+    def mcp_attempts(self) -> Any:
+        """The MCP sessions of this process's open attempts (nodes/mcp_tools.py)."""
+        with self._lock:
+            if self._mcp is None:
+                from memento_skills.nodes.mcp_tools import McpAttempts
+
+                self._mcp = McpAttempts()
+            return self._mcp
 
     def replay_graph(self) -> Any:
         if self._replay is None:

@@ -214,6 +214,7 @@ def skills_validate(
     json_out: JsonOpt = False,
 ) -> None:
     """Validate skills (nothing is created or changed); exit code 1 when any is malformed."""
+    from memento_skills.stores.library import folder_mcp_servers
     from memento_skills.stores.paths import RefusedFileError, read_regular_file
     from memento_skills.stores.skill import (
         MAX_SKILL_FILE_BYTES,
@@ -243,7 +244,9 @@ def skills_validate(
         skill_md = target / SKILL_FILE
         try:
             data = read_regular_file(skill_md, MAX_SKILL_FILE_BYTES)
-            valid.append(parse_skill(data, skill_md, folder_name=target.name).name)
+            skill = parse_skill(data, skill_md, folder_name=target.name)
+            folder_mcp_servers(target, skill)  # its mcp.json, if it has one
+            valid.append(skill.name)
         except RefusedFileError as e:
             errors.append(SkillValidationError(skill_md, [Problem("file", e.problem, e.fix)]))
         except SkillValidationError as e:
@@ -585,6 +588,13 @@ def run(
             _fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
         option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
         _fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
+    if ctx is not None and ctx.mcp_config:
+        from memento_skills.stores.mcp_config import McpConfigError, load_file
+
+        try:
+            load_file(ctx.mcp_config, owner="operator")
+        except McpConfigError as e:
+            _fail(f"MEMENTO_MCP_CONFIG: {e}")
     if dir is not None:
         _existing_library_dir(dir)
     endpoint = _check_endpoint(base_url, model)

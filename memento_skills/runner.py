@@ -62,6 +62,8 @@ def describe(event: dict[str, Any]) -> str | None:
             flag = " (error)" if event.get("error") else ""
             out = str(event.get("output", "")).replace("\n", " ")[:100]
             return f"  {event.get('tool')}{flag} → {out}"
+        if kind == "mcp_unavailable":
+            return f"  MCP server {event.get('server')} unavailable: {event.get('reason')}"
         if kind == "finish" and event.get("error"):
             return f"  execution failed: {event.get('error')}"
         return None

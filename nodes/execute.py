@@ -42,8 +42,11 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
+from memento_skills.nodes.mcp_tools import McpAttempt, allows, operator_servers, plan
 from memento_skills.nodes.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.tools import make_tools
+from memento_skills.stores.mcp_config import is_mcp_tool_name
+from memento_skills.stores.skill import SkillValidationError
 from memento_skills.stores.trust import script_files, scripts_trusted
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
@@ -168,13 +171,17 @@ class _Execute:
         return self.resources.library(ctx).get(name)
 
     def _tools(self, state: ExecuteState, ctx: Context) -> list[BaseTool]:
+        """Our tools and the attempt's MCP tools, as the skill's allowed-tools lets them in."""
         skill = self._skill(state, ctx)
         library = self.resources.library(ctx)
         skill_dir = library.skill_dir(skill.name) if skill else None
-        return make_tools(
+        allowed = list(skill.allowed_tools) if skill and skill.allowed_tools else []
+        own = [t for t in allowed if not is_mcp_tool_name(t)]
+        tools = make_tools(
             Workspace(Path(state["workspace"]), isolation=ctx.sandbox_level),
             skill_dir=skill_dir,
-            allowed_tools=list(skill.allowed_tools) if skill and skill.allowed_tools else None,
+            # allowed-tools naming MCP tools only: of ours, submit_answer alone
+            allowed_tools=own or (["submit_answer"] if allowed else None),
             skill_trusted=scripts_trusted(skill, skill_dir) if skill and skill_dir else True,
             approve_script=self.resources.approve_script,
             limits=SandboxLimits(
@@ -185,6 +192,62 @@ class _Execute:
             web_search=ctx.web_search,
             fetch_allow_hosts=tuple(ctx.fetch_allow_hosts.split(",")),
         )
+        attempt = self._mcp(state, ctx)
+        mcp = [
+            t
+            for t in attempt.tools
+            if allows(allowed, str((t.metadata or {}).get("mcp_server")), t.name)
+        ]
+        if not mcp:
+            return tools
+        return [*(t for t in tools if t.name != "submit_answer"), *mcp, tools[-1]]
+
+    def _mcp(self, state: ExecuteState, ctx: Context) -> McpAttempt:
+        """This attempt's MCP sessions: opened once at its start (again only in a new process)."""
+        registry = self.resources.mcp_attempts()
+        attempt: McpAttempt | None = registry.get(state["workspace"])
+        if attempt is None:
+            attempt = self._open_mcp(state, ctx)
+            registry.put(state["workspace"], attempt)
+        return attempt
+
+    def _open_mcp(self, state: ExecuteState, ctx: Context) -> McpAttempt:
+        attempt = McpAttempt(ctx.mcp_timeout_s)
+        operator, config_error = operator_servers(ctx.mcp_config)
+        if config_error:
+            attempt.failures["operator config"] = config_error
+        skill = self._skill(state, ctx)
+        library = self.resources.library(ctx)
+        declared = []
+        if skill is not None:
+            try:
+                declared = library.mcp_servers(skill)
+            except SkillValidationError as e:
+                attempt.failures["skill mcp.json"] = " ".join(str(e).split())
+        if not operator and not declared:
+            return attempt
+        workspace = Workspace(Path(state["workspace"]), isolation=ctx.sandbox_level)
+        planned, skipped = plan(
+            operator=operator,
+            skill=declared,
+            skill_dir=library.skill_dir(skill.name) if skill is not None else None,
+            skill_trusted=scripts_trusted(skill, library.skill_dir(skill.name))
+            if skill is not None
+            else True,
+            allowed_tools=list(skill.allowed_tools) if skill is not None else [],
+            workspace=workspace,
+            limits=SandboxLimits(
+                wall_s=ctx.max_wall_s,
+                cpu_s=max(1, int(ctx.max_wall_s)),
+                memory_mb=ctx.sandbox_memory_mb,
+                disk_mb=ctx.sandbox_disk_mb,
+            ),
+            approve=self.resources.approve_script,
+            allow_hosts=tuple(ctx.fetch_allow_hosts.split(",")),
+        )
+        attempt.failures.update(skipped)
+        attempt.open(planned)
+        return attempt
 
     def _system_prompt(self, state: ExecuteState, ctx: Context, tools: list[BaseTool]) -> str:
         skill = self._skill(state, ctx)
@@ -227,17 +290,37 @@ class _Execute:
         inbox = attachments_dir(ctx)
         if inbox is not None:
             shutil.copytree(inbox, workspace, dirs_exist_ok=True)
-        tools = self._tools({**state, "workspace": str(workspace)}, ctx)
+        opened = ExecuteState(**{**state, "workspace": str(workspace)})
+        self.resources.mcp_attempts().put(str(workspace), self._open_mcp(opened, ctx))
+        tools = self._tools(opened, ctx)
+        failures = self._mcp(opened, ctx).failures
         system = self._system_prompt(state, ctx, tools)
+        if failures:
+            system += "\n\nMCP servers unavailable in this attempt: " + "; ".join(
+                f"{name} ({shorten(reason, 200)})" for name, reason in failures.items()
+            )
         task = task_text(state)
         emit(
             "execute",
             {"event": "start", "skill": state.get("selected_skill"), "workspace": str(workspace)},
         )
+        for name, reason in failures.items():
+            emit("execute", {"event": "mcp_unavailable", "server": name, "reason": reason})
         return {
             "workspace": str(workspace),
             "exec_messages": [SystemMessage(content=system), HumanMessage(content=task)],
-            "trajectory": [],
+            "trajectory": [
+                ToolStep(
+                    tool="mcp",
+                    args={"server": name},
+                    output=shorten(
+                        f"error: MCP server {name!r} is unavailable in this attempt: {reason}",
+                        MAX_TOOL_OUTPUT_IN_STATE,
+                    ),
+                    error=True,
+                )
+                for name, reason in failures.items()
+            ],
             "answer": None,
             "execute_error": None,
             "steps": 0,
@@ -413,6 +496,8 @@ class _Execute:
         skill = self._skill(state, ctx)
         if answer and skill is not None and skill.answer_pattern:
             answer = apply_answer_contract(answer, skill.answer_pattern)
+        if state.get("workspace"):
+            self.resources.mcp_attempts().close(str(state["workspace"]))
         emit("execute", {"event": "finish", "answer": answer, "error": error})
         text = answer if answer else f"(no answer: {error or 'unknown failure'})"
         usage = {

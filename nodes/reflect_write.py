@@ -44,6 +44,7 @@ from memento_skills.nodes.execute import earlier_step, task_attachments, task_te
 from memento_skills.nodes.gate import GateResult, run_gate
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.stores.cases import Case
+from memento_skills.stores.mcp_config import is_mcp_tool_name
 from memento_skills.stores.skill import (
     Skill,
     SkillError,
@@ -424,6 +425,8 @@ class _Reflect:
             applied += 1
         if patch.allowed_tools is not None:
             tools = tuple(t for t in patch.allowed_tools if t in TOOL_NAMES)
+            if tools:  # the writer is shown our tools only: the skill's MCP names stay
+                tools += tuple(t for t in skill.allowed_tools if is_mcp_tool_name(t))
             if tools and tools != skill.allowed_tools:
                 changes["allowed_tools"] = tools
                 applied += 1

@@ -450,13 +450,18 @@ class _Cgroups:
 _LAUNCHER = r"""
 import ctypes, json, os, platform, resource, signal, socket, stat, struct, sys
 cfg = json.loads(sys.argv[1])
-status_fd = cfg["status_fd"]
-os.set_inheritable(status_fd, False)
+status_fd = cfg["status_fd"]  # None: a long-lived child whose caller owns its stdio
+if status_fd is not None:
+    os.set_inheritable(status_fd, False)
 libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 
 def report(**kw):
+    if status_fd is None:
+        if "error" in kw:
+            os.write(2, (f"sandbox: {kw['error']}\n").encode())
+        return
     os.write(status_fd, (json.dumps(kw) + "\n").encode())
 
 def mount(src, tgt, fstype, flags, data=None):
@@ -848,46 +853,12 @@ class Workspace:
         if not argv:
             raise SandboxError("nothing to run: argv is empty")
         workdir = self.root if cwd is None else self._confined_cwd(cwd)
-        ro = [str(Path(sys.prefix).resolve()), str(Path(sys.base_prefix).resolve())]
-        ro += [str(Path(p).resolve()) for p in (*self.ro_paths, *ro_paths)]
-        big = lambda mb: int(mb * 2**20)  # noqa: E731
-        # A workspace that starts over the cap (large attachments) may not grow; one file can
-        # never take more than is left, and the pump watches the total while the run goes on.
-        used = disk_usage(self.root)
-        ceiling = max(big(limits.disk_mb), used)
-        file_cap = min(big(limits.file_mb), ceiling - used)
+        ceiling, _ = self._disk_caps(limits)
         cgroups = _Cgroups(limits) if os.geteuid() == 0 else None
         read_fd, write_fd = os.pipe()
-        cpu = int(limits.cpu_s)
-        rlimits = [
-            ("RLIMIT_CPU", cpu, cpu + 1),
-            ("RLIMIT_AS", big(limits.memory_mb), big(limits.memory_mb)),
-            ("RLIMIT_FSIZE", file_cap, file_cap),
-            ("RLIMIT_NPROC", limits.max_processes, limits.max_processes),
-            ("RLIMIT_CORE", 0, 0),
-        ]
-        config = {
-            "mode": self.isolation,
-            "status_fd": write_fd,
-            "cgroups": cgroups.procs_files if cgroups else [],
-            "newroot": _newroot_mountpoint() if self.isolation == "namespaces" else None,
-            "system_ro": SYSTEM_RO,
-            "devices": DEVICES,
-            "ro": sorted(set(ro)),
-            "workspace": str(self.root),
-            "tmp_mb": limits.memory_mb,
-            "rlimits": rlimits,
-            "uid": self.uid,
-            "gid": self.uid,
-            "cwd": str(workdir),
-            "argv": list(argv),
-            "landlock": self._landlock(ro, limits),
-            "seccomp": self.isolation != "namespaces"
-            and probe_isolation().seccomp
-            and not limits.network,
-        }
-        prefix = _unshare_argv(limits.network) if self.isolation == "namespaces" else []
-        launch = [*prefix, sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)]
+        launch = self._launch_argv(
+            argv, limits, workdir, ro_paths, write_fd, cgroups.procs_files if cgroups else []
+        )
         start = time.monotonic()
         since = time.time() - 1.0  # ctime of anything the run writes (a child cannot set it)
         try:
@@ -953,6 +924,88 @@ class Workspace:
             "write": [str(self.root)],
             "devices": [f"/dev/{name}" for name in DEVICES],
         }
+
+    def serve_argv(
+        self,
+        argv: Sequence[str],
+        limits: SandboxLimits | None = None,
+        *,
+        cwd: Path | str | None = None,
+        ro_paths: Sequence[Path | str] = (),
+    ) -> list[str]:
+        """The command that runs a long-lived argv (a stdio server) confined like `run` does.
+
+        The caller starts it (with `env()` as its whole environment) and owns its stdin and
+        stdout; the limits apply except the wall clock and the output cap, which are the
+        caller's to enforce. `cwd` may also be one of the read-only folders (the skill's).
+        """
+        limits = limits or SandboxLimits()
+        if self.refused:
+            raise SandboxError(self.refused)
+        if not argv:
+            raise SandboxError("nothing to run: argv is empty")
+        extra = [Path(p).resolve() for p in (*self.ro_paths, *ro_paths)]
+        if cwd is None:
+            workdir = self.root
+        elif any(Path(cwd).resolve().is_relative_to(p) for p in extra):
+            workdir = Path(cwd).resolve()
+        else:
+            workdir = self._confined_cwd(cwd)
+        return self._launch_argv(argv, limits, workdir, ro_paths, None, [])
+
+    def _launch_argv(
+        self,
+        argv: Sequence[str],
+        limits: SandboxLimits,
+        workdir: Path,
+        ro_paths: Sequence[Path | str],
+        status_fd: int | None,
+        cgroup_procs: list[str],
+    ) -> list[str]:
+        ro = [str(Path(sys.prefix).resolve()), str(Path(sys.base_prefix).resolve())]
+        ro += [str(Path(p).resolve()) for p in (*self.ro_paths, *ro_paths)]
+        big = lambda mb: int(mb * 2**20)  # noqa: E731
+        _, file_cap = self._disk_caps(limits)
+        cpu = int(limits.cpu_s)
+        rlimits = [
+            ("RLIMIT_CPU", cpu, cpu + 1),
+            ("RLIMIT_AS", big(limits.memory_mb), big(limits.memory_mb)),
+            ("RLIMIT_FSIZE", file_cap, file_cap),
+            ("RLIMIT_NPROC", limits.max_processes, limits.max_processes),
+            ("RLIMIT_CORE", 0, 0),
+        ]
+        config = {
+            "mode": self.isolation,
+            "status_fd": status_fd,
+            "cgroups": cgroup_procs,
+            "newroot": _newroot_mountpoint() if self.isolation == "namespaces" else None,
+            "system_ro": SYSTEM_RO,
+            "devices": DEVICES,
+            "ro": sorted(set(ro)),
+            "workspace": str(self.root),
+            "tmp_mb": limits.memory_mb,
+            "rlimits": rlimits,
+            "uid": self.uid,
+            "gid": self.uid,
+            "cwd": str(workdir),
+            "argv": list(argv),
+            "landlock": self._landlock(ro, limits),
+            "seccomp": self.isolation != "namespaces"
+            and probe_isolation().seccomp
+            and not limits.network,
+        }
+        prefix = _unshare_argv(limits.network) if self.isolation == "namespaces" else []
+        return [*prefix, sys.executable, "-I", "-S", "-c", _LAUNCHER, json.dumps(config)]
+
+    def _disk_caps(self, limits: SandboxLimits) -> tuple[int, int]:
+        """The workspace's byte ceiling for a run, and the most one file may take of it.
+
+        A workspace that starts over the cap (large attachments) may not grow; one file can
+        never take more than is left, and the pump watches the total while the run goes on.
+        """
+        used = disk_usage(self.root)
+        ceiling = max(int(limits.disk_mb * 2**20), used)
+        return ceiling, min(int(limits.file_mb * 2**20), ceiling - used)
 
     def _confined_cwd(self, cwd: Path | str) -> Path:
         path = Path(cwd)

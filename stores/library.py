@@ -39,6 +39,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from memento_skills.stores.mcp_config import MCP_FILE, McpConfigError, McpServer, parse_json
 from memento_skills.stores.paths import (
     RefusedFileError,
     read_regular_file,
@@ -177,7 +178,7 @@ class SkillLibrary:
         self._meta = self.root / META_DIR
         self._lock_timeout_s = lock_timeout_s
         # name -> (stat signature of SKILL.md, parsed skill or its validation error)
-        self._cache: dict[str, tuple[tuple[int, int, int], Skill | SkillValidationError]] = {}
+        self._cache: dict[str, tuple[tuple[int, ...], Skill | SkillValidationError]] = {}
         self.errors: list[SkillValidationError] = []
         self._locks: dict[str, FileLock] = {}  # one per name, so nested locking re-enters
         self._tmp = self._meta / "tmp"
@@ -245,7 +246,7 @@ class SkillLibrary:
             return SkillValidationError(
                 path, [Problem("file", "is not a regular file (symlink?)", "make it a plain file")]
             )
-        sig = (st.st_ino, st.st_size, st.st_mtime_ns)
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns, *_stat_sig(self.root / folder / MCP_FILE))
         cached = self._cache.get(folder)
         if cached is not None and cached[0] == sig:
             return cached[1]
@@ -266,6 +267,7 @@ class SkillLibrary:
                 result = parse_skill(
                     read_regular_file(path, MAX_SKILL_FILE_BYTES), path, folder_name=folder
                 )
+                folder_mcp_servers(self.root / folder, result)  # a bad mcp.json: invalid skill
             except SkillValidationError as e:
                 result = e
             except RefusedFileError as e:
@@ -292,6 +294,10 @@ class SkillLibrary:
 
     def skill_dir(self, name: str) -> Path:
         return safe_skill_dir(self.root, name)
+
+    def mcp_servers(self, skill: Skill) -> list[McpServer]:
+        """The MCP servers a skill declares: its frontmatter's, then its folder's mcp.json."""
+        return folder_mcp_servers(self.skill_dir(skill.name), skill)
 
     def list_files(self, name: str) -> list[str]:
         """Relative paths of the skill's files besides SKILL.md (scripts, references, assets)."""
@@ -1041,3 +1047,41 @@ def _is_binary(data: bytes | None) -> bool:
     except UnicodeDecodeError:
         return True
     return False
+
+
+def _stat_sig(path: Path) -> tuple[int, int, int]:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def folder_mcp_servers(folder: Path, skill: Skill) -> list[McpServer]:
+    """`skill`'s MCP servers with its folder's mcp.json; SkillValidationError if that is bad."""
+    path = folder / MCP_FILE
+    if not path.is_file() or path.is_symlink():
+        return list(skill.mcp_servers)
+    try:
+        extra = parse_json(path.read_bytes(), where="", owner="skill")
+    except McpConfigError as e:
+        where = f"{e.where}: " if e.where else ""
+        raise SkillValidationError(path, [Problem(MCP_FILE, where + e.problem, e.fix)]) from None
+    except OSError as e:
+        raise SkillValidationError(
+            path, [Problem(MCP_FILE, f"unreadable: {e}", "check it")]
+        ) from None
+    declared = {s.name for s in skill.mcp_servers}
+    twice = sorted(declared & {s.name for s in extra})
+    if twice:
+        raise SkillValidationError(
+            path,
+            [
+                Problem(
+                    MCP_FILE,
+                    f"server(s) {', '.join(twice)} also declared in the frontmatter",
+                    "declare each server in one place",
+                )
+            ],
+        )
+    return [*skill.mcp_servers, *extra]

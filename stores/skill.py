@@ -21,6 +21,13 @@ import regex
 import yaml
 
 from memento_skills.stores.frontmatter_yaml import load_yaml, render_frontmatter, split_document
+from memento_skills.stores.mcp_config import (
+    McpConfigError,
+    McpServer,
+    is_mcp_tool_name,
+    parse_json,
+    to_json_text,
+)
 
 SKILL_FILE = "SKILL.md"
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -168,6 +175,9 @@ class Skill:
     """Policy: the tools the first steps must call, in order (e.g. python, then submit_answer)."""
     answer_pattern: str | None = None
     """Policy: the answer contract — a regex; its last match in the answer is the answer."""
+    mcp_servers: tuple[McpServer, ...] = ()
+    """The MCP servers its frontmatter declares (`metadata.memento-mcp-servers`); an `mcp.json`
+    in its folder may declare more (see stores/mcp_config.py)."""
     metadata: dict[str, str] = field(default_factory=dict)  # user metadata, not memento-*
     version: int = 1
     parent_version: int | None = None
@@ -229,6 +239,8 @@ class Skill:
             meta["memento-first-tool"] = " ".join(self.first_tools)
         if self.answer_pattern:
             meta["memento-answer-pattern"] = self.answer_pattern
+        if self.mcp_servers:
+            meta["memento-mcp-servers"] = to_json_text(list(self.mcp_servers))
         if self.source:
             meta["memento-source"] = self.source
         if self.trust_by:
@@ -303,6 +315,7 @@ _MEMENTO_KEYS = {
     "memento-parent-version",
     "memento-first-tool",
     "memento-answer-pattern",
+    "memento-mcp-servers",
 }
 ORIGINAL_KEYS = (
     "memento-original-allowed-tools",
@@ -519,7 +532,10 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
             )
 
     tools_raw = fm.get("allowed-tools")
-    tool_fix = f"use the agent's tool names: {', '.join(AGENT_TOOLS)}"
+    tool_fix = (
+        f"use the agent's tool names ({', '.join(AGENT_TOOLS)}) or MCP tools as "
+        "mcp__<server> or mcp__<server>__<tool>"
+    )
     allowed_tools: tuple[str, ...] = ()
     if tools_raw is not None:
         if isinstance(tools_raw, str):
@@ -534,8 +550,12 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
                     "write e.g. `allowed-tools: python read_file`",
                 )
             )
-    if any(t not in AGENT_TOOLS for t in allowed_tools):
-        unknown = [t for t in split_tool_names(tools_raw) if t not in AGENT_TOOLS]
+    if any(t not in AGENT_TOOLS and not is_mcp_tool_name(t) for t in allowed_tools):
+        unknown = [
+            t
+            for t in split_tool_names(tools_raw)
+            if t not in AGENT_TOOLS and not is_mcp_tool_name(t)
+        ]
         problems.append(
             Problem(
                 "allowed-tools",
@@ -598,7 +618,7 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
         )
 
     first_tools = tuple(meta.get("memento-first-tool", "").split())
-    bad_first = [t for t in first_tools if t not in AGENT_TOOLS]
+    bad_first = [t for t in first_tools if t not in AGENT_TOOLS and not is_mcp_tool_name(t)]
     if bad_first:
         problems.append(
             Problem(
@@ -634,6 +654,15 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
                         "fix the regex; its last match in an answer becomes the answer",
                     )
                 )
+
+    mcp_servers: tuple[McpServer, ...] = ()
+    mcp_raw = meta.get("memento-mcp-servers")
+    if mcp_raw:
+        try:
+            mcp_servers = tuple(parse_json(mcp_raw, where="", owner="skill", bare_ok=True))
+        except McpConfigError as e:
+            where = f"{e.where}: " if e.where else ""
+            problems.append(Problem("metadata.memento-mcp-servers", where + e.problem, e.fix))
 
     body = doc.body.strip()
     if not body:
@@ -673,6 +702,7 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
         allowed_tools=allowed_tools,
         first_tools=first_tools,
         answer_pattern=answer_pattern,
+        mcp_servers=mcp_servers,
         metadata={
             k: v for k, v in meta.items() if not k.startswith(MEMENTO_PREFIX) or k in ORIGINAL_KEYS
         },
