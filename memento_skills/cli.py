@@ -529,9 +529,16 @@ def run(
     dir: DirOpt = None,
     index: Annotated[Path | None, typer.Option(help="Index folder.")] = None,
     write_policy: Annotated[
-        str, typer.Option(help="What the write phase may change: off, create, refine, full.")
-    ] = "full",
-    max_attempts: Annotated[int, typer.Option(help="Attempts per task.")] = 2,
+        str | None,
+        typer.Option(
+            help="What the write phase may change: off, create, refine, full "
+            "(default full; off on the offline smoke model)."
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(help="Attempts per task (default 2; 1 on the offline smoke model)."),
+    ] = None,
     approve: Annotated[
         bool, typer.Option("--approve", help="Ask before any change to the library is written.")
     ] = False,
@@ -563,20 +570,26 @@ def run(
     executor failed, 2 for a bad option, 3 when the model endpoint cannot be reached (checked
     before the run).
     """
+    from memento_skills.graph.models import resolve_settings
     from memento_skills.graph.validation import RunRefused, check_context, check_input
     from memento_skills.runner import NoTaskToResume, UnfinishedTask, describe, run_task
+    from memento_skills.smoke_run import SMOKE_MODEL_ENV, SMOKE_NOTICE, is_smoke_model, smoke_fields
 
-    fields: dict[str, Any] = {
-        "write_policy": write_policy,
-        "max_attempts": max_attempts,
+    given: dict[str, Any] = {
         "approval_required": approve,
         "skills_dir": str(dir) if dir else "",
         "index_dir": str(index) if index else "",
     }
+    if write_policy is not None:
+        given["write_policy"] = write_policy
+    if max_attempts is not None:
+        given["max_attempts"] = max_attempts
     if base_url:
-        fields["base_url"] = base_url
+        given["base_url"] = base_url
     if model:
-        fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
+        given.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
+    settings = resolve_settings("executor", base_url=base_url, model=model)
+    fields = smoke_fields(settings, given)
     if thread is not None and not thread.strip():
         _fail("--thread: the thread id is empty; give a name, e.g. --thread my-task")
     try:  # the graph checks again as the run starts; here it fails before the library is seeded
@@ -603,6 +616,10 @@ def run(
     announce_sandbox()
     if not json_out:
         _library(dir)  # seeds a new library before the first run, visibly
+    if is_smoke_model(settings):
+        err.print(SMOKE_NOTICE, markup=False, highlight=False)
+        for name, value in SMOKE_MODEL_ENV.items():
+            os.environ.setdefault(name, value)  # read when the graph builds each role's model
 
     terminal = threading.Lock()  # one speaker at a time: progress lines or the script prompt
 
