@@ -50,7 +50,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
@@ -135,7 +135,7 @@ def _canonical_number(raw: str) -> str:
     """One spelling per value, so "1,234", "1234" and "1234.0" are the same token."""
     try:
         value = Decimal(raw.replace(",", "")).normalize()
-    except InvalidOperation:
+    except ArithmeticError:  # not a number, or an exponent past Decimal's range (1e999999999)
         return raw
     if abs(value.adjusted()) > 40:  # keep "1e999" short instead of printing every digit
         return str(value)
@@ -517,14 +517,21 @@ class GoldScan:
             return "reversed"
         if classify(gold) == "number" and self.values:
             target = _value_of(gold)
-            if target in self.values or -target in self.values:
+            if target is not None and (target in self.values or -target in self.values):
                 return "arithmetic"
         return None
 
 
 @lru_cache(maxsize=_GOLDS_CACHED)
-def _value_of(gold: str) -> Fraction:
-    return Fraction(Decimal(_gold_number(gold)))
+def _value_of(gold: str) -> Fraction | None:
+    """The gold's exact value; None when it is not finite or too large to compare cheaply."""
+    try:
+        value = Decimal(_gold_number(gold))
+    except ArithmeticError:
+        return None
+    if not value.is_finite() or abs(value.adjusted()) > 40:
+        return None
+    return Fraction(value)
 
 
 def find_gold(text: str, gold: str) -> Form | None:

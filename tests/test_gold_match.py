@@ -128,3 +128,10 @@ def test_a_5kb_skill_is_checked_in_milliseconds() -> None:
     per_scan = (time.perf_counter() - started) / runs
     print(f"gold matcher on a 5 KB skill: {per_scan * 1000:.1f} ms")
     assert per_scan < 0.25
+
+
+def test_numbers_past_decimals_range_are_text_not_a_crash() -> None:
+    # an exponent past Decimal's range raised decimal.Overflow from the leak scan after a run
+    assert find_gold("see 1e999999999 and 9E+999999999 here", "7006652") is None
+    assert find_gold("the answer is 1e999999999", "1e999999999") == "verbatim"
+    assert find_gold("7000000 + 6652", "1e999999999") is None  # never expanded to its digits
