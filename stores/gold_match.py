@@ -50,7 +50,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Literal
@@ -131,10 +131,15 @@ def classify(gold: str) -> AnswerKind:
 # --- verbatim: tokens and phrases --------------------------------------------------------------
 
 
+_EXACT = Context(prec=100, Emax=MAX_EMAX, Emin=MIN_EMIN)
+"""Our own decimal context: a library that sets the thread's (reasoning-gym sets its precision)
+must not change how a number is spelled here."""
+
+
 def _canonical_number(raw: str) -> str:
     """One spelling per value, so "1,234", "1234" and "1234.0" are the same token."""
     try:
-        value = Decimal(raw.replace(",", "")).normalize()
+        value = Decimal(raw.replace(",", "")).normalize(_EXACT)
     except ArithmeticError:  # not a number, or an exponent past Decimal's range (1e999999999)
         return raw
     if abs(value.adjusted()) > 40:  # keep "1e999" short instead of printing every digit

@@ -135,3 +135,14 @@ def test_numbers_past_decimals_range_are_text_not_a_crash() -> None:
     assert find_gold("see 1e999999999 and 9E+999999999 here", "7006652") is None
     assert find_gold("the answer is 1e999999999", "1e999999999") == "verbatim"
     assert find_gold("7000000 + 6652", "1e999999999") is None  # never expanded to its digits
+
+
+def test_a_library_that_changes_the_decimal_context_changes_no_match() -> None:
+    # reasoning-gym sets the thread's decimal precision; a hex digest reads as 2e3826553293
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 2
+        assert find_gold("the answer is 7,006,652", "7006652") == "verbatim"
+        assert find_gold("a round 7000000", "7006652") is None  # not rounded to the same value
+        assert find_gold("digest 2e3826553293ab", "7006652") is None
