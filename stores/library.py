@@ -174,6 +174,7 @@ class SkillLibrary:
 
     def __init__(self, root: Path | str, *, lock_timeout_s: float = 30.0):
         self.root = Path(root).expanduser().absolute()
+        self._root_str = str(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._meta = self.root / META_DIR
         self._lock_timeout_s = lock_timeout_s
@@ -226,7 +227,9 @@ class SkillLibrary:
         return [s.name for s in self.skills()]
 
     def _load_entry(self, folder: str) -> Skill | SkillValidationError:
-        path = self.root / folder / SKILL_FILE
+        # string paths on the hit path: scan() runs on every routed task, a stat or two per skill
+        base = os.path.join(self._root_str, folder)
+        skill_md = os.path.join(base, SKILL_FILE)
         name_problems = check_name(folder)
         if name_problems:
             return SkillValidationError(
@@ -237,19 +240,21 @@ class SkillLibrary:
                 ],
             )
         try:
-            st = os.lstat(path)  # one syscall; scan() runs on every routed task
+            st = os.lstat(skill_md)
         except FileNotFoundError:
+            path = Path(skill_md)
             return SkillValidationError(
                 path, [Problem("file", "SKILL.md is missing", "add a SKILL.md with frontmatter")]
             )
+        sig = (st.st_ino, st.st_size, st.st_mtime_ns, *_stat_sig(os.path.join(base, MCP_FILE)))
+        cached = self._cache.get(folder)
+        if cached is not None and cached[0] == sig:
+            return cached[1]
+        path = Path(skill_md)
         if not stat.S_ISREG(st.st_mode):
             return SkillValidationError(
                 path, [Problem("file", "is not a regular file (symlink?)", "make it a plain file")]
             )
-        sig = (st.st_ino, st.st_size, st.st_mtime_ns, *_stat_sig(self.root / folder / MCP_FILE))
-        cached = self._cache.get(folder)
-        if cached is not None and cached[0] == sig:
-            return cached[1]
         result: Skill | SkillValidationError
         if st.st_size > MAX_SKILL_FILE_BYTES:
             result = SkillValidationError(
@@ -1049,7 +1054,7 @@ def _is_binary(data: bytes | None) -> bool:
     return False
 
 
-def _stat_sig(path: Path) -> tuple[int, int, int]:
+def _stat_sig(path: Path | str) -> tuple[int, int, int]:
     try:
         st = os.lstat(path)
     except FileNotFoundError:
