@@ -289,6 +289,8 @@ BOOKKEEPING_KEYS = frozenset(
         "memento-trust-by",
         "memento-trust-at",
         "memento-trust-digest",
+        "memento-change",
+        "memento-outcomes",
         "memento-parent-version",
     }
 )

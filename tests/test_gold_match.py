@@ -146,3 +146,18 @@ def test_a_library_that_changes_the_decimal_context_changes_no_match() -> None:
         assert find_gold("the answer is 7,006,652", "7006652") == "verbatim"
         assert find_gold("a round 7000000", "7006652") is None  # not rounded to the same value
         assert find_gold("digest 2e3826553293ab", "7006652") is None
+
+
+def test_the_librarys_change_keys_are_not_authored_text() -> None:
+    # a change key's hex reads as numbers ("1e2" is 100): the gate refused a skill at random
+    from memento_skills.stores.skill import Skill
+
+    skill = Skill(
+        name="reader",
+        description="Read the number in data.txt. Use when a task attaches a data file.",
+        body="Read data.txt with read_file and answer with the number in it.",
+        change="run-3fa1e2b9:1:refine",
+        outcomes=("run-0041aa:1:utility",),
+    )
+    assert "1e2" in skill.to_markdown() and "0041" in skill.to_markdown()
+    assert not gives_away(skill.authored_text(), ["100", "41"])
