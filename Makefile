@@ -29,8 +29,12 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
+# A wrong answer (exit 1: the offline smoke model often gives one) still means the loop ran end to
+# end; any other failure (bad input 2, unreachable 3, ...) fails the target.
 run: $(VENV)/.installed-run
-	$(BIN)/memento run "$(TASK)" $(if $(GOLD),--ground-truth "$(GOLD)")
+	@$(BIN)/memento run "$(TASK)" $(if $(GOLD),--ground-truth "$(GOLD)"); code=$$?; \
+	if [ $$code -eq 1 ]; then echo "make run: the loop ran end to end; the task's answer was wrong (exit 1)" >&2; \
+	elif [ $$code -ne 0 ]; then exit $$code; fi
 
 # mypy sees the installed layout (memento_skills.graph = graph/, ...) through a tree of symlinks.
 .mypy_tree: $(wildcard memento_skills/*.py)
