@@ -575,19 +575,27 @@ class SkillLibrary:
         open undoes it (`recover_trials`). The marker's lock is held meanwhile, so another
         process never undoes a trial that is still running.
         """
+        record = {"skill": name, "version": version, "base_version": base_version}
+        with self._trial_marker(name, record):
+            try:
+                yield
+            except BaseException:
+                self.take_back(name, version, base_version)
+                raise
+
+    @contextlib.contextmanager
+    def _trial_marker(self, name: str, record: Mapping[str, object]) -> Iterator[None]:
+        """Hold `name`'s trial lock with `record` on disk until the block ends (a killed
+        process leaves the record for `recover_trials`)."""
         folder = self._meta / "trials"
         folder.mkdir(parents=True, exist_ok=True)
         safe_skill_dir(self.root, name)
         lock = FileLock(folder / f"{name}.lock", timeout=self._lock_timeout_s)
         marker = folder / f"{name}.json"
         with lock:
-            record = {"skill": name, "version": version, "base_version": base_version}
             atomic_write(marker, json.dumps(record).encode("utf-8"))
             try:
                 yield
-            except BaseException:
-                self.take_back(name, version, base_version)
-                raise
             finally:
                 marker.unlink(missing_ok=True)
 
@@ -621,14 +629,8 @@ class SkillLibrary:
         not even in history, because the task that made it writes it again when resumed (and
         finds it with `find_change` if it got further), so each change is recorded once.
         """
-        folder = self._meta / "trials"
-        folder.mkdir(parents=True, exist_ok=True)
-        safe_skill_dir(self.root, name)
-        lock = FileLock(folder / f"{name}.lock", timeout=self._lock_timeout_s)
-        marker = folder / f"{name}.json"
-        with lock:
-            record = {"skill": name, "base_version": base_version, "change": change}
-            atomic_write(marker, json.dumps(record).encode("utf-8"))
+        record = {"skill": name, "base_version": base_version, "change": change}
+        with self._trial_marker(name, record):
             try:
                 yield
             except BaseException:
@@ -636,8 +638,6 @@ class SkillLibrary:
                 if found is not None and found[1]:
                     self.take_back(name, found[0], base_version)
                 raise
-            finally:
-                marker.unlink(missing_ok=True)
 
     def discard_change(self, name: str, change: str, base_version: int | None) -> bool:
         """Undo the unvetted live version that the change keyed `change` wrote, as if it had

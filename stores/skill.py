@@ -294,38 +294,17 @@ BOOKKEEPING_KEYS = frozenset(
         "memento-parent-version",
     }
 )
-"""Metadata the library writes itself; the other `memento-` keys (first tool, answer pattern)
-carry what a writer proposed."""
-
-_MEMENTO_INT_KEYS = {
-    "memento-version": 1,
-    "memento-successes": 0,
-    "memento-failures": 0,
-}
-_MEMENTO_KEYS = {
-    *_MEMENTO_INT_KEYS,
-    "memento-provenance",
-    "memento-trusted",
-    "memento-created",
-    "memento-updated",
-    "memento-source",
-    "memento-trust-by",
-    "memento-trust-at",
-    "memento-trust-digest",
-    "memento-change",
-    "memento-outcomes",
-    "memento-parent-version",
-    "memento-first-tool",
-    "memento-answer-pattern",
-    "memento-mcp-servers",
-}
+"""Metadata the library writes itself: never authored text, so never scanned for golds."""
+PROPOSED_KEYS = frozenset({"memento-first-tool", "memento-answer-pattern", "memento-mcp-servers"})
+"""Memento's metadata that carries what a writer (or a skill's author) proposed."""
 ORIGINAL_KEYS = (
     "memento-original-allowed-tools",
     "memento-original-description",
     "memento-original-compatibility",
 )
 """What an import adapted, as the author wrote it: kept with the user's metadata, never reset."""
-_MEMENTO_KEYS |= set(ORIGINAL_KEYS)
+_MEMENTO_KEYS = BOOKKEEPING_KEYS | PROPOSED_KEYS | set(ORIGINAL_KEYS)
+"""Every `memento-` key the library knows: one list per kind, so a new key is written once."""
 
 
 def _as_int(meta: dict[str, str], key: str, default: int | None, problems: list[Problem]) -> Any:
