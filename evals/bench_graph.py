@@ -24,18 +24,18 @@ from typing import Any
 from memento_skills.evals.bench_store import write_library
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context, WritePolicy
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.models import ROLE_KEY, UsageTracker
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill
+from memento_skills.testing import ScriptedChatModel
 
 ANSWER = "42"
 TOKEN_UNIT = "whitespace-separated words of the prompt messages (tool schemas excluded)"
 
 
 def _words(text: str) -> int:
-    """The scripted model's token unit (see fake_chat), so listing and prompts compare."""
+    """The scripted model's token unit (see memento_skills.testing), so listing and prompts compare."""
     return len(text.split())
 
 

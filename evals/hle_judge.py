@@ -16,8 +16,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from pydantic import BaseModel, Field
 
-from memento_skills.evals.suites import Score
 from memento_skills.graph.models import UsageTracker, structured
+from memento_skills.nodes.scoring import Score
 
 HLE_JUDGE_PROMPT = """Decide whether the response below answers the question correctly, judged \
 only against the precise, unambiguous correct answer given.

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memento_skills.evals.scorers import exact_match
+from memento_skills.nodes.scoring import Score, exact_match
 
 SPLITS = ("train", "test")
 SUITE_NAMES = ("gaia", "hle", "reasoning-gym", "jsonl")
@@ -70,17 +70,6 @@ class Task:
             f"{self.question}\n\nAttached file(s): {names} — in your workspace folder; "
             "read them with the file tools or from Python by that name."
         )
-
-
-@dataclass(frozen=True)
-class Score:
-    """A suite's judgement of one answer; `usage` is the judge model's tokens, when one was asked."""
-
-    correct: bool
-    score: float
-    method: str
-    extracted: str | None = None
-    usage: Mapping[str, Any] | None = None
 
 
 Judge = Any

@@ -20,7 +20,12 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field
 
-from memento_skills.evals.scorers import (
+from memento_skills.graph.context import Context
+from memento_skills.graph.events import emit
+from memento_skills.graph.models import structured
+from memento_skills.graph.resources import Resources
+from memento_skills.graph.state import State, Verdict
+from memento_skills.nodes.scoring import (
     classify,
     contains_gold,
     exact_match,
@@ -28,11 +33,6 @@ from memento_skills.evals.scorers import (
     parse_number,
     split_list,
 )
-from memento_skills.graph.context import Context
-from memento_skills.graph.events import emit
-from memento_skills.graph.models import structured
-from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import State, Verdict
 
 MAX_PROMPT_FIELD_CHARS = 6_000
 MAX_QUOTED_ANSWER_CHARS = 80

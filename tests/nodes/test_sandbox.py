@@ -664,7 +664,7 @@ def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals
     server.bind(("127.0.0.1", 0))
     server.listen(4)
     server.setblocking(False)
-    sandbox_py = Path(__file__).resolve().parents[1] / "nodes" / "sandbox.py"
+    sandbox_py = Path(__file__).resolve().parents[2] / "nodes" / "sandbox.py"
     try:
         proc = subprocess.run(
             [

@@ -10,12 +10,12 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.execute import build_execute_graph
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Skill
+from memento_skills.testing import ScriptedChatModel
 
 
 def call(name: str, **args: Any) -> AIMessage:

@@ -19,7 +19,7 @@ import pytest
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import AGENT_TOOLS, SKILL_FILE, Skill, parse_skill
 
-SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
+SKILLS_DIR = Path(__file__).resolve().parents[2] / "skills"
 EXPECTED = {"web-search", "terminal", "filesystem", "python", "skill-creator"}
 REFERENCE = re.compile(r"(?<![\w/.-])((?:references|scripts|assets)/[\w./-]*[\w-])")
 MAX_BODY_LINES = 150

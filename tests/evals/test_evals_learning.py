@@ -1,7 +1,7 @@
 """The learning-loop runner through the real graph, library, index and sandbox, with scripted models.
 
 The scripted executor solves reasoning-gym `products` tasks only once the learned multiplication
-skill is in its prompt (tests/scripted_learner.py), so the accuracy curve must rise over rounds
+skill is in its prompt (tests/support/scripted_learner.py), so the accuracy curve must rise over rounds
 when writes are on and stay flat when they are off. Interruptions are real: an exception after K
 results, and a SIGKILL of a subprocess mid-run.
 """
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_learner import SKILL, product_of, scripted_resources
 
 from memento_skills.evals.learning import (
     EndpointError,
@@ -38,7 +37,9 @@ from memento_skills.evals.suites import ReasoningGymSuite
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.run_log import RunLog
 
-TESTS = Path(__file__).resolve().parent
+from support.scripted_learner import SKILL, product_of, scripted_resources
+
+TESTS = Path(__file__).resolve().parents[1]
 MEMENTO = shutil.which("memento") or str(TESTS.parent / ".venv/bin/memento")
 TRAIN, TEST, ROUNDS = 4, 3, 2
 SETTINGS = RunSettings(max_attempts=1, train_temperature=0.0)
@@ -182,7 +183,7 @@ def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
 KILLED_RUN = """
 import sys
 sys.path.insert(0, {tests!r})
-from scripted_learner import scripted_resources
+from support.scripted_learner import scripted_resources
 from memento_skills.evals.learning import LearningRun, RunSettings
 from memento_skills.evals.report import compare
 from memento_skills.evals.suites import ReasoningGymSuite
@@ -250,7 +251,7 @@ def test_an_endpoint_outage_stops_the_run_without_recording_failures(
     import openai
     from langchain_openai.chat_models.base import OpenAIConnectionError
 
-    from memento_skills.graph.fake_chat import ScriptedChatModel
+    from memento_skills.testing import ScriptedChatModel
 
     error = OpenAIConnectionError if wrapped else openai.APIConnectionError
 

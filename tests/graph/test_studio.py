@@ -37,7 +37,7 @@ from typing_extensions import is_typeddict
 
 from memento_skills.graph.context import Context
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LANGGRAPH = Path(sys.executable).parent / "langgraph"  # the CLI of the venv running pytest
 STARTUP_TIMEOUT_S = 120.0
 ANSWER = "42"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
+MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
 
 
 def memento(

@@ -6,7 +6,7 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
-from memento_skills.graph.fake_chat import ScriptedChatModel, ScriptExhaustedError
+from memento_skills.testing import ScriptedChatModel, ScriptExhaustedError
 
 
 class Answer(BaseModel):

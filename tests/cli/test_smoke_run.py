@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from scripted_endpoint import scripted_endpoint
 from test_cli_errors import ENDPOINT_VARS, memento
 
 from memento_skills.graph.models import resolve_settings
 from memento_skills.smoke_run import SMOKE_BOUNDS, is_smoke_model, smoke_fields
+
+from support.scripted_endpoint import scripted_endpoint
 
 NOTICE_WORDS = ("135M smoke-test model", "MEMENTO_BASE_URL", "OPENAI_API_KEY", "MEMENTO_GGUF")
 
@@ -116,7 +117,7 @@ def test_the_real_first_run_ends_in_about_two_minutes(home: Path) -> None:
 
 def test_the_measurement_suite_is_22_tasks_all_in_test(home: Path) -> None:
     """evals/data/simple_tools.jsonl: the README's sample task and 21 simple tool tasks."""
-    suite = Path(__file__).resolve().parents[1] / "evals" / "data" / "simple_tools.jsonl"
+    suite = Path(__file__).resolve().parents[2] / "evals" / "data" / "simple_tools.jsonl"
     proc = memento(
         "suites", "show", "jsonl", "--path", str(suite), "--train-fraction", "0.01", "--json",
         home=home,

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_endpoint import forced_tool, scripted_endpoint
 
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.router_weights import RouterWeightsStore, weights_dir
 from memento_skills.stores.run_log import RunLog
 
-TESTS = Path(__file__).parent
+from support.scripted_endpoint import forced_tool, scripted_endpoint
+
+TESTS = Path(__file__).resolve().parents[1]
 TASK = "Solve this multiplication: 123 * 456"
 GOLD = "56088"
 THREAD = "durable-thread"
@@ -31,7 +32,7 @@ CHILD = textwrap.dedent(
 
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    import scripted_learner
+    from support import scripted_learner
     from memento_skills.graph.builder import build_graph
     from memento_skills.graph.context import Context
     from memento_skills.nodes.router import LearnedRouter

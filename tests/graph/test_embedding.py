@@ -25,10 +25,10 @@ from typing_extensions import TypedDict
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
+from memento_skills.testing import ScriptedChatModel
 
 SKILL = "multiply-large-integers"
 QUESTION = "What is the product of 1234 and 5678?"

@@ -24,7 +24,6 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, SecretStr
 
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.models import (
     DEFAULT_OPENAI_MODEL,
     EndpointUnreachableError,
@@ -40,6 +39,7 @@ from memento_skills.graph.models import (
     served_model,
     structured,
 )
+from memento_skills.testing import ScriptedChatModel
 
 ENV_VARS = (
     "OPENAI_API_KEY",

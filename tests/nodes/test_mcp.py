@@ -32,7 +32,6 @@ from test_studio import (  # noqa: F401 (the real `langgraph dev` server, one pe
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.execute import build_execute_graph
 from memento_skills.stores.index import SkillIndex
@@ -40,8 +39,9 @@ from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.mcp_config import McpConfigError, load_file
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import SkillValidationError
+from memento_skills.testing import ScriptedChatModel
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 SERVER = """
 import os, sys, time

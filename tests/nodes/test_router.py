@@ -440,8 +440,8 @@ def test_embedder_dimension_change_disables_learning_with_a_reason(world: dict[s
 def test_the_graph_feeds_every_judged_run_to_the_router(tmp_path: Path) -> None:
     from memento_skills.graph.builder import build_graph
     from memento_skills.graph.context import Context
-    from memento_skills.graph.fake_chat import ScriptedChatModel
     from memento_skills.stores.settings import open_library
+    from memento_skills.testing import ScriptedChatModel
 
     library = open_library(tmp_path / "skills")
     index = SkillIndex(tmp_path / "index")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memento_skills.evals.scorers import classify, contains_gold, exact_match, parse_number
+from memento_skills.nodes.scoring import classify, contains_gold, exact_match, parse_number
 
 
 @pytest.mark.parametrize(

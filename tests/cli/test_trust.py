@@ -27,7 +27,7 @@ from memento_skills.stores.packs import import_pack
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.trust import scripts_trusted
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
+MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
 FAST = SandboxLimits(wall_s=10, memory_mb=512)
 TASK = "Make an animated GIF for chat about cats"
 MAKE_PY = (

@@ -1,7 +1,7 @@
 """Errors of the `memento` command: one line, the documented exit code, nothing created by a typo.
 
 Every test runs the real command as a subprocess; "unreachable" is a closed loopback port and the
-model is a scripted OpenAI-compatible endpoint on loopback (tests/scripted_endpoint.py).
+model is a scripted OpenAI-compatible endpoint on loopback (tests/support/scripted_endpoint.py).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_endpoint import forced_tool, scripted_endpoint
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
+from support.scripted_endpoint import forced_tool, scripted_endpoint
+
+MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
 ENDPOINT_VARS = ("MEMENTO_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MEMENTO_MODEL")
 
 

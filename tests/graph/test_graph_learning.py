@@ -17,11 +17,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.run_log import RunLog
 from memento_skills.stores.settings import open_library
+from memento_skills.testing import ScriptedChatModel
 
 MULTIPLY_SKILL = "multiply-large-integers"
 GOLD = str(1234 * 5678)

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from scripted_endpoint import forced_tool, scripted_endpoint
+from support.scripted_endpoint import forced_tool, scripted_endpoint
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def snippet() -> str:

@@ -9,9 +9,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from memento_skills.evals.scorers import contains_gold
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import State
 from memento_skills.nodes.judge import (
@@ -23,6 +21,8 @@ from memento_skills.nodes.judge import (
     judge,
     scrub,
 )
+from memento_skills.nodes.scoring import contains_gold
+from memento_skills.testing import ScriptedChatModel
 
 TASK = "Which London landmark held the Crown Jewels in 1700? Answer with its name only."
 GOLD = "The Tower of London"

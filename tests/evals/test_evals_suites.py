@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_learner import scripted_resources
 
 from memento_skills.evals.leaks import find_leaks
 from memento_skills.evals.learning import LearningRun, RunSettings, load_results
-from memento_skills.evals.scorers import contains_gold
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import (
     GaiaSuite,
@@ -30,10 +28,13 @@ from memento_skills.evals.suites import (
     load_suite,
     suite_from_spec,
 )
-from memento_skills.graph.fake_chat import ScriptedChatModel
+from memento_skills.nodes.scoring import contains_gold
 from memento_skills.stores.settings import open_library, seed_skills_dir
+from memento_skills.testing import ScriptedChatModel
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[1] / ".venv/bin/memento")
+from support.scripted_learner import scripted_resources
+
+MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
 GAIA_LEVELS = {1: 53, 2: 86, 3: 26}  # GAIA validation: 165 tasks
 
 

@@ -15,13 +15,13 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedCall, ScriptedChatModel
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.execute import apply_answer_contract, build_execute_graph
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Skill, SkillValidationError, parse_skill
+from memento_skills.testing import ScriptedCall, ScriptedChatModel
 
 HEAD = "---\nname: calc\ndescription: Compute things. Use when numbers are involved.\n"
 

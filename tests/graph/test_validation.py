@@ -21,10 +21,10 @@ from typing_extensions import TypedDict
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.validation import RunRefused, check_input
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.settings import open_library
+from memento_skills.testing import ScriptedChatModel
 
 MEMENTO = Path(sys.executable).parent / "memento"
 TASK = {"task": "What is 6 times 7?", "ground_truth": "42"}

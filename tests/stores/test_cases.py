@@ -15,7 +15,6 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
-from memento_skills.graph.fake_chat import ScriptedChatModel
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.execute import ATTACHMENTS_DIR
 from memento_skills.nodes.gate import run_gate
@@ -24,6 +23,7 @@ from memento_skills.stores.cases import Case, CaseNotRecorded, CaseStore
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill
+from memento_skills.testing import ScriptedChatModel
 
 READER = Skill(
     name="read-attached-number",

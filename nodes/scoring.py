@@ -19,6 +19,9 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from memento_skills.stores.gold_match import (
     AnswerKind,
@@ -82,3 +85,14 @@ def exact_match(answer: str, gold: str) -> bool:
         matches = list_item_matches(answer, gold)
         return matches is not None and all(matches)
     return normalize_text(answer) == normalize_text(gold)
+
+
+@dataclass(frozen=True)
+class Score:
+    """A suite's judgement of one answer; `usage` is the judge model's tokens, when one was asked."""
+
+    correct: bool
+    score: float
+    method: str
+    extracted: str | None = None
+    usage: Mapping[str, Any] | None = None

@@ -1,0 +1,1 @@
+"""Helpers the tests share: scripted models and endpoints, servers started from packages."""
