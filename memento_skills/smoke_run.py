@@ -1,11 +1,8 @@
 """What `memento run` does differently on the offline smoke-test model: a notice and tight bounds.
 
-With no endpoint configured the run starts SmolLM2-135M (see graph/local_llm.py). It proves the
-loop runs end to end offline, but it cannot do the work: at the normal budgets a first run took
-about 5.5 minutes to fail. So before such a run one stderr paragraph says what the model is and
-how to point at a real one, and the run's options the user did not set are tightened so the
-first run ends in about 2 minutes. A configured endpoint, or MEMENTO_GGUF naming another model,
-gets neither: those are the user's own choice of model.
+The bundled SmolLM2-135M proves the loop runs offline but cannot do the work, so the user is told
+and the options they did not set are bounded to about 2 minutes (docs/decisions.md#offline-default).
+A configured endpoint, or MEMENTO_GGUF naming another model, gets neither: the user chose that model.
 """
 
 from __future__ import annotations

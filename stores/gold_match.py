@@ -82,7 +82,8 @@ HOW: dict[Form, str] = {
 """Each form in words, for messages (never the gold itself)."""
 
 _GOLDS_CACHED = 100_000
-"""What is worked out from a gold alone is kept: a suite's golds are looked up in every file."""
+"""What is worked out from a gold alone is kept: a suite's golds are looked up in every file
+(docs/decisions.md#gold-match-cache)."""
 
 MIN_DISTINCTIVE = 5
 """Digits or letters a gold needs before its transformed forms are looked for."""

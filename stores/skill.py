@@ -755,8 +755,8 @@ def strip_control(text: str) -> tuple[str, int]:
 def clean_skill(skill: Skill) -> tuple[Skill, dict[str, int]]:
     """`skill` with control characters removed from every text field, and the count per field.
 
-    Applied where model text becomes a Skill: a small model emits `\\u0000` and other controls
-    inside skill text, which no reader of a SKILL.md expects.
+    Applied where model text becomes a Skill: no reader of a SKILL.md expects the `\\u0000` and
+    other controls small models emit there (docs/decisions.md#local-server-quirks).
     """
     changes: dict[str, Any] = {}
     removed: dict[str, int] = {}
