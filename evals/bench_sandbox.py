@@ -26,7 +26,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from memento_skills.nodes.sandbox import SandboxError, SandboxLimits, Workspace, disk_usage
+from memento_skills.nodes.execution.sandbox import (
+    SandboxError,
+    SandboxLimits,
+    Workspace,
+    disk_usage,
+)
 from memento_skills.nodes.tools import make_tools
 from memento_skills.stores.cases import Case, CaseStore
 

@@ -47,7 +47,7 @@ from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
-from memento_skills.nodes.sandbox import reachable_dir
+from memento_skills.nodes.execution.sandbox import reachable_dir
 
 if TYPE_CHECKING:
     from memento_skills.graph.resources import Resources

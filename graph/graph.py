@@ -8,7 +8,7 @@ the sandbox probe, whose start-up notice goes to the server's log when the stron
 import logging
 
 from memento_skills.graph.builder import build_graph
-from memento_skills.nodes.sandbox import SandboxError, isolation_notice
+from memento_skills.nodes.execution.sandbox import SandboxError, isolation_notice
 
 try:
     _notice = isolation_notice()

@@ -786,7 +786,7 @@ def bench_sandbox(json_out: JsonOpt = False) -> None:
     """Run the escape suite through the real tools: contained / attempted."""
     from memento_skills.cli_evals import announce_sandbox
     from memento_skills.evals.bench_sandbox import run_sandbox_bench
-    from memento_skills.nodes.sandbox import SandboxError
+    from memento_skills.nodes.execution.sandbox import SandboxError
 
     announce_sandbox()
     try:

@@ -88,7 +88,7 @@ def _fail(message: str) -> None:
 
 def announce_sandbox() -> None:
     """At start-up: say when the strong sandbox is not in force; refuse a level it cannot give."""
-    from memento_skills.nodes.sandbox import SandboxError, isolation_notice
+    from memento_skills.nodes.execution.sandbox import SandboxError, isolation_notice
 
     try:
         notice = isolation_notice()

@@ -42,8 +42,8 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import ToolStep
+from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.mcp_tools import McpAttempt, allows, operator_servers, plan
-from memento_skills.nodes.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.tools import make_tools
 from memento_skills.stores.mcp_config import is_mcp_tool_name
 from memento_skills.stores.skill import SkillValidationError

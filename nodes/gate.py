@@ -25,8 +25,8 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import State
 from memento_skills.nodes.execute import ATTACHMENTS_DIR, build_execute_graph
+from memento_skills.nodes.execution.sandbox import reachable_dir
 from memento_skills.nodes.judge import judge
-from memento_skills.nodes.sandbox import reachable_dir
 from memento_skills.stores.cases import Case, MissingCaseFiles
 from memento_skills.stores.gold_match import HOW, GoldScan
 

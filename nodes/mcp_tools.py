@@ -9,9 +9,9 @@ bounded by the same timeout, so a hung or crashed server costs its tools, never 
 
 Trust: the operator's servers run as configured (the operator wrote them). A stdio server a
 skill declares is code the model can reach, so it runs through the sandbox launcher like a
-skill script (nodes/sandbox.py: the attempt's workspace read-write, the skill folder read-only,
-no network, the sandbox uid, a scrubbed environment); one of a skill whose scripts are not
-trusted (imported, or edited since `memento skills trust`) runs only if the operator's
+skill script (nodes/execution/sandbox/: the attempt's workspace read-write, the skill folder
+read-only, no network, the sandbox uid, a scrubbed environment); one of a skill whose scripts are
+not trusted (imported, or edited since `memento skills trust`) runs only if the operator's
 `approve_script` approves the script it runs (e.g. its server.py). A skill's HTTP server is
 reachable only at a public address or a host in `fetch_allow_hosts`, as fetch_url is.
 """
@@ -37,7 +37,12 @@ from urllib.parse import urlsplit
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
-from memento_skills.nodes.sandbox import SandboxError, SandboxLimits, Workspace, scrubbed_env
+from memento_skills.nodes.execution.sandbox import (
+    SandboxError,
+    SandboxLimits,
+    Workspace,
+    scrubbed_env,
+)
 from memento_skills.stores.mcp_config import (
     MCP_FILE,
     MCP_TOOL_PREFIX,

@@ -2,8 +2,8 @@
 
 Paths the model gives are always relative to the workspace (or the skill folder); absolute paths,
 `..` and symlinks that lead outside are refused before anything is opened. Code runs only through
-the sandbox (nodes/sandbox.py). A failing tool returns `error: ...` as its result so the model can
-read what went wrong and try something else: no tool raises into the run.
+the sandbox (nodes/execution/sandbox/). A failing tool returns `error: ...` as its result so the
+model can read what went wrong and try something else: no tool raises into the run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import httpx
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
 
-from memento_skills.nodes.sandbox import (
+from memento_skills.nodes.execution.sandbox import (
     PathEscapeError,
     SandboxError,
     SandboxLimits,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from memento_skills.nodes.sandbox import (
+from memento_skills.nodes.execution.sandbox import (
     PathEscapeError,
     SandboxError,
     SandboxLimits,
@@ -420,7 +420,7 @@ LEVELS = [
 NO_UNSHARE_SCRIPT = """
 import sys
 from pathlib import Path
-from memento_skills.nodes.sandbox import Workspace, isolation_notice
+from memento_skills.nodes.execution.sandbox import Workspace, isolation_notice
 from memento_skills.nodes.tools import make_tools
 
 print(isolation_notice())
@@ -621,7 +621,9 @@ def test_the_workspace_disk_cap_holds_across_files(open_base: Path, level: str) 
 
 AS_NOBODY_SCRIPT = r"""
 import importlib.util, json, os, signal, socket, subprocess, sys
-spec = importlib.util.spec_from_file_location("sandbox", sys.argv[1])
+spec = importlib.util.spec_from_file_location(
+    "sandbox", os.path.join(sys.argv[1], "__init__.py"), submodule_search_locations=[sys.argv[1]]
+)
 sb = importlib.util.module_from_spec(spec)
 sys.modules["sandbox"] = sb
 spec.loader.exec_module(sb)
@@ -664,7 +666,7 @@ def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals
     server.bind(("127.0.0.1", 0))
     server.listen(4)
     server.setblocking(False)
-    sandbox_py = Path(__file__).resolve().parents[2] / "nodes" / "sandbox.py"
+    sandbox_pkg = Path(__file__).resolve().parents[2] / "nodes" / "execution" / "sandbox"
     try:
         proc = subprocess.run(
             [
@@ -675,7 +677,7 @@ def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals
                 "/usr/bin/python3",
                 "-I",
                 str(script),
-                str(sandbox_py),
+                str(sandbox_pkg),
                 str(open_base),
                 str(server.getsockname()[1]),
             ],

@@ -1,0 +1,1 @@
+"""The execute node's machinery."""
