@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -695,6 +696,31 @@ def test_rlimits_level_as_a_normal_user_still_confines_files_network_and_signals
     assert "need root" in out["auto"] and "MEMENTO_SANDBOX=rlimits" in out["auto"]
     assert "the-users-own-gold" not in out["run"] and "nobodys-token-123" not in out["run"]
     assert out["victim_alive"] and not out["tmp_written"]
+
+
+def test_the_sandbox_and_its_launcher_import_nothing_but_the_stdlib() -> None:
+    """The launcher runs by path inside the new namespaces, and the package loads by path under a
+    bare interpreter (above): neither may import the project or a third-party package, and the
+    launcher not even its own package."""
+    package = Path(__file__).resolve().parents[2] / "nodes" / "execution" / "sandbox"
+    foreign: list[str] = []
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [f"{'.' * node.level}{node.module or ''}"]
+                if node.level and module.name != "launcher.py":
+                    continue
+            else:
+                continue
+            foreign += [
+                f"{module.name}: {name}"
+                for name in names
+                if name.split(".")[0] not in sys.stdlib_module_names
+            ]
+    assert (package / "launcher.py").is_file() and len(list(package.glob("*.py"))) > 2
+    assert foreign == []
 
 
 def test_the_context_names_the_level_and_refuses_an_unknown_one(
