@@ -1,6 +1,8 @@
 """Run configuration (LangGraph `context_schema`): every field carries a description for Studio.
 
-Defaults come from the environment where users expect them (MEMENTO_* variables); a caller
+Defaults come from the environment where users expect them (MEMENTO_* variables); the model
+fields' defaults are read by graph/models/settings.py (resolve_settings states the precedence),
+the others here, so each variable has one reader. A caller
 overrides any field per run with `graph.invoke(..., context=Context(...))` or a mapping of field
 names. Besides a description, a field's metadata may bound it (`ge`, `gt`, `pattern`): pydantic
 reads them into the served schema, and graph/validation.py refuses a run that breaks them.
@@ -11,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from typing import Literal, cast
+
+from memento_skills.graph.models.settings import base_url_env, role_model_env
 
 WritePolicy = Literal["off", "create", "refine", "full"]
 RouterMode = Literal["hybrid", "dense", "lexical"]
@@ -32,25 +36,25 @@ class Context:
 
     # models, per role
     router_model: str = field(
-        default_factory=lambda: _env("MEMENTO_ROUTER_MODEL"),
+        default_factory=lambda: role_model_env("router") or "",
         metadata={"description": "Model that picks among the top-k skills (empty: no LLM pick)."},
     )
     executor_model: str = field(
-        default_factory=lambda: _env("MEMENTO_EXECUTOR_MODEL"),
+        default_factory=lambda: role_model_env("executor") or "",
         metadata={
             "description": "Model that executes the task with the chosen skill (empty: default)."
         },
     )
     judge_model: str = field(
-        default_factory=lambda: _env("MEMENTO_JUDGE_MODEL"),
+        default_factory=lambda: role_model_env("judge") or "",
         metadata={"description": "Model that judges answers (empty: default)."},
     )
     writer_model: str = field(
-        default_factory=lambda: _env("MEMENTO_WRITER_MODEL"),
+        default_factory=lambda: role_model_env("writer") or "",
         metadata={"description": "Model that refines and writes skills (empty: default)."},
     )
     base_url: str = field(
-        default_factory=lambda: _env("MEMENTO_BASE_URL") or _env("OPENAI_BASE_URL"),
+        default_factory=lambda: base_url_env() or "",
         metadata={
             "description": "OpenAI-compatible endpoint. Empty and no OPENAI_API_KEY: a local model is started."
         },

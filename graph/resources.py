@@ -15,12 +15,10 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 
 from memento_skills.graph.context import Context
-from memento_skills.graph.models import UsageTracker, chat_model, resolve_settings
+from memento_skills.graph.models import ROLES, UsageTracker, chat_model, resolve_settings
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import default_index_dir, default_skills_dir, open_library
 from memento_skills.stores.skill import Skill
-
-ROLES = ("router", "executor", "judge", "writer")
 
 
 class Resources:

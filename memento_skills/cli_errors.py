@@ -59,7 +59,7 @@ def _loaded(module: str, name: str) -> type[BaseException] | None:
 def _unreachable_types() -> tuple[type[BaseException], ...]:
     names = (
         ("memento_skills.evals.learning", "EndpointError"),
-        ("memento_skills.graph.local_llm", "LocalLLMError"),
+        ("memento_skills.graph.models.local_server", "LocalLLMError"),
         ("openai", "APIConnectionError"),
         ("httpx", "NetworkError"),
         ("httpx", "TimeoutException"),
@@ -74,7 +74,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
-    bad_gguf = _loaded("memento_skills.graph.local_llm", "GGUFFileError")
+    bad_gguf = _loaded("memento_skills.graph.models.local_server", "GGUFFileError")
     if bad_gguf is not None and isinstance(exc, bad_gguf):
         return ExitCode.BAD_INPUT, str(exc)
     if isinstance(exc, _unreachable_types()):

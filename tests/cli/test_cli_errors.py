@@ -262,8 +262,8 @@ def test_small_messages_say_what_is_true(home: Path, tmp_path: Path) -> None:
 def test_every_error_kind_has_its_code() -> None:
     """The table main() applies (its surface is checked above; this covers every kind once)."""
     from memento_skills.cli_errors import ExitCode, classify
-    from memento_skills.graph.local_llm import GGUFFileError, LocalLLMError
     from memento_skills.graph.models import EndpointUnreachableError, ModelConfigError
+    from memento_skills.graph.models.local_server import GGUFFileError, LocalLLMError
     from memento_skills.stores.skill import SkillNotFoundError
 
     cases = [

@@ -19,13 +19,6 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from memento_skills.graph.local_llm import (
-    LocalLLMError,
-    LocalLLMServer,
-    default_gguf_path,
-    ensure_local_server,
-    stop_local_servers,
-)
 from memento_skills.graph.models import (
     LlamaCppChatOpenAI,
     StructuredOutputError,
@@ -33,6 +26,13 @@ from memento_skills.graph.models import (
     chat_model,
     resolve_settings,
     structured,
+)
+from memento_skills.graph.models.local_server import (
+    LocalLLMError,
+    LocalLLMServer,
+    default_gguf_path,
+    ensure_local_server,
+    stop_local_servers,
 )
 
 MAX_TOKENS = 64  # keeps the file quick even when the two cores are busy
@@ -198,7 +198,7 @@ def test_the_server_ends_when_its_parent_is_killed() -> None:
         [
             sys.executable,
             "-c",
-            "from memento_skills.graph.local_llm import LocalLLMServer\n"
+            "from memento_skills.graph.models.local_server import LocalLLMServer\n"
             "import time\n"
             "s = LocalLLMServer(n_ctx=512).start()\n"
             "print(s.port, flush=True)\n"

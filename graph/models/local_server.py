@@ -142,7 +142,7 @@ class LocalLLMServer:
         command = [
             sys.executable,
             "-m",
-            "memento_skills.graph.serve_local",  # llama_cpp.server, ended with its parent
+            "memento_skills.graph.models.serve_local",  # llama_cpp.server, ended with its parent
             "--model",
             str(self.gguf_path),
             "--model_alias",
