@@ -25,9 +25,7 @@ is reported in `errors` and skipped; it never stops the rest of the library from
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import difflib
-import errno
 import json
 import os
 import shutil
@@ -39,7 +37,16 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from memento_skills.stores.mcp_config import MCP_FILE, McpConfigError, McpServer, parse_json
+from memento_skills.stores.atomic import (
+    TMP_MARK,
+    atomic_write,
+    exchange_folders,
+    fsync_dir,
+    fsync_path,
+    write_journal,
+    write_staged,
+)
+from memento_skills.stores.mcp_config import MCP_FILE, McpServer
 from memento_skills.stores.paths import (
     RefusedFileError,
     read_regular_file,
@@ -62,88 +69,12 @@ from memento_skills.stores.skill import (
     parse_skill,
     serialise,
 )
+from memento_skills.stores.skill_folder import folder_files, folder_mcp_servers
 
 META_DIR = ".memento"
 MAX_AUX_FILE_BYTES = 5 * 1024 * 1024
 OUTCOME_KEYS = 16
 """How many of the last counted runs a skill remembers: more than can be in flight on it."""
-_TMP_MARK = ".tmp-"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so readers see either the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{uuid.uuid4().hex[:12]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    _fsync_path(path, os.O_RDONLY)
-
-
-def _fsync_path(path: Path | str, flags: int) -> None:
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _load_renameat2() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):  # not glibc >= 2.28 (macOS, musl, ...)
-        return None
-
-
-_renameat2 = _load_renameat2()
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two folders in one step (Linux renameat2 RENAME_EXCHANGE), so a reader of either
-    path sees the old or the new, never nothing. False where the system cannot."""
-    if _renameat2 is None:
-        return False
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-        return False  # this filesystem or kernel has no exchange: two renames, journalled
-    raise OSError(err, os.strerror(err), str(a), None, str(b))
-
-
-def _write_journal(path: Path, data: bytes) -> None:
-    """Write an intent record and sync it (one fsync: a torn record names no started switch,
-    since nothing is moved before it is complete, so recovery drops it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a file of a folder being staged (synced with the whole folder before it goes live)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # a copied file may be read-only; the copy is ours to replace
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 class SkillLockedError(SkillError):
@@ -307,7 +238,7 @@ class SkillLibrary:
     def list_files(self, name: str) -> list[str]:
         """Relative paths of the skill's files besides SKILL.md (scripts, references, assets)."""
         folder = self.skill_dir(name)
-        return _list_files(folder)
+        return folder_files(folder)
 
     def read_file(self, name: str, rel: str) -> bytes:
         path = resolve_inside(self.skill_dir(name), rel)
@@ -367,7 +298,7 @@ class SkillLibrary:
             try:
                 self._build(staging, None, data, staged_files, ())
                 os.rename(staging, target)  # one rename: the skill appears whole or not at all
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         return self.get(skill.name)
@@ -435,7 +366,7 @@ class SkillLibrary:
             with contextlib.suppress(SkillValidationError):
                 archive = self._read_live(name).version
             self._retire(name, folder, archive)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             self._clear_leftovers(name)
         self._cache.pop(name, None)
 
@@ -725,7 +656,7 @@ class SkillLibrary:
             if base_version is None:
                 if folder.is_dir():
                     self._retire(name, folder, None)
-                    _fsync_dir(self.root)
+                    fsync_dir(self.root)
                 with contextlib.suppress(OSError):
                     self._history_dir(name).rmdir()  # only if empty: a refused create leaves none
             else:
@@ -817,14 +748,14 @@ class SkillLibrary:
                 with contextlib.suppress(FileNotFoundError):
                     resolve_inside(staging, rel).unlink()
             for rel, data in files.items():
-                _write_new(resolve_inside(staging, rel), data)
-            _write_new(staging / SKILL_FILE, skill_md)
+                write_staged(resolve_inside(staging, rel), data)
+            write_staged(staging / SKILL_FILE, skill_md)
             for dirpath, _dirs, filenames in os.walk(staging):
                 for fn in filenames:
                     full = os.path.join(dirpath, fn)
                     if not os.path.islink(full):
-                        _fsync_path(full, os.O_RDONLY)
-                _fsync_path(dirpath, os.O_RDONLY)
+                        fsync_path(full, os.O_RDONLY)
+                fsync_path(dirpath, os.O_RDONLY)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # nothing half-built stays behind
             raise
@@ -847,7 +778,7 @@ class SkillLibrary:
         for _ in range(5):  # another writer may remove the empty journal folder meanwhile
             try:
                 self._journal.mkdir(parents=True, exist_ok=True)
-                _write_journal(journal, json.dumps(record).encode("utf-8"))
+                write_journal(journal, json.dumps(record).encode("utf-8"))
                 break
             except FileNotFoundError:
                 continue
@@ -886,14 +817,14 @@ class SkillLibrary:
             if staging.is_dir() and not is_new(live):
                 if not live.is_dir():
                     os.rename(staging, live)
-                elif not _exchange(staging, live):
+                elif not exchange_folders(staging, live):
                     os.rename(live, aside)  # two renames back to back: the shortest gap
                     os.rename(staging, live)
             if staging.is_dir() and not is_new(staging):  # the old version, swapped out
                 self._retire(name, staging, keep)
             if aside.is_dir():
                 self._retire(name, aside, keep)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         self._cache.pop(name, None)
         self._cache.pop(to, None)
 
@@ -957,7 +888,7 @@ class SkillLibrary:
             return []  # the common case: nothing to recover
         for entry in sorted(entries):
             if not entry.endswith(".json") or entry.startswith("."):
-                if _TMP_MARK in entry:
+                if TMP_MARK in entry:
                     with contextlib.suppress(OSError):
                         (self._journal / entry).unlink()
                 continue
@@ -991,14 +922,14 @@ class SkillLibrary:
             folder = self.skill_dir(name)
         files = {
             rel: read_regular_file(resolve_inside(folder, rel), MAX_AUX_FILE_BYTES)
-            for rel in _list_files(folder)
+            for rel in folder_files(folder)
         }
         files[SKILL_FILE] = read_regular_file(folder / SKILL_FILE, MAX_SKILL_FILE_BYTES)
         return files
 
     @staticmethod
     def _clean_temp(folder: Path) -> None:
-        for p in folder.rglob(f"*{_TMP_MARK}*"):
+        for p in folder.rglob(f"*{TMP_MARK}*"):
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -1017,20 +948,6 @@ def _version_info(skill: Skill, *, live: bool) -> VersionInfo:
     )
 
 
-def _list_files(folder: Path) -> list[str]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fn in sorted(filenames):
-            if fn.startswith(".") or (dirpath == str(folder) and fn == SKILL_FILE):
-                continue
-            full = Path(dirpath) / fn
-            if full.is_symlink():
-                continue
-            out.append(full.relative_to(folder).as_posix())
-    return out
-
-
 def _copy_checked(src: str, dst: str) -> None:
     """Copy one file of a live skill into a new version through the checked reader (a FIFO or
     an oversized file is refused, never read), keeping its mode (scripts stay executable)."""
@@ -1039,7 +956,7 @@ def _copy_checked(src: str, dst: str) -> None:
 
 
 def _ignore_temp(_dir: str, names: list[str]) -> list[str]:
-    return [n for n in names if _TMP_MARK in n]
+    return [n for n in names if TMP_MARK in n]
 
 
 def _is_binary(data: bytes | None) -> bool:
@@ -1060,33 +977,3 @@ def _stat_sig(path: Path | str) -> tuple[int, int, int]:
     except FileNotFoundError:
         return (0, 0, 0)
     return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def folder_mcp_servers(folder: Path, skill: Skill) -> list[McpServer]:
-    """`skill`'s MCP servers with its folder's mcp.json; SkillValidationError if that is bad."""
-    path = folder / MCP_FILE
-    if not path.is_file() or path.is_symlink():
-        return list(skill.mcp_servers)
-    try:
-        extra = parse_json(path.read_bytes(), where="", owner="skill")
-    except McpConfigError as e:
-        where = f"{e.where}: " if e.where else ""
-        raise SkillValidationError(path, [Problem(MCP_FILE, where + e.problem, e.fix)]) from None
-    except OSError as e:
-        raise SkillValidationError(
-            path, [Problem(MCP_FILE, f"unreadable: {e}", "check it")]
-        ) from None
-    declared = {s.name for s in skill.mcp_servers}
-    twice = sorted(declared & {s.name for s in extra})
-    if twice:
-        raise SkillValidationError(
-            path,
-            [
-                Problem(
-                    MCP_FILE,
-                    f"server(s) {', '.join(twice)} also declared in the frontmatter",
-                    "declare each server in one place",
-                )
-            ],
-        )
-    return [*skill.mcp_servers, *extra]

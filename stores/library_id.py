@@ -26,7 +26,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from memento_skills.stores.library import META_DIR, atomic_write
+from memento_skills.stores.atomic import atomic_write
+from memento_skills.stores.library import META_DIR
 
 ID_FILE = "library.json"
 _LABEL = re.compile(r"[^a-z0-9]+")

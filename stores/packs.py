@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memento_skills.stores.adapt import Adapted, adapt_skill
-from memento_skills.stores.library import MAX_AUX_FILE_BYTES, SkillLibrary, _list_files
+from memento_skills.stores.library import MAX_AUX_FILE_BYTES, SkillLibrary
 from memento_skills.stores.paths import (
     RefusedFileError,
     read_regular_file,
@@ -38,6 +38,7 @@ from memento_skills.stores.skill import (
     UnsafePathError,
     Utility,
 )
+from memento_skills.stores.skill_folder import folder_files
 from memento_skills.stores.trust import script_files
 
 MAX_PACK_BYTES = 100 * 1024 * 1024
@@ -272,7 +273,7 @@ def _read_folder(folder: Path, shown: Shown, lenient: bool) -> tuple[Adapted, di
                 )
     files: dict[str, bytes] = {}
     total = 0
-    for rel in _list_files(folder):
+    for rel in folder_files(folder):
         path = resolve_inside(folder, rel)
         try:
             files[rel] = read_regular_file(path, MAX_AUX_FILE_BYTES)
@@ -376,7 +377,7 @@ def export_pack(library: SkillLibrary, dest: Path, names: list[str] | None = Non
             for name in chosen:
                 folder = library.skill_dir(name)
                 _add(zf, folder / SKILL_FILE, f"{name}/{SKILL_FILE}", MAX_SKILL_FILE_BYTES)
-                for rel in _list_files(folder):
+                for rel in folder_files(folder):
                     _add(zf, resolve_inside(folder, rel), f"{name}/{rel}", MAX_AUX_FILE_BYTES)
         tmp.replace(dest)
     except BaseException:

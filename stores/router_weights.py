@@ -17,15 +17,15 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from filelock import FileLock
+
+from memento_skills.stores.atomic import atomic_write
 
 FORMAT = 1
 KEEP_VERSIONS = 5
@@ -68,9 +68,9 @@ class RouterWeightsStore:
         with FileLock(str(self.root / ".lock")):
             version = max(self._versions(), default=0) + 1
             path = self.root / f"v{version:06d}.npz"
-            _atomic_write(path, data)
+            atomic_write(path, data)
             pointer = {"version": version, "file": path.name, "sha256": digest, "format": FORMAT}
-            _atomic_write(self.pointer, json.dumps(pointer).encode("utf-8"))
+            atomic_write(self.pointer, json.dumps(pointer).encode("utf-8"))
             for old in sorted(self._versions())[:-KEEP_VERSIONS]:
                 with contextlib.suppress(OSError):
                     (self.root / f"v{old:06d}.npz").unlink()
@@ -119,17 +119,3 @@ class RouterWeightsStore:
             if m:
                 out.append(int(m.group(1)))
         return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise

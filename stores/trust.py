@@ -18,8 +18,9 @@ import os
 import stat
 from pathlib import Path
 
-from memento_skills.stores.library import SkillLibrary, _list_files
+from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill, SkillError, now
+from memento_skills.stores.skill_folder import folder_files
 
 SCRIPT_SUFFIXES: tuple[str, ...] = (".py", ".sh", ".bash")
 """What run_skill_script runs with an interpreter; other files run only if executable."""
@@ -39,7 +40,7 @@ def is_script(path: Path) -> bool:
 
 def script_files(folder: Path) -> list[str]:
     """The scripts of the skill in `folder`, in any of its sub-folders (not only scripts/)."""
-    return [rel for rel in _list_files(folder) if is_script(folder / rel)]
+    return [rel for rel in folder_files(folder) if is_script(folder / rel)]
 
 
 def scripts_digest(folder: Path) -> str:

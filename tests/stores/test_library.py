@@ -326,7 +326,7 @@ WRITER = textwrap.dedent(
                 return result
             return move
         os.rename = dying(os.rename)
-        library_module._exchange = dying(library_module._exchange)
+        library_module.exchange_folders = dying(library_module.exchange_folders)
         if action == "update":
             lib.update("victim", body="after", files={"scripts/a.py": b"# after\\n"})
         else:
