@@ -232,6 +232,26 @@ def test_model_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_settings("judge", model=None).model == "judge-only"
 
 
+def test_context_and_settings_read_the_model_variables_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's Context and resolve_settings take a model variable the same way (one reader):
+    a blank or padded value reads the same in both, so the model a run asks for is the same."""
+    from memento_skills.graph.context import Context
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("MEMENTO_EXECUTOR_MODEL", "  padded-model  ")
+    monkeypatch.setenv("MEMENTO_JUDGE_MODEL", "   ")
+    monkeypatch.setenv("MEMENTO_BASE_URL", " ")
+    monkeypatch.setenv("OPENAI_BASE_URL", " http://openai-env/v1 ")
+    ctx = Context()
+    assert ctx.executor_model == resolve_settings("executor").model == "padded-model"
+    assert ctx.judge_model == "" and ctx.router_model == ""
+    assert ctx.base_url == resolve_settings("judge").base_url == "http://openai-env/v1"
+    settings = resolve_settings("executor", model=ctx.executor_model, base_url=ctx.base_url)
+    assert settings == resolve_settings("executor")
+
+
 def test_numbers_and_method_from_env_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEMENTO_MAX_TOKENS", "256")
     monkeypatch.setenv("MEMENTO_TIMEOUT_S", "9.5")
