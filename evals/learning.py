@@ -27,7 +27,6 @@ import functools
 import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import tempfile
@@ -47,6 +46,7 @@ from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
+from memento_skills.graph.state import model_failure_kind
 from memento_skills.nodes.execution.sandbox import reachable_dir
 
 if TYPE_CHECKING:
@@ -72,16 +72,6 @@ class EndpointError(RuntimeError):
     """The model endpoint failed (unreachable, refused, rate-limited, unknown model): the task's
     outcome says nothing about the agent, so it is not recorded and the run stops; rerunning
     the same command resumes once the endpoint is back."""
-
-
-ENDPOINT_FAILURES = re.compile(
-    r"\b(?:OpenAI|API)?(?:Connection|Authentication|PermissionDenied|RateLimit)Error\b|"
-    r"\b(?:OpenAIModel)?NotFoundError\b|\bLocalLLMError\b"
-)
-"""openai client errors left after its own retries (by their own names and by langchain-openai's
-`OpenAI…Error` names), and the local server failing to serve. Not timeouts or HTTP 500s: a local
-llama.cpp server answers a malformed request with a 500 and times out on a runaway generation,
-both about one request; a server that went away shows as a connection error on the next task."""
 
 
 @dataclass
@@ -430,11 +420,11 @@ class LearningRun:
             checkpointer=self.checkpoints,
             thread_id=name,
         )
-        if result.answer is None and result.error and ENDPOINT_FAILURES.search(result.error):
-            raise EndpointError(_endpoint_message(task.id, result.error))
+        if result.answer is None and result.error_kind == "endpoint":
+            raise EndpointError(_endpoint_message(task.id, result.error or "endpoint failure"))
         judge = self.resources.model("judge", ctx) if self.suite.needs_judge else None
         score = self.suite.score(task, result.answer, judge=judge)
-        if ENDPOINT_FAILURES.search(score.method):
+        if model_failure_kind(score.method) == "endpoint":  # the scorer names the error it met
             raise EndpointError(_endpoint_message(task.id, f"the judge failed ({score.method})"))
         if not self.settings.keep_workspaces:
             shutil.rmtree(workspace, ignore_errors=True)
@@ -671,6 +661,7 @@ def _record(
         "usage": result.usage,
         "seconds": round(result.seconds, 3),
         "error": result.error,
+        "error_kind": result.error_kind,
         "finished": _now(),
     }
 

@@ -30,9 +30,11 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import InputState, OutputState, State
 from memento_skills.graph.validation import check_context, check_input
 from memento_skills.nodes.execute import build_execute_graph, task_attachments
+from memento_skills.nodes.gate import ReplayGraph, build_replay_graph
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.reflect_write import build_reflect_write_graph
 from memento_skills.nodes.route_skill import route_skill
+from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.stores.cases import Case, CaseNotRecorded
 from memento_skills.stores.library import SkillLibrary
 
@@ -79,6 +81,7 @@ def begin(state: State) -> dict[str, Any]:
         "trajectory": [],
         "answer": None,
         "execute_error": None,
+        "execute_error_kind": None,
         "verdict": None,
         "proposal": None,
         "usage": {},
@@ -91,6 +94,16 @@ def end_task(state: State) -> dict[str, Any]:
     """Forget the task and its gold once done, so the next message on this thread is a new task
     and a gold answer is never applied to a task it does not belong to."""
     return {"task": None, "task_id": None, "ground_truth": None, "rubric": None, "run_id": None}
+
+
+def build_gate_replay(resources: Resources) -> ReplayGraph:
+    """The graph the gate replays a case with: the real execute subgraph and the real judge
+    (not judge_and_record: a replay records no case)."""
+
+    def judge_step(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+        return judge(state, runtime, resources=resources)
+
+    return build_replay_graph(build_execute_graph(resources), judge_step)
 
 
 def _after_reflect(state: State, runtime: Runtime[Context]) -> str:
@@ -180,7 +193,11 @@ def build_graph(
         return judge_and_record(state, runtime, res)
 
     builder.add_node("judge", judge_step)
-    builder.add_node("reflect_write", build_reflect_write_graph(res))
+    learning = res.router if isinstance(res.router, LearningRouter) else None
+    builder.add_node(
+        "reflect_write",
+        build_reflect_write_graph(res, router=learning, replay=build_gate_replay(res)),
+    )
     builder.add_node("begin", begin)
     builder.add_node("end_task", end_task)
     builder.add_edge(START, "begin")

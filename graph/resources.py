@@ -45,8 +45,7 @@ class Resources:
         self.approve_script = approve_script
         self.usage = UsageTracker()
         self.router: Any = router if router is not None else _default_router()
-        self._synced: dict[int, str] = {}
-        self._replay: Any = None  # id(index) -> library signature last synced
+        self._synced: dict[int, str] = {}  # id(index) -> library signature last synced
         self._mcp: Any = None
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
@@ -110,13 +109,6 @@ class Resources:
 
                 self._mcp = McpAttempts()
             return self._mcp
-
-    def replay_graph(self) -> Any:
-        if self._replay is None:
-            from memento_skills.nodes.gate import build_replay_graph
-
-            self._replay = build_replay_graph(self)
-        return self._replay
 
     def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:
         """The index, first brought in line with the library, and the library's skills.

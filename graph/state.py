@@ -9,6 +9,7 @@ nothing derived from it is written back except the verdict and a critique checke
 from __future__ import annotations
 
 import operator
+import re
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
@@ -37,12 +38,48 @@ class ToolStep(TypedDict):
     error: bool
 
 
+AnswerFormat = Literal["number"]
+"""The kind of value an answer held without being bare (the judge's hint to the writer)."""
+
+
 class Verdict(TypedDict):
     passed: bool
     score: float
     critique: str
     method: str  # "exact", "llm-equivalence", "rubric", "rubric-error", "no-answer"
-    format: NotRequired[str]  # "number": the answer held the value's kind but was not bare
+    format: NotRequired[AnswerFormat]  # the answer held the value's kind but was not bare
+
+
+ExecuteErrorKind = Literal["budget", "endpoint", "model", "empty_answer"]
+"""Why an attempt ended without an answer: a step, token or wall-time budget ran out; the model
+endpoint failed (unreachable, refused, rate-limited, unknown model: the outcome says nothing
+about the agent); the model call failed otherwise; or the model replied with nothing."""
+
+ENDPOINT_FAILURES = re.compile(
+    r"\b(?:OpenAI|API)?(?:Connection|Authentication|PermissionDenied|RateLimit)Error\b|"
+    r"\b(?:OpenAIModel)?NotFoundError\b|\bLocalLLMError\b"
+)
+"""openai client errors left after its own retries (by their own names and by langchain-openai's
+`OpenAI…Error` names), and the local server failing to serve. Not timeouts or HTTP 500s: a local
+llama.cpp server answers a malformed request with a 500 and times out on a runaway generation,
+both about one request; a server that went away shows as a connection error on the next task."""
+
+
+def model_failure_kind(description: str) -> ExecuteErrorKind:
+    """The kind of a failed model call, from its `Type: message` description."""
+    return "endpoint" if ENDPOINT_FAILURES.search(description) else "model"
+
+
+class Proposal(TypedDict):
+    """A change the write phase proposes to the library: shown in Studio while it awaits
+    approval, then written and gated."""
+
+    action: Literal["refine", "create"]
+    skill: str
+    base_version: int | None
+    skill_md: str
+    diff: str
+    reason: str
 
 
 class LibraryWrite(TypedDict):
@@ -83,8 +120,9 @@ class AttemptState(InputState):
     trajectory: NotRequired[list[ToolStep]]
     answer: NotRequired[str | None]
     execute_error: NotRequired[str | None]
+    execute_error_kind: NotRequired[ExecuteErrorKind | None]
     verdict: NotRequired[Verdict | None]
-    proposal: NotRequired[dict[str, Any] | None]  # reflect_write's pending change, shown in Studio
+    proposal: NotRequired[Proposal | None]  # reflect_write's pending change, shown in Studio
     decision: NotRequired[str]  # the reviewer's answer to an approval interrupt
     attempt: NotRequired[int]
     usage: NotRequired[dict[str, Any]]

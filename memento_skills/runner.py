@@ -21,6 +21,7 @@ from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.models import UsageTracker
 from memento_skills.graph.resources import Resources
+from memento_skills.graph.state import ExecuteErrorKind
 
 
 @dataclass
@@ -33,6 +34,8 @@ class TaskResult:
     seconds: float
     usage: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    error_kind: ExecuteErrorKind | None = None
+    """Why the last attempt ended without an answer (graph/state.py ExecuteErrorKind)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,4 +169,5 @@ def run_task(
         seconds=time.time() - started,
         usage=usage.summary(),
         error=state.get("execute_error"),
+        error_kind=state.get("execute_error_kind"),
     )

@@ -41,7 +41,7 @@ from memento_skills.graph.context_window import context_overflow, fit_to_context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import ToolStep
+from memento_skills.graph.state import ExecuteErrorKind, ToolStep, model_failure_kind
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.mcp_tools import McpAttempt, allows, operator_servers, plan
 from memento_skills.nodes.tools import make_tools
@@ -94,6 +94,7 @@ class ExecuteState(TypedDict):
     trajectory: NotRequired[list[ToolStep]]
     answer: NotRequired[str | None]
     execute_error: NotRequired[str | None]
+    execute_error_kind: NotRequired[ExecuteErrorKind | None]
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     usage: NotRequired[dict[str, Any]]
     # private to the loop
@@ -112,6 +113,7 @@ class ExecuteOutput(TypedDict):
     trajectory: NotRequired[list[ToolStep]]
     answer: NotRequired[str | None]
     execute_error: NotRequired[str | None]
+    execute_error_kind: NotRequired[ExecuteErrorKind | None]
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     usage: NotRequired[dict[str, Any]]
 
@@ -323,6 +325,7 @@ class _Execute:
             ],
             "answer": None,
             "execute_error": None,
+            "execute_error_kind": None,
             "steps": 0,
             "tokens": 0,
             "started": time.time(),
@@ -334,7 +337,7 @@ class _Execute:
         ctx = runtime.context or Context()
         budget_error = self._budget_error(state, ctx)
         if budget_error:
-            return {"execute_error": budget_error, "done": True}
+            return {"execute_error": budget_error, "execute_error_kind": "budget", "done": True}
         tools = self._tools(state, ctx)
         forced = self._forced_tool(state, ctx, tools)
         options: dict[str, Any] = {"tool_choice": forced} if forced else {}
@@ -356,8 +359,10 @@ class _Execute:
         except (
             Exception
         ) as e:  # endpoint down, malformed tool-call JSON rejected by the client, ...
+            failure = f"{type(e).__name__}: {e}"
             return {
-                "execute_error": f"the executor model failed: {type(e).__name__}: {e}",
+                "execute_error": f"the executor model failed: {failure}",
+                "execute_error_kind": model_failure_kind(failure),
                 "done": True,
             }
         if not isinstance(response, AIMessage):
@@ -389,7 +394,11 @@ class _Execute:
         if answer:
             update.update(answer=answer, done=True)
         else:
-            update.update(execute_error="the model replied with an empty answer", done=True)
+            update.update(
+                execute_error="the model replied with an empty answer",
+                execute_error_kind="empty_answer",
+                done=True,
+            )
         return update
 
     def tools(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:

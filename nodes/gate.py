@@ -15,19 +15,18 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import State
-from memento_skills.nodes.execute import ATTACHMENTS_DIR, build_execute_graph
+from memento_skills.nodes.execute import ATTACHMENTS_DIR
 from memento_skills.nodes.execution.sandbox import reachable_dir
-from memento_skills.nodes.judge import judge
-from memento_skills.stores.cases import Case, MissingCaseFiles
+from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
 from memento_skills.stores.gold_match import HOW, GoldScan
 
 
@@ -42,11 +41,22 @@ class GateResult:
     """Cases not replayed, each with why (its stored files are gone)."""
 
 
-def build_replay_graph(resources: Resources) -> CompiledStateGraph[State, Context, State, State]:
-    """execute → judge with a given skill, no routing, no writes, no checkpointer."""
+ReplayGraph = CompiledStateGraph[State, Context, State, State]
+"""execute → judge with a given skill: what the gate replays a case with."""
+
+
+class JudgeNode(Protocol):
+    """The judge node as the replay graph runs it."""
+
+    def __call__(self, state: State, *, runtime: Runtime[Context]) -> dict[str, Any]: ...
+
+
+def build_replay_graph(execute: Any, judge: JudgeNode) -> ReplayGraph:
+    """`execute` (the execute subgraph) → `judge` (the judge node), with the skill the input
+    names: no routing, no writes, no checkpointer."""
     builder = StateGraph(State, context_schema=Context)
-    builder.add_node("execute", build_execute_graph(resources))
-    builder.add_node("judge", lambda state, runtime: judge(state, runtime, resources=resources))
+    builder.add_node("execute", execute)
+    builder.add_node("judge", judge)
     builder.add_edge(START, "execute")
     builder.add_edge("execute", "judge")
     builder.add_edge("judge", END)
@@ -69,13 +79,13 @@ def leak_refusal(text: str, cases: list[Case]) -> str | None:
 
 
 def replay(
-    resources: Resources, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
+    graph: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
 ) -> bool:
-    """Run `case` with `skill` forced and the case's own files (name → file) as its attachments.
+    """Run `case` through `graph` with `skill` forced and the case's own files (name → file) as
+    its attachments.
 
     `ctx` is the task being learned from: its attachments are that task's, never the case's.
     """
-    graph = resources.replay_graph()
     with _own_workspace(ctx, files) as replay_ctx:
         result: dict[str, Any] = graph.invoke(
             {
@@ -113,21 +123,21 @@ def _own_workspace(ctx: Context, files: Mapping[str, Path]) -> Iterator[Context]
 
 
 def run_gate(
-    resources: Resources,
+    graph: ReplayGraph,
+    store: CaseStore,
     ctx: Context,
     skill: str,
     skill_text: str,
     failing: Case | None,
     failing_files: Mapping[str, Path] | None = None,
 ) -> GateResult:
-    """Replay the skill's stored cases (at most ctx.gate_cases) and the failing task, each with
-    its own attachments: a stored case with the files the store kept for it, the failing task
-    with `failing_files`.
+    """Replay, through `graph`, the skill's cases in `store` (at most ctx.gate_cases) and the
+    failing task, each with its own attachments: a stored case with the files the store kept
+    for it, the failing task with `failing_files`.
 
     A case whose stored files are gone is skipped and named, not counted as broken: without its
     files it fails whatever the change, and would refuse every change to the skill.
     """
-    store = resources.cases(ctx)
     cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
     refusal = leak_refusal(skill_text, [*cases, *([failing] if failing else [])])
     if refusal is not None:
@@ -141,11 +151,9 @@ def run_gate(
             skipped.append(f"{_label(case)}: {e}")
             emit("reflect_write", {"event": "case_skipped", "case": _label(case), "reason": str(e)})
             continue
-        if not replay(resources, ctx, skill, case, files):
+        if not replay(graph, ctx, skill, case, files):
             broken.append(_label(case))
-    fixed = (
-        replay(resources, ctx, skill, failing, failing_files or {}) if failing is not None else None
-    )
+    fixed = replay(graph, ctx, skill, failing, failing_files or {}) if failing is not None else None
     replayed = len(cases) - len(skipped) + (failing is not None)
     if broken:
         passed, reason = False, f"broke {len(broken)} regression case(s)"

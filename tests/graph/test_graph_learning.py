@@ -336,8 +336,9 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
     assert "6912" not in (library.root / MULTIPLY_SKILL / "SKILL.md").read_text()
 
     # a refinement still has to fix its task: only a new skill, which replaces nothing, is kept
+    from memento_skills.graph.state import Proposal
     from memento_skills.nodes.gate import GateResult
-    from memento_skills.nodes.reflect_write import Proposal, _on_probation
+    from memento_skills.nodes.reflect_write import _on_probation
 
     proposal = Proposal(action="refine", skill="x", base_version=1, skill_md="", diff="", reason="")
     still_fails = GateResult(False, 1, [], False, "the failing task still fails with the change")

@@ -741,7 +741,8 @@ def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
 
 
 def test_a_refined_tool_list_keeps_the_skills_mcp_tools(tmp_path: Path) -> None:
-    from memento_skills.nodes.reflect_write import SkillEdit, SkillPatch, _Reflect
+    from memento_skills.nodes.writing.prompts import SkillEdit, SkillPatch
+    from memento_skills.nodes.writing.proposals import apply_patch
 
     library = open_library(tmp_path / "skills", seed=False)
     write_skill(library.root, mcp_json=STDIO_SKILL, frontmatter="allowed-tools: mcp__strings\n")
@@ -750,5 +751,5 @@ def test_a_refined_tool_list_keeps_the_skills_mcp_tools(tmp_path: Path) -> None:
         edits=[SkillEdit(old="then submit", new="then check and submit")],
         allowed_tools=["python"],  # the writer is shown our tools only
     )
-    proposal = _Reflect(Resources(library=library))._apply_patch(skill, patch, "", None)
+    proposal = apply_patch(skill, patch, "", None)
     assert "allowed-tools: python mcp__strings" in proposal["skill_md"]

@@ -179,17 +179,17 @@ def test_write_phase_learns_a_tool_policy_and_an_answer_contract(tmp_path: Path)
 def test_behaviour_policy_asks_for_a_computing_tool_when_none_was_used(
     tools: list[str], first: tuple[str, ...] | None
 ) -> None:
-    from memento_skills.nodes.reflect_write import behaviour_policy
+    from memento_skills.nodes.writing.heuristics import behaviour_policy
 
-    steps = [{"tool": t, "args": {}, "output": "", "error": False} for t in tools]
-    state: Any = {"trajectory": steps, "verdict": {"passed": False}}
-    assert behaviour_policy(state, None).get("first_tools") == first
+    steps: Any = [{"tool": t, "args": {}, "output": "", "error": False} for t in tools]
+    verdict: Any = {"passed": False}
+    assert behaviour_policy(steps, verdict, None).get("first_tools") == first
     forced = Skill(name="calc", description="Compute things.", body="b", first_tools=("shell",))
-    assert "first_tools" not in behaviour_policy(state, forced)  # already has a policy
+    assert "first_tools" not in behaviour_policy(steps, verdict, forced)  # already has a policy
 
 
 def test_a_writer_answer_pattern_must_extract_from_what_the_attempt_produced() -> None:
-    from memento_skills.nodes.reflect_write import _answer_evidence, _pattern_fits
+    from memento_skills.nodes.writing.heuristics import answer_evidence, pattern_fits
 
     state: Any = {
         "answer": "The LCM is 4074",
@@ -198,16 +198,16 @@ def test_a_writer_answer_pattern_must_extract_from_what_the_attempt_produced() -
             {"tool": "python", "args": {}, "output": "Traceback: b", "error": True},
         ],
     }
-    evidence = _answer_evidence(state)
-    assert _pattern_fits(r"-?\d+", evidence)
-    assert not _pattern_fits(r"-?\b\bb\b?", evidence)  # proposed by a 0.5B writer for LCM
-    assert not _pattern_fits(r"\d*", evidence)  # matches the empty string anywhere
-    assert not _pattern_fits(r"(", evidence)
-    assert not _pattern_fits(r"-?\d+", "")  # nothing to check it against: not accepted
+    evidence = answer_evidence(state)
+    assert pattern_fits(r"-?\d+", evidence)
+    assert not pattern_fits(r"-?\b\bb\b?", evidence)  # proposed by a 0.5B writer for LCM
+    assert not pattern_fits(r"\d*", evidence)  # matches the empty string anywhere
+    assert not pattern_fits(r"(", evidence)
+    assert not pattern_fits(r"-?\d+", "")  # nothing to check it against: not accepted
 
 
 def test_a_learned_skill_does_not_keep_the_task_s_own_numbers() -> None:
-    from memento_skills.nodes.reflect_write import generalise
+    from memento_skills.nodes.writing.heuristics import generalise
 
     task = "Find the Least Common Multiple (LCM) of these numbers: 98, 54 (and 1,250)"
     assert generalise("LCM of these numbers: 98, 54", task) == "LCM of these numbers: N1, N2"
@@ -248,14 +248,18 @@ def test_a_learned_skill_keeps_the_calls_that_solved_a_task_as_a_worked_example(
     again = graph.invoke({"task": "What is 31 times 41?", "ground_truth": "1271"}, context=ctx)
     assert again["verdict"]["passed"] and library.get("multiply").version == version  # once
 
-    from memento_skills.nodes.reflect_write import _Reflect
+    from memento_skills.nodes.writing.decision import decide
 
-    solved: Any = {**again, "selected_skill": "python"}  # a seed skill serves every kind of task
-    assert _Reflect(Resources(library=library))._example_proposal(solved, ctx) is None
+    seed = library.get("python")  # a seed skill serves every kind of task: it gains none
+    example = body[body.index("## Worked example") :]  # the one the learned skill gained
+    solved = decide(
+        again["verdict"], None, [], seed, ctx.write_policy, last_attempt=True, example=example
+    )
+    assert seed.provenance == "seed" and solved.action == "nothing"
 
 
 def test_a_worked_example_needs_a_clean_compute_call() -> None:
-    from memento_skills.nodes.reflect_write import worked_example
+    from memento_skills.nodes.writing.heuristics import worked_example
 
     def state(*steps: tuple[str, dict[str, Any], bool]) -> Any:
         return {

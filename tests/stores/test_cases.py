@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from memento_skills.graph.builder import build_graph
+from memento_skills.graph.builder import build_gate_replay, build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.execute import ATTACHMENTS_DIR
@@ -176,7 +176,10 @@ def test_a_case_whose_stored_files_are_gone_is_skipped_with_a_reason(tmp_path: P
         chat_models={"executor": executor, "judge": scripted(lambda m: "no")}, library=library
     )
     ctx = context(tmp_path / "ws")
-    result = run_gate(resources, ctx, READER.name, library.get(READER.name).to_markdown(), None)
+    replay = build_gate_replay(resources)
+    result = run_gate(
+        replay, resources.cases(ctx), ctx, READER.name, library.get(READER.name).to_markdown(), None
+    )
     assert result.passed and result.broken == [] and result.replayed == 0
     (skipped,) = result.skipped
     assert skipped.startswith("t1:") and "data.txt" in skipped and "missing" in skipped

@@ -1,0 +1,140 @@
+"""Rules the writer applies from the trajectory itself, whatever the writer model says.
+
+The behaviour policy a failed attempt argues for, the worked example a solved one leaves, the
+task's numbers generalised out of skill text, the check that an answer pattern extracts
+something, and the skill names a writer's proposal may take.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memento_skills.graph.state import ToolStep, Verdict
+from memento_skills.nodes.execute import earlier_step, task_text
+from memento_skills.nodes.tools import TOOL_NAMES
+from memento_skills.stores.skill import Skill, SkillError, check_name
+
+NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
+COMPUTE_TOOLS = frozenset({"python", "shell", "run_skill_script"})
+EXAMPLE_HEADING = "## Worked example"
+
+
+def short_args(args: dict[str, Any]) -> str:
+    """A tool call's arguments as `k=v, ...`, cut at 300 characters."""
+    text = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def behaviour_policy(
+    trajectory: Sequence[ToolStep], verdict: Verdict | None, skill: Skill | None
+) -> dict[str, Any]:
+    """Policy the trajectory itself argues for, whatever the writer model says.
+
+    No tool that computes was used (the model answered from its head, or only listed and read
+    files: a 0.5B model given every tool lists an empty workspace for an LCM) → the first step
+    must call one; the judge saw the right kind of value buried in words → an answer contract.
+    A wrong guess costs nothing lasting: the gate replays the failing task and the skill's
+    regression cases with the change before it goes live.
+    """
+    policy: dict[str, Any] = {}
+    used = {s["tool"] for s in trajectory}
+    offered = set(skill.allowed_tools) if skill and skill.allowed_tools else set(TOOL_NAMES)
+    if not used & COMPUTE_TOOLS and not (skill and skill.first_tools):
+        for tool in ("python", "shell"):
+            if tool in offered:
+                policy["first_tools"] = (tool,)
+                break
+    if verdict and verdict.get("format") == "number" and not (skill and skill.answer_pattern):
+        policy["answer_pattern"] = NUMBER_PATTERN
+    return policy
+
+
+def worked_example(state: Mapping[str, Any]) -> str | None:
+    """The solved task and the compute-tool calls that solved it, as a skill section, with the
+    task's numbers generalised (N1, N2, ...) in both; None when no compute tool ran cleanly.
+
+    Only the calls go in, never their output or the answer: those are this task's values.
+    """
+    task = task_text(state)
+    calls: list[ToolStep] = []
+    for step in state.get("trajectory") or []:
+        if step["tool"] not in COMPUTE_TOOLS or step["error"]:
+            continue
+        if earlier_step(calls, step["tool"], step["args"]) is None:
+            calls.append(step)  # a call it reran (a 0.5B model repeats its snippet) shows once
+    if not calls:
+        return None
+    lines = [EXAMPLE_HEADING, "", f"A solved task of this kind: {task.strip()[:400]}", ""]
+    for i, step in enumerate(calls[:3], start=1):
+        args = step["args"] or {}
+        call = args.get("code") or args.get("command")
+        if not isinstance(call, str):
+            call = short_args(args)
+        lines += [f"Step {i}, {step['tool']}:", "```", call.strip()[:800], "```", ""]
+    lines.append(
+        "Its output gave the answer. For a new task, make the same call with the new task's "
+        "values in place of N1, N2, ..."
+    )
+    return generalise("\n".join(lines), task)
+
+
+_TASK_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def generalise(text: str, task: str) -> str:
+    """`text` with the task's own numbers (two digits or more) replaced by N1, N2, ...
+
+    A 0.5B writer copies the task into the skill ("Find the LCM of these numbers: 98, 54"): the
+    skill then fits that one task, and its numbers collide with other tasks' answers (the leak
+    check flagged the LCM of 49 and 98). A skill is for the kind of task, not for its values.
+    """
+    found = [n for n in _TASK_NUMBER_RE.findall(task) if sum(c.isdigit() for c in n) >= 2]
+    names = {n: f"N{i}" for i, n in enumerate(dict.fromkeys(found), start=1)}  # first seen: N1
+    for number in sorted(names, key=len, reverse=True):  # 1234 before 123: never half-replaced
+        text = re.sub(rf"(?<![\d.,]){re.escape(number)}(?![\d]|[.,]\d)", names[number], text)
+    return text
+
+
+def answer_evidence(state: Mapping[str, Any]) -> str:
+    """What the attempt produced, gold-free: its answer and its tool outputs."""
+    outputs = [str(s["output"]) for s in state.get("trajectory") or [] if not s["error"]]
+    return "\n".join([str(state.get("answer") or ""), *outputs])
+
+
+def pattern_fits(pattern: str, evidence: str) -> bool:
+    """A writer's answer contract must extract something from what the attempt produced.
+
+    A 0.5B writer proposed `-?\\b\\bb\\b?` for an LCM skill: a valid regex that matches no
+    number. The contract falls back to the raw answer when nothing matches, so the gate's replay
+    could not tell it was useless; checking it against the attempt's own output can.
+    """
+    if not _valid_regex(pattern) or re.fullmatch(pattern, ""):
+        return False
+    return any(m.group(0).strip() for m in re.finditer(pattern, evidence[:8000]))
+
+
+def _valid_regex(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return len(pattern) <= 200
+
+
+def slug(name: str) -> str:
+    """The writer's proposed name as a valid skill name (lowercase words joined by hyphens)."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
+    if check_name(text):
+        raise SkillError(f"the writer proposed an unusable skill name {name!r}")
+    return text
+
+
+def unique_name(library: Any, name: str) -> str:
+    """`name` with the first free numeric suffix in `library` (name-2, name-3, ...)."""
+    for i in range(2, 100):
+        candidate = f"{name[:60]}-{i}"
+        if not library.exists(candidate):
+            return candidate
+    raise SkillError(f"no free name near {name!r}")

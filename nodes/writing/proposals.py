@@ -1,0 +1,239 @@
+"""The writer's proposals: a patch to a skill or a new skill, built, checked and announced.
+
+A proposal is the one typed `Proposal` of the state (graph/state.py): the full SKILL.md it would
+write, the diff against the version it is based on, and why. Every side effect it leads to is
+keyed by `effect_key`, so a node replayed after a crash makes it once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from memento_skills.graph.events import emit
+from memento_skills.graph.models import structured
+from memento_skills.graph.state import Proposal
+from memento_skills.nodes.tools import TOOL_NAMES
+from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
+from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
+from memento_skills.stores.mcp_config import is_mcp_tool_name
+from memento_skills.stores.skill import Skill, SkillError, clean_skill, serialise
+
+NEAR_DUPLICATE = 0.9
+"""Cosine similarity of descriptions above which a new skill is merged into the existing one."""
+
+
+def effect_key(state: Mapping[str, Any], effect: str) -> str:
+    """The key of one side effect of this attempt ("utility", "change", "log", "router"): the
+    same when the node that makes it is replayed after a crash, so the effect is made once.
+    Empty (no de-duplication) for a state begun before run ids existed."""
+    run_id = state.get("run_id")
+    if not run_id:
+        return ""
+    text = f"{run_id}:{int(state.get('attempt') or 0)}:{effect}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def emit_proposal(proposal: Proposal) -> None:
+    """Announce a proposal on the event stream (the CLI and Studio show its diff)."""
+    emit(
+        "reflect_write",
+        {
+            "event": "proposal",
+            "action": proposal["action"],
+            "skill": proposal["skill"],
+            "diff": proposal["diff"],
+        },
+    )
+
+
+def make_proposal(
+    action: Literal["refine", "create"], new: Skill, old: Skill | None, reason: str
+) -> Proposal:
+    """`new` as a proposal against `old` (None: a new skill), refused early if the library
+    would refuse it."""
+    new, removed = clean_skill(new)
+    if removed:
+        note = (
+            f" (removed {sum(removed.values())} control character(s) from the writer's "
+            f"{', '.join(sorted(removed))})"
+        )
+        reason = reason[: 500 - len(note)] + note
+        emit(
+            "reflect_write",
+            {"event": "cleaned", "skill": new.name, "removed_control_characters": removed},
+        )
+    # refuse early what the library would refuse: the same bytes, read back the same way
+    new_md = serialise(new, f"<proposed {new.name}>").decode("utf-8")
+    old_md = old.to_markdown() if old else ""
+    diff = "".join(
+        difflib.unified_diff(
+            old_md.splitlines(keepends=True),
+            new_md.splitlines(keepends=True),
+            fromfile=f"{new.name}@v{old.version}" if old else "/dev/null",
+            tofile=f"{new.name}@proposed",
+        )
+    )
+    return Proposal(
+        action=action,
+        skill=new.name,
+        base_version=old.version if old else None,
+        skill_md=new_md,
+        diff=diff,
+        reason=reason[:500],
+    )
+
+
+def example_proposal(skill: Skill, example: str) -> Proposal:
+    """`skill` with a worked example section appended (keep what worked)."""
+    new = skill.with_changes(body=skill.body.rstrip() + "\n\n" + example)
+    return make_proposal("refine", new, skill, "keep what worked: a worked example")
+
+
+def propose_patch(
+    writer: Any,
+    skill: Skill,
+    analysis: str,
+    extra: str = "",
+    policy: Mapping[str, Any] | None = None,
+    evidence: str = "",
+    task: str = "",
+) -> Proposal:
+    """Ask the writer for a minimal patch to `skill`; with a behaviour `policy`, an unusable
+    patch still carries the policy."""
+    try:
+        patch = ask_patch(writer, skill, analysis, extra)
+    except Exception:
+        if not policy:
+            raise
+        patch = SkillPatch(rationale="policy from the trajectory (the writer's patch was unusable)")
+    return apply_patch(skill, patch, analysis, policy, evidence, task)
+
+
+def ask_patch(writer: Any, skill: Skill, analysis: str, extra: str) -> SkillPatch:
+    """The writer's patch to `skill` for what went wrong."""
+    return structured(
+        writer,
+        SkillPatch,
+        PATCH_PROMPT.format(
+            name=skill.name,
+            version=skill.version,
+            skill_md=skill.to_markdown(),
+            analysis=analysis + extra,
+            tools=", ".join(TOOL_NAMES),
+        ),
+    )
+
+
+def apply_patch(
+    skill: Skill,
+    patch: SkillPatch,
+    analysis: str,
+    policy: Mapping[str, Any] | None,
+    evidence: str = "",
+    task: str = "",
+) -> Proposal:
+    """`skill` with the writer's `patch` and the behaviour `policy` applied, generalised; a
+    patch that changes nothing is refused."""
+    body = skill.body
+    applied = 0
+    for edit in patch.edits:
+        if edit.old and edit.old in body and edit.old != edit.new:
+            body = body.replace(edit.old, edit.new, 1)
+            applied += 1
+    if patch.append and patch.append.strip():
+        body = body.rstrip() + "\n\n" + patch.append.strip()
+        applied += 1
+    changes: dict[str, Any] = {"body": generalise(body, task)}
+    description = generalise((patch.description or "").strip(), task)
+    if description and description != skill.description:
+        changes["description"] = description
+        applied += 1
+    if patch.allowed_tools is not None:
+        tools = tuple(t for t in patch.allowed_tools if t in TOOL_NAMES)
+        if tools:  # the writer is shown our tools only: the skill's MCP names stay
+            tools += tuple(t for t in skill.allowed_tools if is_mcp_tool_name(t))
+        if tools and tools != skill.allowed_tools:
+            changes["allowed_tools"] = tools
+            applied += 1
+    proposed_policy = dict(policy or {})
+    if patch.first_tool:
+        first = tuple(t for t in patch.first_tool if t in TOOL_NAMES)
+        if first:
+            proposed_policy.setdefault("first_tools", first)
+    if patch.answer_pattern and pattern_fits(patch.answer_pattern, evidence):
+        proposed_policy.setdefault("answer_pattern", patch.answer_pattern)
+    for key, value in proposed_policy.items():
+        if getattr(skill, key) != value:
+            changes[key] = value
+            applied += 1
+    allowed = changes.get("allowed_tools", skill.allowed_tools)
+    first_tools = changes.get("first_tools", skill.first_tools)
+    if allowed and not set(first_tools) <= set(allowed) | {"submit_answer"}:
+        changes["allowed_tools"] = (*allowed, *(t for t in first_tools if t not in allowed))
+    if not applied:
+        raise SkillError("the patch changed nothing (no edit matched the body)")
+    new = skill.with_changes(**changes)
+    return make_proposal("refine", new, skill, f"refine: {patch.rationale or analysis}")
+
+
+def propose_new(
+    writer: Any,
+    library: Any,
+    synced_index: Callable[[], Any],
+    task: str,
+    analysis: str,
+    policy: Mapping[str, Any],
+) -> Proposal:
+    """Ask the writer for a new skill for this kind of task; a near-duplicate of an existing
+    skill (by `synced_index`, the index in line with the library) becomes a patch to it."""
+    guide = ""
+    try:
+        guide = library.get("skill-creator").body
+    except SkillError:
+        guide = "Name it for the kind of task; describe what it does and when to use it; give concrete steps."
+    spec = structured(
+        writer,
+        NewSkill,
+        CREATE_PROMPT.format(
+            guide=guide, task=task, analysis=analysis, tools=", ".join(TOOL_NAMES)
+        ),
+    )
+    name = slug(spec.name)
+    tools = tuple(t for t in spec.allowed_tools if t in TOOL_NAMES)
+    if tools and "submit_answer" not in tools:
+        tools = (*tools, "submit_answer")
+    first = policy.get("first_tools", ())
+    if first and tools and not set(first) <= set(tools):
+        tools = (*tools, *(t for t in first if t not in tools))
+    new = Skill(
+        first_tools=first,
+        answer_pattern=policy.get("answer_pattern"),
+        name=name,
+        description=generalise(spec.description.strip(), task),
+        body=generalise(spec.body.strip(), task),
+        allowed_tools=tools,
+        provenance="learned",
+    )
+    # near-duplicate: refine the existing skill instead of adding a second one
+    index = synced_index()
+    nearest = index.dense_search(new.document, 1) if index.count() else []
+    if nearest and nearest[0][1] >= NEAR_DUPLICATE:
+        existing = library.get(nearest[0][0])
+        emit(
+            "reflect_write",
+            {"event": "near_duplicate", "of": existing.name, "similarity": nearest[0][1]},
+        )
+        return propose_patch(
+            writer,
+            existing,
+            analysis,
+            extra=f"\nA new skill was proposed that duplicates this one; merge its useful steps:\n{new.body}",
+            task=task,
+        )
+    if library.exists(name):
+        name = unique_name(library, name)
+        new = new.with_changes(name=name)
+    return make_proposal("create", new, None, f"create: {analysis}")
