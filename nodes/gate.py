@@ -51,7 +51,9 @@ class JudgeNode(Protocol):
     def __call__(self, state: State, *, runtime: Runtime[Context]) -> dict[str, Any]: ...
 
 
-def build_replay_graph(execute: Any, judge: JudgeNode) -> ReplayGraph:
+def build_replay_graph(
+    execute: CompiledStateGraph[Any, Context, Any, Any], judge: JudgeNode
+) -> ReplayGraph:
     """`execute` (the execute subgraph) → `judge` (the judge node), with the skill the input
     names: no routing, no writes, no checkpointer."""
     builder = StateGraph(State, context_schema=Context)

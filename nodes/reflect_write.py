@@ -38,7 +38,7 @@ from memento_skills.graph.state import (
     State,
 )
 from memento_skills.nodes.execute import task_attachments, task_text
-from memento_skills.nodes.gate import GateResult, ReplayGraph, run_gate
+from memento_skills.nodes.gate import ReplayGraph, run_gate
 from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.nodes.writing.decision import (
     decide,
@@ -49,11 +49,15 @@ from memento_skills.nodes.writing.decision import (
 from memento_skills.nodes.writing.heuristics import answer_evidence, worked_example
 from memento_skills.nodes.writing.prompts import ATTRIBUTION_PROMPT, Attribution, trajectory_text
 from memento_skills.nodes.writing.proposals import (
+    already_written,
     effect_key,
     emit_proposal,
     example_proposal,
+    on_probation,
     propose_new,
     propose_patch,
+    trial_base,
+    unchanged,
 )
 from memento_skills.nodes.writing.router_learning import append_run_log, observe_route
 from memento_skills.stores.cases import Case
@@ -104,7 +108,7 @@ class _Reflect:
                     )
                 )
             except SkillError as e:
-                writes.append(_unchanged(skill_name, f"utility not recorded: {e}"))
+                writes.append(unchanged(skill_name, f"utility not recorded: {e}"))
         skill = _skill(library, skill_name)
         last_attempt = int(state.get("attempt") or 0) >= ctx.max_attempts
         trajectory = state.get("trajectory") or []
@@ -130,7 +134,7 @@ class _Reflect:
             emit("reflect_write", {"event": "behaviour", "policy": dict(decision.policy)})
         if decision.action == "nothing":
             if decision.reason:
-                writes.append(_unchanged(skill_name, decision.reason))
+                writes.append(unchanged(skill_name, decision.reason))
             return update
         if decision.action == "example":
             assert skill is not None and example is not None
@@ -164,7 +168,7 @@ class _Reflect:
                     )
         except Exception as e:
             writes.append(
-                _unchanged(
+                unchanged(
                     skill_name, f"the writer's proposal was unusable: {type(e).__name__}: {e}"[:500]
                 )
             )
@@ -290,7 +294,7 @@ class _Reflect:
         change = effect_key(state, "change") or uuid.uuid4().hex[:16]
         found = library.find_change(proposal["skill"], change)
         if found is not None:  # a replay after a crash: the change was written and vetted
-            return _already_written(proposal, *found)
+            return already_written(proposal, *found)
         failing = Case(
             task=task_text(state),
             ground_truth=state.get("ground_truth"),
@@ -298,11 +302,11 @@ class _Reflect:
             task_id=str(state.get("task_id") or ""),
         )
         # the trial starts before the write, so a kill at any point after it is undone
-        with library.change_on_trial(proposal["skill"], _trial_base(proposal), change):
+        with library.change_on_trial(proposal["skill"], trial_base(proposal), change):
             try:
                 live = self._write(library, proposal, new, source, change)
             except SkillError as e:
-                return _unchanged(proposal["skill"], f"write failed: {e}"[:500])
+                return unchanged(proposal["skill"], f"write failed: {e}"[:500])
             return self._vet(state, ctx, proposal, live, new, failing)
 
     @staticmethod
@@ -360,7 +364,7 @@ class _Reflect:
             failing,
             task_attachments(ctx),
         )
-        if _on_probation(proposal, result, bool(new.first_tools)):
+        if on_probation(proposal, result, bool(new.first_tools)):
             emit(
                 "reflect_write",
                 {"event": "probation", "skill": live.name, "version": live.version},
@@ -390,7 +394,7 @@ class _Reflect:
                 accepted=True,
                 reason=f"{proposal['reason'][:300]} | gate: {result.reason} ({result.replayed} replayed, {time.time() - started:.1f}s)",
             )
-        library.take_back(live.name, live.version, _trial_base(proposal))
+        library.take_back(live.name, live.version, trial_base(proposal))
         emit(
             "reflect_write",
             {
@@ -446,55 +450,6 @@ def _skill(library: Any, name: str | None) -> Skill | None:
         return cast(Skill, library.get(name))
     except SkillError:
         return None
-
-
-def _on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) -> bool:
-    """A new skill that carries a tool policy goes live even if its replay still fails.
-
-    It replaces nothing: the task failed without it, and it has no regression cases to break
-    (a leak is still refused). Deleting it threw away the behaviour it carries: on the 0.5B
-    stand-in, a count-bits skill with a forced python step was rolled back because the one
-    replay wrote `import bin`, and every later task of the kind fell back to no skill. Kept, it
-    routes the next tasks of its kind to a computing step, gains a worked example once one of
-    them passes, and is refined like any skill; its failures lower its utility prior. A skill of
-    prose alone changes no behaviour the replay did not already show: it is deleted as before.
-    """
-    return (
-        proposal["action"] == "create"
-        and carries_policy
-        and not result.broken
-        and result.failing_fixed is False
-    )
-
-
-def _trial_base(proposal: Proposal) -> int | None:
-    """The version a change on trial falls back to: none for a new skill."""
-    return proposal["base_version"] if proposal["action"] == "refine" else None
-
-
-def _already_written(proposal: Proposal, version: int, live: bool) -> LibraryWrite:
-    """The outcome of a change found written when its commit is replayed after a crash: the
-    gate kept it (live) or took it back (in history only)."""
-    if live:
-        return LibraryWrite(
-            action=proposal["action"],
-            skill=proposal["skill"],
-            version=version,
-            accepted=True,
-            reason=f"{proposal['reason'][:300]} | vetted before the run was resumed",
-        )
-    return LibraryWrite(
-        action="rollback",
-        skill=proposal["skill"],
-        version=version,
-        accepted=False,
-        reason=f"{proposal['action']} rolled back before the run was resumed",
-    )
-
-
-def _unchanged(skill: str | None, reason: str) -> LibraryWrite:
-    """A write-phase outcome that left the library as it was, and why."""
-    return LibraryWrite(action="none", skill=skill, version=None, accepted=False, reason=reason)
 
 
 def build_reflect_write_graph(

@@ -1,8 +1,9 @@
 """The writer's proposals: a patch to a skill or a new skill, built, checked and announced.
 
 A proposal is the one typed `Proposal` of the state (graph/state.py): the full SKILL.md it would
-write, the diff against the version it is based on, and why. Every side effect it leads to is
-keyed by `effect_key`, so a node replayed after a crash makes it once.
+write, the diff against the version it is based on, and why. Here too: the outcome a proposal
+comes to (the `LibraryWrite` recorded for it), and `effect_key`, which keys every side effect
+it leads to so that a node replayed after a crash makes it once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Literal
 
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
-from memento_skills.graph.state import Proposal
+from memento_skills.graph.state import LibraryWrite, Proposal
+from memento_skills.nodes.gate import GateResult
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
@@ -237,3 +239,52 @@ def propose_new(
         name = unique_name(library, name)
         new = new.with_changes(name=name)
     return make_proposal("create", new, None, f"create: {analysis}")
+
+
+def on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) -> bool:
+    """A new skill that carries a tool policy goes live even if its replay still fails.
+
+    It replaces nothing: the task failed without it, and it has no regression cases to break
+    (a leak is still refused). Deleting it threw away the behaviour it carries: on the 0.5B
+    stand-in, a count-bits skill with a forced python step was rolled back because the one
+    replay wrote `import bin`, and every later task of the kind fell back to no skill. Kept, it
+    routes the next tasks of its kind to a computing step, gains a worked example once one of
+    them passes, and is refined like any skill; its failures lower its utility prior. A skill of
+    prose alone changes no behaviour the replay did not already show: it is deleted as before.
+    """
+    return (
+        proposal["action"] == "create"
+        and carries_policy
+        and not result.broken
+        and result.failing_fixed is False
+    )
+
+
+def trial_base(proposal: Proposal) -> int | None:
+    """The version a change on trial falls back to: none for a new skill."""
+    return proposal["base_version"] if proposal["action"] == "refine" else None
+
+
+def already_written(proposal: Proposal, version: int, live: bool) -> LibraryWrite:
+    """The outcome of a change found written when its commit is replayed after a crash: the
+    gate kept it (live) or took it back (in history only)."""
+    if live:
+        return LibraryWrite(
+            action=proposal["action"],
+            skill=proposal["skill"],
+            version=version,
+            accepted=True,
+            reason=f"{proposal['reason'][:300]} | vetted before the run was resumed",
+        )
+    return LibraryWrite(
+        action="rollback",
+        skill=proposal["skill"],
+        version=version,
+        accepted=False,
+        reason=f"{proposal['action']} rolled back before the run was resumed",
+    )
+
+
+def unchanged(skill: str | None, reason: str) -> LibraryWrite:
+    """A write-phase outcome that left the library as it was, and why."""
+    return LibraryWrite(action="none", skill=skill, version=None, accepted=False, reason=reason)

@@ -338,15 +338,15 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
     # a refinement still has to fix its task: only a new skill, which replaces nothing, is kept
     from memento_skills.graph.state import Proposal
     from memento_skills.nodes.gate import GateResult
-    from memento_skills.nodes.reflect_write import _on_probation
+    from memento_skills.nodes.writing.proposals import on_probation
 
     proposal = Proposal(action="refine", skill="x", base_version=1, skill_md="", diff="", reason="")
     still_fails = GateResult(False, 1, [], False, "the failing task still fails with the change")
-    assert not _on_probation(proposal, still_fails, True)
-    assert _on_probation({**proposal, "action": "create"}, still_fails, True)
-    assert not _on_probation({**proposal, "action": "create"}, still_fails, False)  # prose only
+    assert not on_probation(proposal, still_fails, True)
+    assert on_probation({**proposal, "action": "create"}, still_fails, True)
+    assert not on_probation({**proposal, "action": "create"}, still_fails, False)  # prose only
     leaked = GateResult(False, reason="the proposed skill contains a gold answer of a task")
-    assert not _on_probation({**proposal, "action": "create"}, leaked, True)
+    assert not on_probation({**proposal, "action": "create"}, leaked, True)
 
 
 def test_control_characters_from_the_writer_are_removed_before_anything_is_written(
