@@ -434,3 +434,47 @@ def test_the_gate_accepts_a_skill_whose_numbers_only_resemble_a_short_gold(
     (write,) = [w for w in out["writes"] if w["skill"] == MULTIPLY_SKILL]
     assert write["action"] == "create" and write["accepted"], write["reason"]
     assert "twelve months" in setup["library"].get(MULTIPLY_SKILL).body
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "message"),
+    [
+        (AIMessage(content=""), "empty_answer", "empty answer"),
+        (ConnectionRefusedError("refused"), "model", "ConnectionRefusedError"),  # not an endpoint
+    ],
+    ids=["empty-answer", "model-failure"],
+)
+def test_an_attempt_without_an_answer_says_why_in_a_typed_kind(
+    tmp_path: Path, reply: Any, kind: str, message: str
+) -> None:
+    """The kind is set where the attempt failed and read as data downstream: by the run log's
+    record and by the run's result (the learning runner stops on an endpoint kind)."""
+    from memento_skills.graph.resources import Resources
+    from memento_skills.runner import run_task
+
+    def executor(messages: Any) -> Any:
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    resources = Resources(
+        chat_models={
+            "executor": ScriptedChatModel(script=[executor]),
+            "writer": ScriptedChatModel(),  # write policy off, one attempt: no writer call
+            "judge": ScriptedChatModel(),
+        },
+        library=open_library(tmp_path / "skills", seed=False),
+        index=SkillIndex(tmp_path / "index"),
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        web_search=False,
+        max_attempts=1,
+        write_policy="off",
+    )
+    result = run_task("What is 2 + 2?", context=ctx, ground_truth="4", resources=resources)
+    assert result.answer is None and result.error_kind == kind
+    assert result.error is not None and message in result.error
+    (record,) = RunLog(tmp_path / "runs.jsonl")
+    assert record["execute_error_kind"] == kind and record["execute_error"] == result.error
