@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NotRequired
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.graph.message import add_messages
 from pydantic import ConfigDict, with_config
 from typing_extensions import TypedDict
@@ -155,3 +156,14 @@ class OutputState(TypedDict):
     """The changes this task made to the skill library, or proposed and rolled back."""
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     """The chat, with the answer appended (Studio's chat mode)."""
+
+
+def task_text(state: Mapping[str, Any]) -> str:
+    """The task: the explicit `task` field, else the last human message (Studio's chat mode)."""
+    task = state.get("task")
+    if task:
+        return str(task)
+    for message in reversed(state.get("messages") or []):
+        if isinstance(message, HumanMessage):
+            return str(message.content)
+    return ""

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -41,7 +41,7 @@ from memento_skills.graph.context_window import context_overflow, fit_to_context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import ExecuteErrorKind, ToolStep, model_failure_kind
+from memento_skills.graph.state import ExecuteErrorKind, ToolStep, model_failure_kind, task_text
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace, reachable_dir
 from memento_skills.nodes.mcp_tools import McpAttempt, allows, operator_servers, plan
 from memento_skills.nodes.tools import make_tools
@@ -128,17 +128,6 @@ def _tool_schemas(tools: list[BaseTool]) -> list[dict[str, Any]]:
         if tool.name not in _SCHEMAS:
             _SCHEMAS[tool.name] = convert_to_openai_tool(tool)
     return [_SCHEMAS[t.name] for t in tools]
-
-
-def task_text(state: Mapping[str, Any]) -> str:
-    """The task: the explicit `task` field, else the last human message (Studio's chat mode)."""
-    task = state.get("task")
-    if task:
-        return str(task)
-    for message in reversed(state.get("messages") or []):
-        if isinstance(message, HumanMessage):
-            return str(message.content)
-    return ""
 
 
 def attachments_dir(ctx: Context) -> Path | None:
