@@ -72,7 +72,7 @@ def run_router_bench(
     latency_queries: int = 300,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    from memento_skills.nodes.route_skill import HybridRouter
+    from memento_skills.nodes.routing.hybrid import HybridRouter
 
     result: dict[str, Any] = {"baselines_heldout_r1": BASELINES, "seed": seed}
     with eval_library(data / "skills.jsonl", workdir) as setup:
@@ -119,7 +119,7 @@ def _at_scale(
 ) -> dict[str, Any]:
     """The real skills plus synthetic ones up to `n_skills`; latency and quality of both routers."""
     from memento_skills.evals.bench_store import synthetic_skill
-    from memento_skills.nodes.route_skill import HybridRouter
+    from memento_skills.nodes.routing.hybrid import HybridRouter
     from memento_skills.stores.index import SkillIndex
 
     rows = read_jsonl(data / "skills.jsonl", ("name", "description"))
@@ -142,7 +142,8 @@ def _at_scale(
                 setup = EvalSetup(base, library, index, skills, names)
                 sample = random.Random(seed).sample(test, min(n_queries, len(test)))
                 untrained = evaluate(HybridRouter(), setup, sample, seen)
-                from memento_skills.nodes.router import LearnedRouter, Sample
+                from memento_skills.nodes.routing.model import Sample
+                from memento_skills.nodes.routing.service import LearnedRouter
 
                 router = LearnedRouter(seed=seed, retrain_every=0, autosave=False)
                 start = time.perf_counter()

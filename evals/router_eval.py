@@ -192,7 +192,8 @@ def train_router(
     setup: EvalSetup, train: Sequence[Labelled], seed: int = 0, vectors: np.ndarray | None = None
 ) -> tuple[Any, Any]:
     """A LearnedRouter trained from scratch on `train`, each row a successful run."""
-    from memento_skills.nodes.router import LearnedRouter, Sample
+    from memento_skills.nodes.routing.model import Sample
+    from memento_skills.nodes.routing.service import LearnedRouter
 
     router = LearnedRouter(seed=seed, retrain_every=0, autosave=False)
     samples = [
@@ -242,8 +243,9 @@ def run_replay(
     hard negatives). Hit rate per block of `block` tasks, beside the untrained router's greedy
     pick on the same tasks.
     """
-    from memento_skills.nodes.route_skill import select
-    from memento_skills.nodes.router import EXTRAS, POOL, LearnedRouter
+    from memento_skills.nodes.routing.hybrid import select
+    from memento_skills.nodes.routing.model import EXTRAS, POOL
+    from memento_skills.nodes.routing.service import LearnedRouter
 
     if block < 1:
         raise DataError(f"block must be at least 1, got {block}")

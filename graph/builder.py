@@ -34,7 +34,8 @@ from memento_skills.nodes.gate import ReplayGraph, build_replay_graph
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.reflect_write import build_reflect_write_graph
 from memento_skills.nodes.route_skill import route_skill
-from memento_skills.nodes.routing.seams import LearningRouter
+from memento_skills.nodes.routing.seams import LearningRouter, Router
+from memento_skills.nodes.routing.service import LearnedRouter
 from memento_skills.stores.cases import Case, CaseNotRecorded
 from memento_skills.stores.library import SkillLibrary
 
@@ -162,7 +163,7 @@ def build_graph(
     chat_models: Mapping[str, BaseChatModel] | None = None,
     library: SkillLibrary | None = None,
     index: Any | None = None,
-    router: Any | None = None,
+    router: Router | None = None,
     approve_script: Callable[[str], bool] | None = None,
     resources: Resources | None = None,
     name: str = "memento",
@@ -171,6 +172,7 @@ def build_graph(
 
     chat_models maps roles ("router", "executor", "judge", "writer") to models you already
     have; roles left out are built from the run's Context (endpoint or local default).
+    The router is `router` (or, with `resources`, the one it carries), else a `LearnedRouter`.
     """
     res = resources or Resources(
         chat_models=chat_models,
@@ -183,8 +185,15 @@ def build_graph(
         State, input_schema=InputState, output_schema=OutputState, context_schema=Context
     )
 
+    if res.router is None:  # kept on the resources: every graph built from them learns in one
+        res.router = LearnedRouter()
+    live_router: Router = res.router
+
+    def router_model(ctx: Context) -> BaseChatModel:
+        return res.model("router", ctx)
+
     def route(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-        return route_skill(state, runtime, resources=res)
+        return route_skill(state, runtime, router=live_router, retriever=res, model=router_model)
 
     builder.add_node("route_skill", route)
     builder.add_node("execute", build_execute_graph(res))
@@ -193,7 +202,7 @@ def build_graph(
         return judge_and_record(state, runtime, res)
 
     builder.add_node("judge", judge_step)
-    learning = res.router if isinstance(res.router, LearningRouter) else None
+    learning = live_router if isinstance(live_router, LearningRouter) else None
     builder.add_node(
         "reflect_write",
         build_reflect_write_graph(res, router=learning, replay=build_gate_replay(res)),

@@ -44,7 +44,7 @@ class Resources:
         self._lock = threading.Lock()
         self.approve_script = approve_script
         self.usage = UsageTracker()
-        self.router: Any = router if router is not None else _default_router()
+        self.router: Any = router  # the builder makes the default router when this is None
         self._synced: dict[int, str] = {}  # id(index) -> library signature last synced
         self._mcp: Any = None
 
@@ -134,9 +134,3 @@ def library_signature(skills: list[Any]) -> str:
     for s in sorted(skills, key=lambda s: s.name):
         digest.update(f"{s.name}\0{s.content_hash}\n".encode())
     return digest.hexdigest()
-
-
-def _default_router() -> Any:
-    from memento_skills.nodes.router import LearnedRouter
-
-    return LearnedRouter()

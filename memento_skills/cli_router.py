@@ -59,7 +59,8 @@ def train(
     json_out: JsonOpt = False,
 ) -> None:
     """Retrain the router from scratch on every judged run in the run log(s); saves a new version."""
-    from memento_skills.nodes.router import LearnedRouter, Sample
+    from memento_skills.nodes.routing.model import Sample
+    from memento_skills.nodes.routing.service import LearnedRouter
     from memento_skills.stores.index import SkillIndex
     from memento_skills.stores.router_weights import weights_dir
     from memento_skills.stores.run_log import RunLog

@@ -1,8 +1,10 @@
 """The typed seams through which the nodes reach the long-lived routing objects.
 
-The builder makes (or is given) one router and one retriever per graph and injects them into the
-nodes that use them; a node never looks them up. Anything with these methods fits: the learned
-router and the hybrid score implement `Router`, `stores.index.SkillIndex` implements `Retriever`.
+The builder makes (or is given) one router and one retriever source per graph and injects them
+into the nodes that use them; a node never looks them up. Anything with these methods fits: the
+learned router and the hybrid score implement `Router`, `stores.index.SkillIndex` implements
+`Retriever`, and `graph.resources.Resources` implements `RetrieverSource` (a run's library, and so
+its index, is chosen by its Context).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from memento_skills.graph.context import Context
 from memento_skills.graph.state import Candidate
+from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill
 
 
@@ -32,6 +36,15 @@ class Retriever(Protocol):
     def search(self, query: str, k: int = 10, *, vector: np.ndarray | None = None) -> list[Any]: ...
 
     def vectors(self, names: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class RetrieverSource(Protocol):
+    """Gives a run's library and its retriever, first brought in line with the library."""
+
+    def library(self, ctx: Context) -> SkillLibrary: ...
+
+    def synced_index(self, ctx: Context) -> tuple[Retriever, list[Skill]]: ...
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ CHILD = textwrap.dedent(
     from support import scripted_learner
     from memento_skills.graph.builder import build_graph
     from memento_skills.graph.context import Context
-    from memento_skills.nodes.router import LearnedRouter
+    from memento_skills.nodes.routing.service import LearnedRouter
     from memento_skills.stores import run_log
 
     home, mode, kill = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -273,7 +273,7 @@ def test_a_keyed_run_log_record_is_appended_once_after_a_torn_line(tmp_path: Pat
 def test_a_keyed_router_observation_is_learned_once(tmp_path: Path) -> None:
     import numpy as np
 
-    from memento_skills.nodes.router import LearnedRouter
+    from memento_skills.nodes.routing.service import LearnedRouter
 
     router = LearnedRouter(tmp_path / "weights")
     vector = np.ones(4, np.float32)

@@ -27,6 +27,7 @@ from chromadb.config import Settings
 import memento_skills
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
+from memento_skills.nodes.routing.service import LearnedRouter
 from memento_skills.stores.embedder import make_embedder
 from memento_skills.stores.index import (
     CONTENT_KEY,
@@ -155,7 +156,7 @@ def _counts(url: str) -> dict[str, int]:
 def _route(resources: Resources, ctx: Context, query: str) -> tuple[str, float]:
     """What route_skill does before it picks: sync if needed, then rank."""
     index, skills = resources.synced_index(ctx)
-    ranked = resources.router.rank(query, {s.name: s for s in skills}, index, 5, "hybrid")
+    ranked = LearnedRouter().rank(query, {s.name: s for s in skills}, index, 5, "hybrid")
     return ranked[0]["name"], ranked[0]["score"]
 
 
@@ -203,7 +204,7 @@ def test_a_running_process_notices_a_sync_by_another(server: str, tmp_path: Path
         """
         import json, sys
         from pathlib import Path
-        from memento_skills.nodes.route_skill import HybridRouter
+        from memento_skills.nodes.routing.hybrid import HybridRouter
         from memento_skills.stores.index import SkillIndex
         from memento_skills.stores.library import SkillLibrary
 

@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from memento_skills.graph.resources import Resources
-from memento_skills.nodes.route_skill import HybridRouter
+from memento_skills.nodes.routing.hybrid import HybridRouter
 from memento_skills.testing import ScriptedChatModel
 
 SKILL = "multiply-whole-numbers"
