@@ -21,8 +21,9 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from memento_skills.evals.router_eval import name_map, skill_name
-from memento_skills.nodes.route_skill import HybridRouter
-from memento_skills.nodes.router import LearnedRouter, RouterModel, Sample
+from memento_skills.nodes.routing.hybrid import HybridRouter
+from memento_skills.nodes.routing.model import RouterModel, Sample
+from memento_skills.nodes.routing.service import LearnedRouter
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.router_weights import RouterWeightsError, RouterWeightsStore
@@ -366,7 +367,7 @@ def test_weights_persist_and_reload_in_a_fresh_process(
     expected = router.rank(query, world["skills"], world["index"], 5, "hybrid")
     script = f"""
 import json
-from memento_skills.nodes.router import LearnedRouter
+from memento_skills.nodes.routing.service import LearnedRouter
 r = LearnedRouter({str(folder)!r}, autosave=False)
 m = r.model
 print(json.dumps({{"version": r.version, "cases": len(m.case_skill), "classes": len(m.classes),
@@ -482,6 +483,46 @@ def test_the_graph_feeds_every_judged_run_to_the_router(tmp_path: Path) -> None:
     assert "learned" not in first[0]  # nothing learned yet: the untrained score
     top = second[0]
     assert top["name"] == out["selected_skill"] and top["learned"] > 0
+
+
+def test_the_routers_and_the_index_fit_the_seams_the_nodes_are_given(
+    world: dict[str, Any],
+) -> None:
+    """The builder injects these through the Protocols of routing/seams.py (mypy checks the
+    signatures through the annotated names; isinstance checks the methods are there)."""
+    from memento_skills.graph.resources import Resources
+    from memento_skills.nodes.routing.seams import (
+        LearningRouter,
+        Retriever,
+        RetrieverSource,
+        Router,
+    )
+
+    learned: LearningRouter = LearnedRouter(autosave=False)
+    untrained: Router = HybridRouter()
+    index: Retriever = world["index"]
+    source: RetrieverSource = Resources()
+    assert isinstance(learned, LearningRouter) and isinstance(learned, Router)
+    assert isinstance(untrained, Router) and not isinstance(untrained, LearningRouter)
+    assert isinstance(index, Retriever) and isinstance(source, RetrieverSource)
+
+
+def test_build_graph_makes_one_learned_router_per_resources() -> None:
+    """No router given: the builder makes a LearnedRouter and keeps it on the resources, so
+    every graph built from them (and the write phase) learns in the same one."""
+    from memento_skills.graph.builder import build_graph
+    from memento_skills.graph.resources import Resources
+
+    resources = Resources()
+    assert resources.router is None
+    build_graph(resources=resources)
+    made = resources.router
+    assert isinstance(made, LearnedRouter)
+    build_graph(resources=resources)
+    assert resources.router is made
+    given = HybridRouter()
+    build_graph(resources=(pinned := Resources(router=given)))
+    assert pinned.router is given
 
 
 def test_skill_names_from_tool_names_are_valid_and_deterministic() -> None:
