@@ -36,8 +36,9 @@ from memento_skills.graph.state import (
     Proposal,
     ReflectOutput,
     State,
+    task_text,
 )
-from memento_skills.nodes.execute import task_attachments, task_text
+from memento_skills.nodes.execute import task_attachments
 from memento_skills.nodes.gate import ReplayGraph, run_gate
 from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.nodes.writing.decision import (

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memento_skills.graph.state import ToolStep, Verdict
-from memento_skills.nodes.execute import earlier_step, task_text
+from memento_skills.graph.state import ToolStep, Verdict, task_text
+from memento_skills.nodes.execute import earlier_step
 from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.stores.skill import Skill, SkillError, check_name
 

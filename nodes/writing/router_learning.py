@@ -15,8 +15,7 @@ from typing import Any
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.state import LibraryWrite, State
-from memento_skills.nodes.execute import task_text
+from memento_skills.graph.state import LibraryWrite, State, task_text
 from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.nodes.writing.proposals import effect_key
 
