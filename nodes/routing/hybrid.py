@@ -20,8 +20,7 @@ from memento_skills.stores.skill import Skill
 
 LEXICAL_WEIGHT = 0.05
 """BM25 enters as a bounded bonus (score / best score in the result), never as an equal partner:
-on the shared routing data (1,500 sampled train queries, 199 skills) Recall@1 was dense 0.553,
-+0.05 BM25 0.561, +0.1 0.557, +0.2 0.525; equal-weight fusion (RRF, z-scores) is worse than dense."""
+equal-weight fusion ranks worse than dense alone (docs/decisions.md#lexical-bonus)."""
 PRIOR_WEIGHT = 0.1
 """How far a skill's track record moves its score (at full confidence, ±0.05)."""
 

@@ -438,12 +438,8 @@ def fused(
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b, without BLAS for a single row.
-
-    OpenBLAS threads a matrix-vector product across cores; on a busy machine they wait on each
-    other: measured here with two cores taken, 11 ms for one query against 7,600 cases, against
-    0.7 ms for numpy's own loop. Batches (training, the cross-fit) keep BLAS.
-    """
+    """a @ b, without BLAS for a single row: on busy cores OpenBLAS's threads wait on each other
+    (docs/decisions.md#single-row-product). Batches (training, the cross-fit) keep BLAS."""
     if a.shape[0] == 1:
         return np.einsum("ij,jk->ik", a, b)
     return a @ b

@@ -8,11 +8,9 @@ Every judged run is a case (task, chosen skill, reward). The learned parts read 
 - a softmax classifier on the query embedding over the skills that have succeeded, trained from
   scratch on every retrain, with failures as negatives.
 
-A learned part alone is useless for a skill without data (measured on the shared routing data:
-an InfoNCE adapter reached 0.81 on seen skills and 0.14 on unseen ones, dense alone 0.44), and a
-fixed mixture of it with the untrained score under a per-query gate trades one for the other
-(on a dev split: 0.79 seen, -1 point unseen). So the fusion itself is learned, per candidate
-(same split: 0.83 seen, +2 points unseen):
+A learned part alone knows nothing of a skill without data, and a fixed mixture of it with the
+untrained score trades seen skills for unseen ones, so the fusion itself is learned, per
+candidate (docs/decisions.md#learned-fusion):
 
     score_s = u_s + T · g(features of s)     for a skill s with evidence
     score_s = u_s                             for a skill without

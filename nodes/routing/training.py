@@ -29,9 +29,7 @@ from memento_skills.stores.skill import Skill
 UNSEEN_MARGIN = 0.015
 """Recall@1 the fitted fusion must gain over the untrained score on hidden skills in the
 cross-fit: a margin for how unlike the cross-fit a real cold skill can be (a near-twin of a
-skill with data). On four dev splits of the shared data, with no margin the cold skills moved
--2.7 to +1.2 points against the untrained router (seen 0.83-0.85); with this one -1.2 to +3.6
-(seen 0.81-0.84)."""
+skill with data; docs/decisions.md#unseen-margin)."""
 MIN_CLASSES_TO_FIT = 8
 MIN_SUCCESSES_TO_FIT = 100
 FOLDS = 5
@@ -161,7 +159,7 @@ def fit_fusion(
     Skills are split into FOLDS; in fold k the learned part is trained without the skills of
     fold k (their queries play skills without data) and without a 1/FOLDS share of the other
     skills' queries (those play new queries of skills with data). More folds train the fold
-    learners closer to the final one: on the shared data 5 folds beat 4 by two points on seen.
+    learners closer to the final one (docs/decisions.md#cross-fit-folds).
     """
     success = model.case_reward > 0.5
     classes = np.unique(model.case_skill[success])

@@ -95,9 +95,9 @@ def decide(
     if behaviour:
         action = "refine"  # the trajectory shows a behaviour failure: policy fixes it
     if skill is None and (action != "none" or attribution.cause != "task"):
-        # Nothing in the library fitted a task that failed: that is the gap a new skill fills,
-        # whatever the writer's action says (a 0.5B writer answered "none" to the stand-in's
-        # first LCM failure). Only a task judged unanswerable ("task") is left without a skill.
+        # Nothing in the library fitted a task that failed: that is the gap a new skill
+        # fills, whatever the writer's action says (docs/decisions.md#create-when-nothing-fits).
+        # Only a task judged unanswerable ("task") is left without a skill.
         action = "create"
     allowed = ALLOWED[write_policy]
     if action == "none" or action not in allowed:
@@ -120,10 +120,10 @@ def _after_a_pass(skill: Skill | None, write_policy: WritePolicy, example: str |
     """Keep what worked: a learned skill that just solved a task gains that task's tool calls
     as a worked example, once.
 
-    A 0.5B executor follows a call it can copy far better than prose: told to count 1 bits
-    "with python", it wrote `import bin`; shown `print(bin(N1).count("1"))` it substitutes the
-    numbers. Seed skills are left alone: they serve every kind of task, and one task's example
-    would pull the others towards it. The gate replays the skill's cases with the example.
+    A small executor copies a call far better than it follows prose
+    (docs/decisions.md#worked-example). Seed skills are left alone: they serve every kind of
+    task, and one task's example would pull the others towards it. The gate replays the
+    skill's cases with the example.
     """
     if write_policy not in ("refine", "full") or skill is None or example is None:
         return Decision("nothing")

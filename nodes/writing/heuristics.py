@@ -33,10 +33,10 @@ def behaviour_policy(
     """Policy the trajectory itself argues for, whatever the writer model says.
 
     No tool that computes was used (the model answered from its head, or only listed and read
-    files: a 0.5B model given every tool lists an empty workspace for an LCM) → the first step
-    must call one; the judge saw the right kind of value buried in words → an answer contract.
-    A wrong guess costs nothing lasting: the gate replays the failing task and the skill's
-    regression cases with the change before it goes live.
+    files) → the first step must call one; the judge saw the right kind of value buried in words
+    → an answer contract (docs/decisions.md#behaviour-policy). A wrong guess costs nothing
+    lasting: the gate replays the failing task and the skill's regression cases with the change
+    before it goes live.
     """
     policy: dict[str, Any] = {}
     used = {s["tool"] for s in trajectory}
@@ -63,7 +63,7 @@ def worked_example(state: Mapping[str, Any]) -> str | None:
         if step["tool"] not in COMPUTE_TOOLS or step["error"]:
             continue
         if earlier_step(calls, step["tool"], step["args"]) is None:
-            calls.append(step)  # a call it reran (a 0.5B model repeats its snippet) shows once
+            calls.append(step)  # a call it reran shows once (docs/decisions.md#worked-example)
     if not calls:
         return None
     lines = [EXAMPLE_HEADING, "", f"A solved task of this kind: {task.strip()[:400]}", ""]
@@ -86,9 +86,8 @@ _TASK_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 def generalise(text: str, task: str) -> str:
     """`text` with the task's own numbers (two digits or more) replaced by N1, N2, ...
 
-    A 0.5B writer copies the task into the skill ("Find the LCM of these numbers: 98, 54"): the
-    skill then fits that one task, and its numbers collide with other tasks' answers (the leak
-    check flagged the LCM of 49 and 98). A skill is for the kind of task, not for its values.
+    A skill is for the kind of task, not for its values: one that keeps them fits one task, and
+    its numbers collide with other tasks' golds (docs/decisions.md#generalise-numbers).
     """
     found = [n for n in _TASK_NUMBER_RE.findall(task) if sum(c.isdigit() for c in n) >= 2]
     names = {n: f"N{i}" for i, n in enumerate(dict.fromkeys(found), start=1)}  # first seen: N1
@@ -106,9 +105,9 @@ def answer_evidence(state: Mapping[str, Any]) -> str:
 def pattern_fits(pattern: str, evidence: str) -> bool:
     """A writer's answer contract must extract something from what the attempt produced.
 
-    A 0.5B writer proposed `-?\\b\\bb\\b?` for an LCM skill: a valid regex that matches no
-    number. The contract falls back to the raw answer when nothing matches, so the gate's replay
-    could not tell it was useless; checking it against the attempt's own output can.
+    A valid pattern that matches nothing falls back to the raw answer, so the gate's replay
+    cannot tell it is useless; the attempt's own output can
+    (docs/decisions.md#answer-pattern-check).
     """
     if not _valid_regex(pattern) or re.fullmatch(pattern, ""):
         return False

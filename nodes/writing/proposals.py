@@ -245,12 +245,11 @@ def on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) -
     """A new skill that carries a tool policy goes live even if its replay still fails.
 
     It replaces nothing: the task failed without it, and it has no regression cases to break
-    (a leak is still refused). Deleting it threw away the behaviour it carries: on the 0.5B
-    stand-in, a count-bits skill with a forced python step was rolled back because the one
-    replay wrote `import bin`, and every later task of the kind fell back to no skill. Kept, it
-    routes the next tasks of its kind to a computing step, gains a worked example once one of
-    them passes, and is refined like any skill; its failures lower its utility prior. A skill of
-    prose alone changes no behaviour the replay did not already show: it is deleted as before.
+    (a leak is still refused). Rolling it back threw away the behaviour it carries
+    (docs/decisions.md#probation): kept, it routes the next tasks of its kind to a computing step,
+    gains a worked example once one of them passes, and is refined like any skill; its failures
+    lower its utility prior. A skill of prose alone changes no behaviour the replay did not
+    already show: it is deleted as before.
     """
     return (
         proposal["action"] == "create"
