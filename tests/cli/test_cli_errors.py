@@ -15,28 +15,8 @@ from typing import Any
 
 import pytest
 
-from support.commands import MEMENTO
+from support.commands import MEMENTO, memento
 from support.scripted_endpoint import forced_tool, scripted_endpoint
-
-ENDPOINT_VARS = ("MEMENTO_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MEMENTO_MODEL")
-
-
-def memento(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {
-        **os.environ,
-        "MEMENTO_HOME": str(home),
-        "ORT_DISABLE_TELEMETRY": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "NO_COLOR": "1",
-        **env,
-    }
-    for name in ("MEMENTO_SKILLS_DIR", "MEMENTO_INDEX_DIR", "MEMENTO_CHROMA_URL", "MEMENTO_DEBUG"):
-        if name not in env:
-            full.pop(name, None)
-    for name in ENDPOINT_VARS:
-        if name not in env:
-            full.pop(name, None)
-    return subprocess.run([MEMENTO, *args], env=full, capture_output=True, text=True, timeout=300)
 
 
 def closed_port() -> int:
