@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import struct
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
+from support.commands import MEMENTO
 
 
 def memento(
@@ -35,11 +34,6 @@ def memento(
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
 
 
 def test_list_json_shows_seed_skills(home: Path) -> None:

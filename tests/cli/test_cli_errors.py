@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -16,28 +15,8 @@ from typing import Any
 
 import pytest
 
+from support.commands import MEMENTO, memento
 from support.scripted_endpoint import forced_tool, scripted_endpoint
-
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
-ENDPOINT_VARS = ("MEMENTO_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "MEMENTO_MODEL")
-
-
-def memento(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {
-        **os.environ,
-        "MEMENTO_HOME": str(home),
-        "ORT_DISABLE_TELEMETRY": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "NO_COLOR": "1",
-        **env,
-    }
-    for name in ("MEMENTO_SKILLS_DIR", "MEMENTO_INDEX_DIR", "MEMENTO_CHROMA_URL", "MEMENTO_DEBUG"):
-        if name not in env:
-            full.pop(name, None)
-    for name in ENDPOINT_VARS:
-        if name not in env:
-            full.pop(name, None)
-    return subprocess.run([MEMENTO, *args], env=full, capture_output=True, text=True, timeout=300)
 
 
 def closed_port() -> int:
@@ -52,11 +31,6 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1, proc.stderr
     return lines[0]
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
 
 
 def test_help_lists_the_exit_codes(home: Path) -> None:

@@ -14,19 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli_errors import ENDPOINT_VARS, memento
 
 from memento_skills.graph.models import resolve_settings
 from memento_skills.smoke_run import SMOKE_BOUNDS, is_smoke_model, smoke_fields
 
+from support.commands import ENDPOINT_VARS, memento
 from support.scripted_endpoint import scripted_endpoint
 
 NOTICE_WORDS = ("135M smoke-test model", "MEMENTO_BASE_URL", "OPENAI_API_KEY", "MEMENTO_GGUF")
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
 
 
 @pytest.fixture

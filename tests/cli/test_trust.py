@@ -9,12 +9,9 @@ import json
 import os
 import pty
 import select
-import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,9 @@ from memento_skills.stores.packs import import_pack
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.trust import scripts_trusted
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
+from support.commands import MEMENTO
+from support.scripted_endpoint import ScriptedEndpoint
+
 FAST = SandboxLimits(wall_s=10, memory_mb=512)
 TASK = "Make an animated GIF for chat about cats"
 MAKE_PY = (
@@ -61,11 +60,6 @@ def memento(*args: str, home: Path, check: bool = True) -> subprocess.CompletedP
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
 
 
 @pytest.fixture
@@ -218,93 +212,28 @@ def test_trust_errors_are_one_line_and_change_nothing(
 # ---------------------------------------------------------------- memento run --approve-scripts
 
 
-class ScriptedEndpoint:
-    """An OpenAI-compatible endpoint that replays scripted tool calls and records each request,
-    so the real `memento run` process can be driven offline, deterministically."""
-
-    def __init__(self, calls: list[tuple[str, dict[str, Any]]]) -> None:
-        self.calls = list(calls)
-        self.requests: list[dict[str, Any]] = []
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                self._send({"object": "list", "data": [{"id": "scripted"}]})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                endpoint.requests.append(body)
-                name, args = (
-                    endpoint.calls.pop(0) if endpoint.calls else ("submit_answer", {"answer": "?"})
-                )
-                self._send(
-                    {
-                        "id": f"c{len(endpoint.requests)}",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": "scripted",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "tool_calls",
-                                "message": {
-                                    "role": "assistant",
-                                    "content": None,
-                                    "tool_calls": [
-                                        {
-                                            "id": f"call_{len(endpoint.requests)}",
-                                            "type": "function",
-                                            "function": {
-                                                "name": name,
-                                                "arguments": json.dumps(args),
-                                            },
-                                        }
-                                    ],
-                                },
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-                    }
-                )
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def tool_results(self) -> list[str]:
-        """The tool results the model was sent, in order (the judge's requests have none)."""
-        seen: dict[str, str] = {}
-        for request in self.requests:
-            for m in request["messages"]:
-                if m.get("role") == "tool":
-                    seen.setdefault(str(m.get("tool_call_id")), str(m.get("content")))
-        return list(seen.values())
+def sent_tool_results(requests: list[dict[str, Any]]) -> list[str]:
+    """The tool results the model was sent, in order, each once (the judge's requests have none)."""
+    seen: dict[str, str] = {}
+    for request in requests:
+        for m in request["messages"]:
+            if m.get("role") == "tool":
+                seen.setdefault(str(m.get("tool_call_id")), str(m.get("content")))
+    return list(seen.values())
 
 
 @contextlib.contextmanager
 def endpoint(calls: list[tuple[str, dict[str, Any]]]) -> Iterator[ScriptedEndpoint]:
-    fake = ScriptedEndpoint(calls)
-    fake.thread.start()
-    try:
+    """An endpoint that replays scripted tool calls (then submits "?"), so the real `memento run`
+    process can be driven offline, deterministically."""
+    pending = list(calls)
+
+    def reply(request: dict[str, Any]) -> dict[str, Any]:
+        name, args = pending.pop(0) if pending else ("submit_answer", {"answer": "?"})
+        return {"tool": name, "arguments": args}
+
+    with ScriptedEndpoint(reply) as fake:
         yield fake
-    finally:
-        fake.httpd.shutdown()
-        fake.httpd.server_close()
 
 
 RUN_THE_SCRIPT: list[tuple[str, dict[str, Any]]] = [
@@ -364,7 +293,7 @@ def imported(home: Path, pack: Path) -> Path:
 def test_approve_scripts_shows_the_script_and_runs_it_on_yes(imported: Path) -> None:
     with endpoint(RUN_THE_SCRIPT) as fake:
         code, transcript = run_on_a_terminal(imported, fake.base_url, "y")
-        results = fake.tool_results()
+        results = sent_tool_results(fake.requests)
         system = fake.requests[0]["messages"][0]["content"]
     assert code == 0, transcript
     assert "The agent wants to run core/make.py of the untrusted skill 'gif-maker'" in transcript
@@ -397,7 +326,7 @@ def test_approve_scripts_refuses_on_no(imported: Path) -> None:
     calls = [RUN_THE_SCRIPT[0], ("submit_answer", {"answer": "no gif"})]
     with endpoint(calls) as fake:
         code, transcript = run_on_a_terminal(imported, fake.base_url, "n")
-        results = fake.tool_results()
+        results = sent_tool_results(fake.requests)
     assert code == 1, transcript  # the task failed: its answer is not the gold
     assert results[0].startswith(
         "error: refused to run 'core/make.py': skill 'gif-maker' is untrusted"
@@ -415,7 +344,7 @@ def test_approve_scripts_without_a_terminal_refuses(imported: Path) -> None:
             text=True,
             timeout=300,
         )
-        results = fake.tool_results()
+        results = sent_tool_results(fake.requests)
     assert proc.returncode == 1, proc.stderr  # the task failed without the script
     assert (
         "script approval needed: skill 'gif-maker' is untrusted and wants to run core/make.py, "
@@ -468,7 +397,7 @@ def test_trust_covers_the_scripts_as_they_were(imported: Path) -> None:
     with endpoint(RUN_THE_SCRIPT) as fake:
         args[args.index("URL")] = fake.base_url
         proc = memento(*args, home=imported)
-        results = fake.tool_results()
+        results = sent_tool_results(fake.requests)
     assert results[0].startswith("error: refused to run 'core/make.py'"), proc.stderr
     assert "This skill is untrusted" in fake.requests[0]["messages"][0]["content"]
     again = memento("skills", "trust", "gif-maker", "--by", "alice", home=imported).stdout
@@ -476,5 +405,5 @@ def test_trust_covers_the_scripts_as_they_were(imported: Path) -> None:
     with endpoint(RUN_THE_SCRIPT) as fake:
         args[args.index("--base-url") + 1] = fake.base_url
         memento(*args, home=imported)
-        results = fake.tool_results()
+        results = sent_tool_results(fake.requests)
     assert "gif of cats\nand something new" in results[0]

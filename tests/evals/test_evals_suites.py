@@ -32,9 +32,9 @@ from memento_skills.nodes.scoring import contains_gold
 from memento_skills.stores.settings import open_library, seed_skills_dir
 from memento_skills.testing import ScriptedChatModel
 
+from support.commands import MEMENTO
 from support.scripted_learner import scripted_resources
 
-MEMENTO = shutil.which("memento") or str(Path(__file__).resolve().parents[2] / ".venv/bin/memento")
 GAIA_LEVELS = {1: 53, 2: 86, 3: 26}  # GAIA validation: 165 tasks
 
 

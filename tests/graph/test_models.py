@@ -1,19 +1,16 @@
 """Model layer: settings precedence, structured output repair, usage and cost, retries, quirks.
 
-HTTP behaviour is checked against a real OpenAI-compatible server on 127.0.0.1 (http.server in a
-thread) scripted per test, so the real ChatOpenAI and openai client code paths run.
+HTTP behaviour is checked against a real OpenAI-compatible server on 127.0.0.1 (the scripted
+endpoint of tests/support, replies queued per test), so the real ChatOpenAI and openai client
+code paths run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,9 @@ from memento_skills.graph.models import (
     structured,
 )
 from memento_skills.testing import ScriptedChatModel
+
+from support.scripted_endpoint import HTTPReply as Reply
+from support.scripted_endpoint import ScriptedEndpoint, completion
 
 ENV_VARS = (
     "OPENAI_API_KEY",
@@ -78,93 +78,15 @@ class Verdict(BaseModel):
 # --- a scripted OpenAI-compatible server on loopback -----------------------------------------
 
 
-def completion(
-    content: str | None = "hello",
-    *,
-    usage: tuple[int, int] | None = (7, 3),
-    finish_reason: str = "stop",
-    model: str = "served-model",
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish_reason,
-            }
-        ],
-    }
-    if usage is not None:
-        body["usage"] = {
-            "prompt_tokens": usage[0],
-            "completion_tokens": usage[1],
-            "total_tokens": sum(usage),
-        }
-    return body
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: dict[str, Any] = field(default_factory=completion)
-    delay_s: float = 0.0
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class FakeOpenAIServer:
-    """Answers POST /v1/chat/completions from a queue of replies; records every request."""
+class FakeOpenAIServer(ScriptedEndpoint):
+    """Answers chat completions from a queue of replies (then "hello"); records every request."""
 
     def __init__(self) -> None:
         self.replies: list[Reply] = []
-        self.requests: list[Seen] = []
-        self.models = ["served-model"]
-        server = self
+        super().__init__(self._next_reply, models=("served-model",))
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(data)  # the client may have timed out and left
-
-            def do_GET(self) -> None:
-                self._send(200, {"object": "list", "data": [{"id": m} for m in server.models]})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append(
-                    Seen(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                )
-                reply = server.replies.pop(0) if server.replies else Reply()
-                time.sleep(reply.delay_s)
-                self._send(reply.status, reply.body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+    def _next_reply(self, request: dict[str, Any]) -> Reply:
+        return self.replies.pop(0) if self.replies else Reply()
 
     def settings(self, **overrides: Any) -> ModelSettings:
         return resolve_settings(
@@ -174,11 +96,8 @@ class FakeOpenAIServer:
 
 @pytest.fixture
 def server() -> Iterator[FakeOpenAIServer]:
-    fake = FakeOpenAIServer()
-    fake.thread.start()
-    yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
+    with FakeOpenAIServer() as fake:
+        yield fake
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -321,10 +240,10 @@ def test_non_openai_endpoint_gets_max_tokens_in_the_body(server: FakeOpenAIServe
     model = chat_model("executor", server.settings(max_tokens=77))
     assert type(model) is ChatOpenAI
     assert model.invoke("hi").content == "hello"
-    body = server.requests[0].body
+    body = server.received[0].body
     assert body["max_tokens"] == 77 and "max_completion_tokens" not in body
     assert body["model"] == "served-model" and body["temperature"] == 0.0
-    assert server.requests[0].headers["authorization"].startswith("Bearer ")
+    assert server.received[0].headers["authorization"].startswith("Bearer ")
 
 
 def test_openai_gets_max_completion_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -353,35 +272,35 @@ def test_server_error_is_retried_then_succeeds(server: FakeOpenAIServer) -> None
     server.replies = [Reply(500, {"error": {"message": "boom"}}), Reply()]
     model = chat_model("executor", server.settings(max_retries=2))
     assert model.invoke("hi").content == "hello"
-    assert len(server.requests) == 2
-    assert server.requests[1].headers.get("x-stainless-retry-count") == "1"
+    assert len(server.received) == 2
+    assert server.received[1].headers.get("x-stainless-retry-count") == "1"
 
 
 def test_rate_limit_is_retried(server: FakeOpenAIServer) -> None:
     server.replies = [Reply(429, {"error": {"message": "slow down"}}), Reply()]
     assert chat_model("executor", server.settings(max_retries=1)).invoke("hi").content == "hello"
-    assert len(server.requests) == 2
+    assert len(server.received) == 2
 
 
 def test_no_retries_left_raises_the_server_error(server: FakeOpenAIServer) -> None:
     server.replies = [Reply(500, {"error": {"message": "boom"}})]
     with pytest.raises(openai.InternalServerError):
         chat_model("executor", server.settings(max_retries=0)).invoke("hi")
-    assert len(server.requests) == 1
+    assert len(server.received) == 1
 
 
 def test_client_errors_are_not_retried(server: FakeOpenAIServer) -> None:
     server.replies = [Reply(400, {"error": {"message": "bad request"}})]
     with pytest.raises(openai.BadRequestError):
         chat_model("executor", server.settings(max_retries=3)).invoke("hi")
-    assert len(server.requests) == 1
+    assert len(server.received) == 1
 
 
 def test_timeout_is_retried_then_succeeds(server: FakeOpenAIServer) -> None:
     server.replies = [Reply(delay_s=1.5), Reply()]
     model = chat_model("executor", server.settings(timeout_s=0.5, max_retries=1))
     assert model.invoke("hi").content == "hello"
-    assert len(server.requests) == 2
+    assert len(server.received) == 2
 
 
 def test_timeout_without_retries_raises(server: FakeOpenAIServer) -> None:
@@ -424,7 +343,7 @@ def test_an_unparseable_call_is_sent_back_with_content(server: FakeOpenAIServer)
     adapted = adapt_messages_for_local(history)
     assert adapted[1].text == 'Calling tool(s): python({"code": "print(1)'
     chat_model("executor", server.settings(local=True)).invoke(history)
-    sent = server.requests[0].body["messages"]
+    sent = server.received[0].body["messages"]
     assert all(m.get("content") for m in sent)
 
 
@@ -443,7 +362,7 @@ def test_local_endpoint_requests_are_adapted(server: FakeOpenAIServer) -> None:
         ToolMessage("5", tool_call_id="c1"),
     ]
     model.bind_tools([add], tool_choice="required").invoke(history)
-    body = server.requests[0].body
+    body = server.received[0].body
     assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
     assert body["messages"][2]["content"]  # never empty next to tool calls
     assert body["messages"][3]["content"] == "Result of tool `add`:\n5"
@@ -456,7 +375,7 @@ def test_local_endpoint_requests_are_adapted(server: FakeOpenAIServer) -> None:
         return a - b
 
     model.bind_tools([add, sub], tool_choice="required").invoke([SystemMessage("s"), *history])
-    body = server.requests[1].body
+    body = server.received[1].body
     assert body["tool_choice"] == "auto" and body["messages"][0] == {
         "role": "system",
         "content": "s",
@@ -464,10 +383,10 @@ def test_local_endpoint_requests_are_adapted(server: FakeOpenAIServer) -> None:
 
     # Without a tool_choice the server would ignore the tools: OpenAI's default is made explicit.
     model.bind_tools([add]).invoke("add 2 and 3")
-    assert server.requests[2].body["tool_choice"] == "auto"
+    assert server.received[2].body["tool_choice"] == "auto"
     model.invoke("no tools")
-    assert "tool_choice" not in server.requests[3].body
-    assert [m["role"] for m in server.requests[3].body["messages"]] == ["user"]
+    assert "tool_choice" not in server.received[3].body
+    assert [m["role"] for m in server.received[3].body["messages"]] == ["user"]
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
@@ -493,7 +412,7 @@ def test_local_empty_text_reply_with_tools_is_asked_again_without_tools(
         else bound.invoke("add 2 and 3", config=config)
     )
     assert reply.content == "The sum is 5."
-    first, second = (r.body for r in server.requests)
+    first, second = (r.body for r in server.received)
     assert first["tool_choice"] == "auto" and "tools" in first
     assert "tools" not in second and "tool_choice" not in second
     assert second["messages"][-1] == {"role": "user", "content": "add 2 and 3"}
@@ -536,7 +455,7 @@ def test_local_tool_named_in_text_is_asked_again_with_that_tool(
         else bound.invoke("add 2 and 3", config=config)
     )
     assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("add", {"a": 2, "b": 3})]
-    first, second = (r.body for r in server.requests)
+    first, second = (r.body for r in server.received)
     assert first["tool_choice"] == "auto"
     assert second["tool_choice"] == {"type": "function", "function": {"name": "add"}}
     assert len(second["tools"]) == 2 and second["messages"] == first["messages"]
@@ -556,7 +475,7 @@ def test_text_naming_an_unbound_tool_or_saying_more_is_kept(server: FakeOpenAISe
     bound = chat_model("executor", server.settings(local=True)).bind_tools([add])
     assert bound.invoke("x").content == "functions.shell:"
     assert bound.invoke("x").content == "functions.add: then I add"
-    assert len(server.requests) == 2
+    assert len(server.received) == 2
 
 
 def test_empty_replies_are_not_retried_when_a_tool_is_forced_or_not_local(
@@ -570,7 +489,7 @@ def test_empty_replies_are_not_retried_when_a_tool_is_forced_or_not_local(
     local = chat_model("executor", server.settings(local=True))
     assert local.bind_tools([add], tool_choice="add").invoke("x").content == ""
     assert chat_model("executor", server.settings()).bind_tools([add]).invoke("x").content == ""
-    assert len(server.requests) == 2
+    assert len(server.received) == 2
 
 
 def test_other_endpoints_get_messages_unchanged(server: FakeOpenAIServer) -> None:
@@ -581,7 +500,7 @@ def test_other_endpoints_get_messages_unchanged(server: FakeOpenAIServer) -> Non
         ToolMessage("5", tool_call_id="c1"),
     ]
     chat_model("executor", server.settings()).invoke(history)
-    roles = [m["role"] for m in server.requests[0].body["messages"]]
+    roles = [m["role"] for m in server.received[0].body["messages"]]
     assert roles == ["user", "assistant", "tool"]
 
 
@@ -674,7 +593,7 @@ def test_structured_method_comes_from_chat_model_settings(server: FakeOpenAIServ
     server.replies = [Reply(body=completion('{"correct": true, "reason": "ok"}'))]
     model = chat_model("judge", server.settings(structured_method="json_mode"))
     assert structured(model, Verdict, "Is 2+2=4?").reason == "ok"
-    assert server.requests[0].body["response_format"] == {"type": "json_object"}
+    assert server.received[0].body["response_format"] == {"type": "json_object"}
 
 
 def test_structured_repairs_a_reply_cut_at_max_tokens(server: FakeOpenAIServer) -> None:
@@ -686,7 +605,7 @@ def test_structured_repairs_a_reply_cut_at_max_tokens(server: FakeOpenAIServer) 
     tracker = UsageTracker()
     verdict = structured(model, Verdict, "q", method="json_mode", config={"callbacks": [tracker]})
     assert verdict.correct is True
-    messages = server.requests[1].body["messages"]
+    messages = server.received[1].body["messages"]
     assert messages[-2] == {"role": "assistant", "content": '{"correct": tr'}
     assert "max_tokens limit" in messages[-1]["content"]
     # The cut-off reply raised in the client, but its tokens were generated and are counted.

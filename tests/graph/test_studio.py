@@ -3,8 +3,9 @@
 A real dev server is started from the repo root (it reads langgraph.json), a real run is
 streamed through `langgraph_sdk`, and every model call goes over HTTP to an OpenAI-compatible
 server on loopback that always answers "42" — the cheapest real endpoint that needs neither
-network nor key. Nothing in between is replaced. One server and one stub serve the whole module
-(starting `langgraph dev` costs seconds); each test clears the stub's request log first.
+network nor key. Nothing in between is replaced. One dev server serves the session (the
+`langgraph_dev` fixture of tests/conftest.py: starting it costs seconds) and one stub the module;
+each test clears the stub's request log first.
 
 Besides a run, the module checks what Studio reads (the served input, output and context
 schemas) and that a run with a wrong context or input is refused before any model request.
@@ -14,17 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
-import os
 import pkgutil
-import signal
-import socket
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -37,169 +30,17 @@ from typing_extensions import is_typeddict
 
 from memento_skills.graph.context import Context
 
-REPO = Path(__file__).resolve().parents[2]
-LANGGRAPH = Path(sys.executable).parent / "langgraph"  # the CLI of the venv running pytest
-STARTUP_TIMEOUT_S = 120.0
+from support.commands import REPO
+from support.scripted_endpoint import ScriptedEndpoint
+
 ANSWER = "42"
-
-
-class OpenAIStub(BaseHTTPRequestHandler):
-    """Chat completions that always answer ANSWER, plain or streamed; records every request."""
-
-    requests: list[dict[str, Any]]
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
-        pass
-
-    def _send_json(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/").endswith("/models"):
-            self._send_json({"object": "list", "data": [{"id": "m", "object": "model"}]})
-        else:
-            self.send_error(404)
-
-    def do_POST(self) -> None:
-        if not self.path.rstrip("/").endswith("/chat/completions"):
-            self.send_error(404)
-            return
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        self.requests.append(body)
-        prompt_words = sum(len(str(m.get("content") or "").split()) for m in body["messages"])
-        usage = {
-            "prompt_tokens": prompt_words,
-            "completion_tokens": 1,
-            "total_tokens": prompt_words + 1,
-        }
-        base = {"id": "chatcmpl-stub", "created": int(time.time()), "model": body.get("model", "m")}
-        if not body.get("stream"):
-            self._send_json(
-                {
-                    **base,
-                    "object": "chat.completion",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": ANSWER},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": usage,
-                }
-            )
-            return
-        chunks: list[dict[str, Any]] = [
-            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None},
-            {"index": 0, "delta": {"content": ANSWER}, "finish_reason": None},
-            {"index": 0, "delta": {}, "finish_reason": "stop"},
-        ]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for choice in chunks:
-            event = {**base, "object": "chat.completion.chunk", "choices": [choice]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        if (body.get("stream_options") or {}).get("include_usage"):
-            event = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
 
 
 @pytest.fixture(scope="module")
 def openai_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    requests: list[dict[str, Any]] = []
-    handler = type("Handler", (OpenAIStub,), {"requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"langgraph dev exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(
-        f"langgraph dev did not answer within {STARTUP_TIMEOUT_S:.0f}s:\n{log.read_text()[-3000:]}"
-    )
-
-
-@pytest.fixture(scope="module")
-def langgraph_dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The dev server's URL and its log file."""
-    if not LANGGRAPH.exists():
-        pytest.fail(f"{LANGGRAPH} is missing: install the dev extra (langgraph-cli[inmem])")
-    port = _free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "MEMENTO_", "LANGSMITH_", "LANGCHAIN_"))
-    }
-    env.update(
-        LANGGRAPH_CLI_NO_ANALYTICS="1",
-        LANGGRAPH_NO_VERSION_CHECK="1",
-        ORT_DISABLE_TELEMETRY="1",
-        MEMENTO_HOME=str(tmp_path_factory.mktemp("home")),
-    )
-    log = tmp_path_factory.mktemp("server") / "langgraph-dev.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(LANGGRAPH),
-                "dev",
-                "--port",
-                str(port),
-                "--host",
-                "127.0.0.1",
-                "--no-browser",
-                "--no-reload",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so the reloader and workers die with it
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, proc, log)
-        yield url, log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
-@pytest.fixture
-def langgraph_dev(langgraph_dev_server: tuple[str, Path]) -> str:
-    return langgraph_dev_server[0]
+    """Chat completions that always answer ANSWER, plain or streamed; records every request."""
+    with ScriptedEndpoint(lambda request: ANSWER, models=("m",)) as endpoint:
+        yield endpoint.base_url, endpoint.requests
 
 
 @pytest.fixture

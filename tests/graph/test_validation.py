@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, NotRequired
 
@@ -26,7 +25,8 @@ from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.settings import open_library
 from memento_skills.testing import ScriptedChatModel
 
-MEMENTO = Path(sys.executable).parent / "memento"
+from support.commands import MEMENTO
+
 TASK = {"task": "What is 6 times 7?", "ground_truth": "42"}
 ROLES = ("router", "executor", "judge", "writer")
 
@@ -192,7 +192,7 @@ def _memento(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEMENTO_"))}
     env.update(MEMENTO_HOME=str(home), ORT_DISABLE_TELEMETRY="1", ANONYMIZED_TELEMETRY="False")
     return subprocess.run(
-        [str(MEMENTO), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [MEMENTO, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 

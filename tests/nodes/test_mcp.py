@@ -12,11 +12,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +23,6 @@ import pytest
 from langchain_core.messages import AIMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
-from test_studio import (  # noqa: F401 (the real `langgraph dev` server, one per module)
-    langgraph_dev,
-    langgraph_dev_server,
-)
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
@@ -40,6 +34,8 @@ from memento_skills.stores.mcp_config import McpConfigError, load_file
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import SkillValidationError
 from memento_skills.testing import ScriptedChatModel
+
+from support.scripted_endpoint import ScriptedEndpoint, offered_tools, tool_results
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -612,86 +608,23 @@ def test_operator_config_errors_name_the_file_and_the_fix(tmp_path: Path) -> Non
 # ---------------------------------------------------------------- through `langgraph dev`
 
 
-class ToolCallingStub(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that calls the MCP tool once, then answers with its output."""
-
-    requests: list[dict[str, Any]]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        self.requests.append(body)
-        offered = [t["function"]["name"] for t in body.get("tools") or []]
-        results = [m for m in body["messages"] if m.get("role") == "tool"]
-        message: dict[str, Any] = {"role": "assistant", "content": "42"}
-        if "mcp__strings__reverse" in offered and not results:
-            arguments = json.dumps({"s": "langgraph"})
-            message = {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call-1",
-                        "type": "function",
-                        "function": {"name": "mcp__strings__reverse", "arguments": arguments},
-                    }
-                ],
-            }
-        elif results:
-            message = {"role": "assistant", "content": str(results[-1]["content"])}
-        finish = "tool_calls" if message.get("tool_calls") else "stop"
-        base = {"id": "chatcmpl-stub", "created": int(time.time()), "model": body.get("model")}
-        usage = {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}
-        if not body.get("stream"):
-            data = json.dumps(
-                {
-                    **base,
-                    "object": "chat.completion",
-                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                    "usage": usage,
-                }
-            ).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        delta = dict(message)
-        if "tool_calls" in delta:
-            delta["tool_calls"] = [{"index": 0, **c} for c in delta["tool_calls"]]
-        chunks = [
-            {"index": 0, "delta": delta, "finish_reason": None},
-            {"index": 0, "delta": {}, "finish_reason": finish},
-        ]
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for choice in chunks:
-            event = {**base, "object": "chat.completion.chunk", "choices": [choice]}
-            self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.write(b"data: [DONE]\n\n")
+def call_the_mcp_tool_once(request: dict[str, Any]) -> str | dict[str, Any]:
+    """Calls the MCP tool once, then answers with its output (text "42" when it is not offered)."""
+    results = tool_results(request)
+    if "mcp__strings__reverse" in offered_tools(request) and not results:
+        return {"tool": "mcp__strings__reverse", "arguments": {"s": "langgraph"}}
+    return results[-1] if results else "42"
 
 
 @pytest.fixture
 def tool_calling_stub() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    requests: list[dict[str, Any]] = []
-    handler = type("Handler", (ToolCallingStub,), {"requests": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with ScriptedEndpoint(call_the_mcp_tool_once) as endpoint:
+        yield endpoint.base_url, endpoint.requests
 
 
 @pytest.mark.slow
 def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
-    langgraph_dev: str,  # noqa: F811 (the fixture imported from test_studio)
+    langgraph_dev: str,
     tool_calling_stub: tuple[str, list[dict[str, Any]]],
     tmp_path: Path,
 ) -> None:
@@ -735,8 +668,7 @@ def test_a_run_through_langgraph_dev_uses_a_skills_mcp_server(
     assert step["tool"] == "mcp__strings__reverse" and step["output"] == "hparggnal"
     assert values["answer"] == "hparggnal" and values["verdict"]["passed"]
     # the MCP tool was offered to the model over HTTP, next to ours
-    offered_tools = {t["function"]["name"] for t in requests[0].get("tools") or []}
-    assert {"mcp__strings__reverse", "submit_answer"} <= offered_tools
+    assert {"mcp__strings__reverse", "submit_answer"} <= set(offered_tools(requests[0]))
     assert _wait_gone(str(skills))  # the server ended with the attempt
 
 

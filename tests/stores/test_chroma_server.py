@@ -1,7 +1,8 @@
 """Chroma server mode: one collection per library, and running processes notice other syncs.
 
-Against one real `chroma run` server started here; libraries are real folders, the syncs of
-"another process" are real `memento skills sync` subprocesses.
+Against one real `chroma run` server (the `chroma_server` fixture of tests/conftest.py);
+libraries are real folders, the syncs of "another process" are real `memento skills sync`
+subprocesses.
 """
 
 from __future__ import annotations
@@ -9,17 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import chromadb
-import httpx
 import numpy as np
 import pytest
 from chromadb.config import Settings
@@ -40,15 +37,8 @@ from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Skill
 
-QUIET = {
-    "ORT_DISABLE_TELEMETRY": "1",
-    "ANONYMIZED_TELEMETRY": "False",
-    "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-    "LANGGRAPH_NO_VERSION_CHECK": "1",
-}
-for _k, _v in QUIET.items():
-    os.environ.setdefault(_k, _v)
-MEMENTO = str(Path(sys.executable).with_name("memento"))
+from support.commands import MEMENTO, QUIET
+from support.servers import free_port
 
 PDF = Skill(
     name="pdf",
@@ -72,50 +62,6 @@ KELVIN = Skill(
     description="Convert temperatures between celsius, fahrenheit and kelvin scales.",
     body="K = C + 273.15.",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One real `chroma run` for the module, on a free port, up once its heartbeat answers."""
-    chroma = Path(sys.executable).with_name("chroma")
-    assert chroma.exists(), f"{chroma} is missing: chromadb ships it; reinstall chromadb"
-    base = tmp_path_factory.mktemp("chroma")
-    port = _free_port()
-    log = (base / "chroma.log").open("w")
-    cmd = [str(chroma), "run", "--path", str(base / "data"), "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port)],
-        env={**os.environ, **QUIET},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chroma did not start: {(base / 'chroma.log').read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _env(tmp: Path, url: str, **extra: str) -> dict[str, str]:
@@ -162,27 +108,29 @@ def _route(resources: Resources, ctx: Context, query: str) -> tuple[str, float]:
 
 @pytest.mark.slow
 def test_two_libraries_keep_their_own_collections(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _library(tmp_path / "first", [PDF], seed=True)
     second = _library(tmp_path / "second", OTHER_LIBRARY, seed=False)
     n_first = len(first.skills())
     assert n_first >= 5
-    one = _sync(tmp_path, server, first.root)
+    one = _sync(tmp_path, chroma_server, first.root)
     assert (one["added"], one["removed"]) == (n_first, 0)
-    two = _sync(tmp_path, server, second.root)  # the same index folder ($MEMENTO_HOME/index)
+    two = _sync(tmp_path, chroma_server, second.root)  # the same index folder ($MEMENTO_HOME/index)
     assert (two["added"], two["removed"]) == (2, 0)
-    assert two["collection"] != one["collection"] and one["chroma"] == two["chroma"] == server
-    again = _sync(tmp_path, server, first.root)
+    assert (
+        two["collection"] != one["collection"] and one["chroma"] == two["chroma"] == chroma_server
+    )
+    again = _sync(tmp_path, chroma_server, first.root)
     assert (again["embedded"], again["removed"], again["unchanged"]) == (0, 0, n_first)
 
     ours = (str(one["collection"]), str(two["collection"]))
-    counts = _counts(server)
+    counts = _counts(chroma_server)
     assert (counts[ours[0]], counts[ours[1]]) == (n_first, 2), counts
     first_id = json.loads((first.root / ".memento" / "library.json").read_text())["id"]
     assert ours[0].startswith(f"memento-{first_id}-"), (first_id, ours)
 
-    for var, value in _env(tmp_path, server).items():
+    for var, value in _env(tmp_path, chroma_server).items():
         if var.startswith("MEMENTO_"):
             monkeypatch.setenv(var, value)
     resources = Resources()
@@ -192,14 +140,14 @@ def test_two_libraries_keep_their_own_collections(
     assert name == "pdf" and score > 0.4, (name, score)
     assert _route(resources, in_second, "write an email to my landlord")[0] == "email-draft"
     assert _route(resources, in_first, "make a PDF from this text")[0] == "pdf"
-    counts = _counts(server)
+    counts = _counts(chroma_server)
     assert (counts[ours[0]], counts[ours[1]]) == (n_first, 2), counts
 
 
 @pytest.mark.slow
-def test_a_running_process_notices_a_sync_by_another(server: str, tmp_path: Path) -> None:
+def test_a_running_process_notices_a_sync_by_another(chroma_server: str, tmp_path: Path) -> None:
     library = _library(tmp_path / "lib", [PDF], seed=True)
-    _sync(tmp_path, server, library.root)
+    _sync(tmp_path, chroma_server, library.root)
     reader = textwrap.dedent(
         """
         import json, sys
@@ -220,7 +168,7 @@ def test_a_running_process_notices_a_sync_by_another(server: str, tmp_path: Path
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", reader, str(tmp_path / "reader-index"), str(library.root)],
-        env=_env(tmp_path, server),
+        env=_env(tmp_path, chroma_server),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -247,14 +195,16 @@ def test_a_running_process_notices_a_sync_by_another(server: str, tmp_path: Path
         assert pdf["name"] == "pdf" and (pdf["lexical"] or 0) > 0, pdf
 
         library.create(KELVIN)
-        report = _sync(tmp_path, server, library.root)  # another process, its own index folder
+        report = _sync(
+            tmp_path, chroma_server, library.root
+        )  # another process, its own index folder
         assert (report["added"], report["removed"]) == (1, 0)
         after = ask(query)
         assert after["name"] == KELVIN.name, after
         assert (after["lexical"] or 0) > 0, after  # BM25 too, not only Chroma's dense answer
 
         library.delete(KELVIN.name)
-        _sync(tmp_path, server, library.root)
+        _sync(tmp_path, chroma_server, library.root)
         assert ask(query)["name"] != KELVIN.name
     finally:
         proc.stdin.close()
@@ -264,12 +214,12 @@ def test_a_running_process_notices_a_sync_by_another(server: str, tmp_path: Path
 
 @pytest.mark.slow
 def test_a_running_process_resyncs_a_collection_changed_under_it(
-    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The issue's case: another library synced into this library's collection."""
     first = _library(tmp_path / "first", [PDF], seed=True)
     second = _library(tmp_path / "second", OTHER_LIBRARY, seed=False)
-    for var, value in _env(tmp_path, server).items():
+    for var, value in _env(tmp_path, chroma_server).items():
         if var.startswith("MEMENTO_"):
             monkeypatch.setenv(var, value)
     resources = Resources()
@@ -279,7 +229,9 @@ def test_a_running_process_resyncs_a_collection_changed_under_it(
     n_first = index.count()
 
     # Another process, told to use the same collection, syncs a different library into it.
-    clash = _sync(tmp_path, server, second.root, MEMENTO_CHROMA_COLLECTION=index.collection_name)
+    clash = _sync(
+        tmp_path, chroma_server, second.root, MEMENTO_CHROMA_COLLECTION=index.collection_name
+    )
     assert (clash["added"], clash["removed"]) == (2, n_first)
     assert index.changed_since_sync()
     name, score = _route(resources, ctx, "make a PDF from this text")
@@ -289,16 +241,16 @@ def test_a_running_process_resyncs_a_collection_changed_under_it(
 
 @pytest.mark.slow
 def test_an_index_without_local_state_reads_what_the_server_holds(
-    server: str, tmp_path: Path
+    chroma_server: str, tmp_path: Path
 ) -> None:
     library = _library(tmp_path / "lib", [PDF], seed=True)
-    with SkillIndex(tmp_path / "a", library=library.root, chroma_url=server) as writer:
+    with SkillIndex(tmp_path / "a", library=library.root, chroma_url=chroma_server) as writer:
         writer.sync(library.skills())
         meta = writer.collection.metadata or {}
         assert meta.get(CONTENT_KEY)
     with (
-        SkillIndex(tmp_path / "b", library=library.root, chroma_url=server) as reader,
-        SkillIndex(tmp_path / "c", library=library.root, chroma_url=server) as elsewhere,
+        SkillIndex(tmp_path / "b", library=library.root, chroma_url=chroma_server) as reader,
+        SkillIndex(tmp_path / "c", library=library.root, chroma_url=chroma_server) as elsewhere,
     ):
         assert reader.collection_name == writer.collection_name == elsewhere.collection_name
         assert reader.lexical_search("pdf reportlab")[0][0] == "pdf"
@@ -360,7 +312,7 @@ def test_collection_override_is_validated(tmp_path: Path, monkeypatch: pytest.Mo
         assert ix.collection_name == "team.shared_skills-1"
         ix.sync([PDF])
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-used")  # nothing is embedded: no request
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{_free_port()}/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(ChromaSettingError, match="holds vectors of the embedder") as err:
         SkillIndex(tmp_path / "index", library=tmp_path, embedder=make_embedder("openai"))
     assert "\n" not in str(err.value) and "openai" in str(err.value)
@@ -369,7 +321,7 @@ def test_collection_override_is_validated(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ChromaUnreachableError) as err:
         SkillIndex(tmp_path, chroma_url=closed)
     message = str(err.value)
@@ -385,7 +337,7 @@ def test_closed_or_malformed_server_url_is_a_one_line_error(tmp_path: Path) -> N
 
 
 def test_skills_sync_says_what_to_set_on_one_line(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     cases = [  # exit 3: unreachable; 2: a bad setting
         ({"MEMENTO_CHROMA_URL": closed}, 3, f"cannot reach the Chroma server at {closed}"),
         ({"MEMENTO_CHROMA_URL": "localhost:8000"}, 2, "is not a URL like http://127.0.0.1:8000"),

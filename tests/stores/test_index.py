@@ -7,23 +7,22 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from memento_skills.evals.bench_store import run_store_bench, synthetic_skill
 from memento_skills.stores.index import EMBED_CHUNK, SYNCED_KEY, Hit, SkillIndex, tokenize
 from memento_skills.stores.skill import Skill
+
+from support.servers import free_port
 
 ENV = {**os.environ, "ORT_DISABLE_TELEMETRY": "1", "ANONYMIZED_TELEMETRY": "False"}
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -408,57 +407,6 @@ def test_foreign_writes(index: SkillIndex) -> None:
     assert (report.added, report.embedded) == (12, 12) and index.count() == 12
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    chroma = Path(sys.executable).with_name("chroma")
-    if not chroma.exists():
-        pytest.fail(f"{chroma} is missing: chromadb ships it; reinstall chromadb")
-    port = _free_port()
-    log = (tmp_path / "chroma.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(chroma),
-            "run",
-            "--path",
-            str(tmp_path / "server"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=ENV,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"chroma server did not start: {(tmp_path / 'chroma.log').read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
 @pytest.mark.slow
 def test_http_chroma_server(
     chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -475,7 +423,7 @@ def test_http_chroma_server(
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ConnectionError, match="cannot reach the Chroma server") as err:
         SkillIndex(tmp_path, chroma_url=url)
     assert "chroma run" in str(err.value)

@@ -1,1 +1,1 @@
-"""Helpers the tests share: scripted models and endpoints, servers started from packages."""
+"""Helpers the tests share: the scripted endpoint, real servers, the venv's commands, the floors."""
