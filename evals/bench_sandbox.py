@@ -32,7 +32,7 @@ from memento_skills.nodes.execution.sandbox import (
     Workspace,
     disk_usage,
 )
-from memento_skills.nodes.tools import make_tools
+from memento_skills.nodes.execution.tools import make_tools
 from memento_skills.stores.cases import Case, CaseStore
 
 BENCH_LIMITS = SandboxLimits(

@@ -387,8 +387,8 @@ class LearningRun:
         attempts: int,
         temperature: float,
     ) -> dict[str, Any]:
-        from memento_skills.nodes.execute import ATTACHMENTS_DIR
         from memento_skills.runner import run_task
+        from memento_skills.stores.attachments import ATTACHMENTS_DIR
 
         name = f"{phase}-{split}-r{round_}-{_safe(task.id)}"
         workspace = self.workspaces / name

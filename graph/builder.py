@@ -27,15 +27,16 @@ from langgraph.types import Checkpointer, Command, Overwrite
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import InputState, OutputState, State
+from memento_skills.graph.state import Attachment, InputState, OutputState, State, attachment_paths
 from memento_skills.graph.validation import check_context, check_input
-from memento_skills.nodes.execute import build_execute_graph, task_attachments
+from memento_skills.nodes.execute import build_execute_graph
 from memento_skills.nodes.gate import ReplayGraph, build_replay_graph
 from memento_skills.nodes.judge import judge
 from memento_skills.nodes.reflect_write import build_reflect_write_graph
 from memento_skills.nodes.route_skill import route_skill
 from memento_skills.nodes.routing.seams import LearningRouter, Router
 from memento_skills.nodes.routing.service import LearnedRouter
+from memento_skills.stores.attachments import task_files
 from memento_skills.stores.cases import Case, CaseNotRecorded
 from memento_skills.stores.library import SkillLibrary
 
@@ -60,21 +61,26 @@ def judge_and_record(
             task_id=str(state.get("task_id") or ""),
         )
         try:
-            resources.cases(ctx).add(skill, case, task_attachments(ctx))
+            resources.cases(ctx).add(skill, case, attachment_paths(state.get("attachments")))
         except CaseNotRecorded as e:
             emit("judge", {"event": "case_not_recorded", "skill": skill, "reason": str(e)})
     return update
 
 
-def begin(state: State) -> dict[str, Any]:
+def begin(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Start a task from a clean slate: a thread (Studio's chat, a server thread) runs many tasks,
-    and nothing of the previous one — attempts, tips, verdict — may carry over.
+    and nothing of the previous one — attempts, tips, verdict — may carry over. The task's files
+    are found here, once: every attempt's workspace gets them, and a solved task's case keeps them.
 
     The run id is new for each task and checkpointed with it: the write phase keys every effect
     it has outside the checkpoint (library change, utility count, router observation, run-log
     record) by it and the attempt, so a node replayed after a crash makes none of them twice."""
     return {
         "run_id": uuid.uuid4().hex,
+        "attachments": [
+            Attachment(name=name, path=str(path))
+            for name, path in task_files((runtime.context or Context()).workspace_dir).items()
+        ],
         "attempt": 0,
         "candidates": [],
         "selected_skill": None,

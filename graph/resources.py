@@ -46,7 +46,6 @@ class Resources:
         self.usage = UsageTracker()
         self.router: Any = router  # the builder makes the default router when this is None
         self._synced: dict[int, str] = {}  # id(index) -> library signature last synced
-        self._mcp: Any = None
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
         if role in self._models:
@@ -100,15 +99,6 @@ class Resources:
         from memento_skills.stores.settings import memento_home
 
         return RunLog(ctx.run_log or memento_home() / "runs.jsonl")
-
-    def mcp_attempts(self) -> Any:
-        """The MCP sessions of this process's open attempts (nodes/mcp_tools.py)."""
-        with self._lock:
-            if self._mcp is None:
-                from memento_skills.nodes.mcp_tools import McpAttempts
-
-                self._mcp = McpAttempts()
-            return self._mcp
 
     def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:
         """The index, first brought in line with the library, and the library's skills.

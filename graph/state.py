@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage, HumanMessage
@@ -37,6 +38,19 @@ class ToolStep(TypedDict):
     args: dict[str, Any]
     output: str
     error: bool
+
+
+class Attachment(TypedDict):
+    """A file the task was given: its path inside the task's attachments folder (`name`, where
+    the attempt's workspace gets its copy) and where the file is (`path`)."""
+
+    name: str
+    path: str
+
+
+def attachment_paths(attachments: list[Attachment] | None) -> dict[str, Path]:
+    """The attachments as the case store takes them: name → file."""
+    return {a["name"]: Path(a["path"]) for a in attachments or []}
 
 
 AnswerFormat = Literal["number"]
@@ -118,6 +132,8 @@ class AttemptState(InputState):
     selected_skill: NotRequired[str | None]
     selected_version: NotRequired[int | None]
     route_reason: NotRequired[str]
+    attachments: NotRequired[list[Attachment]]
+    """The task's files, found once per task (`begin`); a replay gets its case's own."""
     trajectory: NotRequired[list[ToolStep]]
     answer: NotRequired[str | None]
     execute_error: NotRequired[str | None]

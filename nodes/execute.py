@@ -9,17 +9,15 @@ budget runs out or the model produces garbage. Nothing the model emits may crash
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, NotRequired
 
-import regex
 from langchain_core.messages import (
     AIMessage,
     AnyMessage,
@@ -37,26 +35,37 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from memento_skills.graph.context import Context
-from memento_skills.graph.context_window import context_overflow, fit_to_context, shorten
 from memento_skills.graph.events import emit
-from memento_skills.graph.models import completion_limit
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import ExecuteErrorKind, ToolStep, model_failure_kind, task_text
+from memento_skills.graph.state import (
+    Attachment,
+    ExecuteErrorKind,
+    ToolStep,
+    model_failure_kind,
+    task_text,
+)
+from memento_skills.nodes.execution.attempts import OpenAttempt, OpenAttempts
+from memento_skills.nodes.execution.context_window import shorten
+from memento_skills.nodes.execution.mcp_tools import McpAttempt, allows, operator_servers, plan
+from memento_skills.nodes.execution.policies import (
+    AnswerContract,
+    Budget,
+    ContextRefit,
+    ForcedFirstTools,
+    ModelCall,
+    Repeat,
+    RepeatGuard,
+    jsonable_args,
+)
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace, reachable_dir
-from memento_skills.nodes.mcp_tools import McpAttempt, allows, operator_servers, plan
-from memento_skills.nodes.tools import make_tools
+from memento_skills.nodes.execution.tools import make_tools
 from memento_skills.stores.mcp_config import is_mcp_tool_name
-from memento_skills.stores.skill import SkillValidationError
+from memento_skills.stores.paths import safe_relative
+from memento_skills.stores.skill import Skill, SkillValidationError
 from memento_skills.stores.trust import script_files, scripts_trusted
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
 MAX_TOOL_OUTPUT_TO_MODEL = 8_000
-RESAMPLE_TEMPERATURE = 0.8
-REPEAT_ECHO_CHARS = 400
-"""How much of an earlier output a repeated call is shown again: it is in the context already."""
-ATTACHMENTS_DIR = "attachments"
-"""Files in `<Context.workspace_dir>/attachments/` are copied into every attempt's workspace:
-how an eval hands a task its attached files (GAIA's spreadsheets, PDFs, audio)."""
 
 SYSTEM_PROMPT = """You are a careful agent that solves one task with tools.
 
@@ -80,11 +89,6 @@ UNTRUSTED_SCRIPTS_LINE = (
 NO_SKILL_SECTION = "No skill in your library fits this task; solve it from first principles.\n"
 
 
-Repeat = Literal["submit", "resample"]
-"""What the step after a repeated call must do: submit an answer (the call had succeeded, its
-output is known) or sample afresh (it had failed, and at temperature 0 it would come again)."""
-
-
 class ExecuteState(TypedDict):
     """The execute subgraph's state: shared keys with the parent, plus its own conversation."""
 
@@ -97,14 +101,16 @@ class ExecuteState(TypedDict):
     execute_error_kind: NotRequired[ExecuteErrorKind | None]
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     usage: NotRequired[dict[str, Any]]
+    attachments: NotRequired[list[Attachment]]
     # private to the loop
     exec_messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     workspace: NotRequired[str]
-    steps: NotRequired[int]
-    tokens: NotRequired[int]
-    started: NotRequired[float]
     done: NotRequired[bool]
-    after_repeat: NotRequired[Repeat | None]
+    # the policies' own state (nodes/execution/policies.py)
+    steps: NotRequired[int]  # Budget, ForcedFirstTools
+    tokens: NotRequired[int]  # Budget
+    started: NotRequired[float]  # Budget
+    after_repeat: NotRequired[Repeat | None]  # RepeatGuard
 
 
 class ExecuteOutput(TypedDict):
@@ -130,46 +136,56 @@ def _tool_schemas(tools: list[BaseTool]) -> list[dict[str, Any]]:
     return [_SCHEMAS[t.name] for t in tools]
 
 
-def attachments_dir(ctx: Context) -> Path | None:
-    """The folder of files the task was given, if it has one (only a set workspace_dir can:
-    the shared temp dir would hand one run's files to another)."""
-    if not ctx.workspace_dir:
-        return None
-    inbox = Path(ctx.workspace_dir) / ATTACHMENTS_DIR
-    return inbox if inbox.is_dir() else None
-
-
-def task_attachments(ctx: Context) -> dict[str, Path]:
-    """The files the task was given, by their path inside its attachments folder."""
-    inbox = attachments_dir(ctx)
-    if inbox is None:
-        return {}
-    return {p.relative_to(inbox).as_posix(): p for p in sorted(inbox.rglob("*")) if p.is_file()}
-
-
 class _Execute:
-    """Builds and holds the subgraph; node functions close over the shared resources."""
+    """Builds and holds the subgraph; node functions close over the shared resources, the
+    policies and this process's open attempts."""
 
     def __init__(self, resources: Resources):
         self.resources = resources
+        self.attempts = OpenAttempts()
+        self.budget = Budget()
+        self.forced_first_tools = ForcedFirstTools()
+        self.repeat_guard = RepeatGuard()
+        self.context_refit = ContextRefit()
+        self.answer_contract = AnswerContract()
 
-    # -------------------------------------------------------------- helpers
+    # -------------------------------------------------------------- the attempt's objects
 
-    def _skill(self, state: ExecuteState, ctx: Context) -> Any:
+    def _read_skill(self, state: ExecuteState, ctx: Context) -> Skill | None:
         name = state.get("selected_skill")
         if not name:
             return None
         return self.resources.library(ctx).get(name)
 
+    def _attempt(self, state: ExecuteState, ctx: Context) -> OpenAttempt:
+        """This attempt's skill, tools and MCP sessions: made at its start, made again only by
+        a process that resumes it."""
+        workspace = state["workspace"]
+        attempt = self.attempts.get(workspace)
+        if attempt is None:
+            attempt = OpenAttempt(skill=self._read_skill(state, ctx))
+            self.attempts.put(workspace, attempt)
+        return attempt
+
     def _tools(self, state: ExecuteState, ctx: Context) -> list[BaseTool]:
-        """Our tools and the attempt's MCP tools, as the skill's allowed-tools lets them in."""
-        skill = self._skill(state, ctx)
+        """The attempt's tools, built once: ours and its MCP tools, as the skill's allowed-tools
+        lets them in."""
+        attempt = self._attempt(state, ctx)
+        if attempt.tools is None:
+            if attempt.mcp is None:
+                attempt.mcp = self._open_mcp(attempt.skill, state["workspace"], ctx)
+            attempt.tools = self._build_tools(attempt.skill, attempt.mcp, state["workspace"], ctx)
+        return attempt.tools
+
+    def _build_tools(
+        self, skill: Skill | None, mcp: McpAttempt, workspace: str, ctx: Context
+    ) -> list[BaseTool]:
         library = self.resources.library(ctx)
         skill_dir = library.skill_dir(skill.name) if skill else None
         allowed = list(skill.allowed_tools) if skill and skill.allowed_tools else []
         own = [t for t in allowed if not is_mcp_tool_name(t)]
         tools = make_tools(
-            Workspace(Path(state["workspace"]), isolation=ctx.sandbox_level),
+            Workspace(Path(workspace), isolation=ctx.sandbox_level),
             skill_dir=skill_dir,
             # allowed-tools naming MCP tools only: of ours, submit_answer alone
             allowed_tools=own or (["submit_answer"] if allowed else None),
@@ -183,31 +199,21 @@ class _Execute:
             web_search=ctx.web_search,
             fetch_allow_hosts=tuple(ctx.fetch_allow_hosts.split(",")),
         )
-        attempt = self._mcp(state, ctx)
-        mcp = [
+        offered = [
             t
-            for t in attempt.tools
+            for t in mcp.tools
             if allows(allowed, str((t.metadata or {}).get("mcp_server")), t.name)
         ]
-        if not mcp:
+        if not offered:
             return tools
-        return [*(t for t in tools if t.name != "submit_answer"), *mcp, tools[-1]]
+        return [*(t for t in tools if t.name != "submit_answer"), *offered, tools[-1]]
 
-    def _mcp(self, state: ExecuteState, ctx: Context) -> McpAttempt:
-        """This attempt's MCP sessions: opened once at its start (again only in a new process)."""
-        registry = self.resources.mcp_attempts()
-        attempt: McpAttempt | None = registry.get(state["workspace"])
-        if attempt is None:
-            attempt = self._open_mcp(state, ctx)
-            registry.put(state["workspace"], attempt)
-        return attempt
-
-    def _open_mcp(self, state: ExecuteState, ctx: Context) -> McpAttempt:
+    def _open_mcp(self, skill: Skill | None, workspace: str, ctx: Context) -> McpAttempt:
+        """The attempt's MCP sessions: the operator's servers and the skill's, opened at once."""
         attempt = McpAttempt(ctx.mcp_timeout_s)
         operator, config_error = operator_servers(ctx.mcp_config)
         if config_error:
             attempt.failures["operator config"] = config_error
-        skill = self._skill(state, ctx)
         library = self.resources.library(ctx)
         declared = []
         if skill is not None:
@@ -217,7 +223,6 @@ class _Execute:
                 attempt.failures["skill mcp.json"] = " ".join(str(e).split())
         if not operator and not declared:
             return attempt
-        workspace = Workspace(Path(state["workspace"]), isolation=ctx.sandbox_level)
         planned, skipped = plan(
             operator=operator,
             skill=declared,
@@ -226,7 +231,7 @@ class _Execute:
             if skill is not None
             else True,
             allowed_tools=list(skill.allowed_tools) if skill is not None else [],
-            workspace=workspace,
+            workspace=Workspace(Path(workspace), isolation=ctx.sandbox_level),
             limits=SandboxLimits(
                 wall_s=ctx.max_wall_s,
                 cpu_s=max(1, int(ctx.max_wall_s)),
@@ -240,17 +245,19 @@ class _Execute:
         attempt.open(planned)
         return attempt
 
-    def _system_prompt(self, state: ExecuteState, ctx: Context, tools: list[BaseTool]) -> str:
-        skill = self._skill(state, ctx)
+    def _system_prompt(
+        self, state: ExecuteState, ctx: Context, skill: Skill | None, tools: list[BaseTool]
+    ) -> str:
         if skill is not None:
-            files = self.resources.library(ctx).list_files(skill.name)
+            library = self.resources.library(ctx)
+            files = library.list_files(skill.name)
             files_line = (
                 f"Files of this skill (read with read_skill_file, run scripts with run_skill_script): "
                 f"{', '.join(files)}\n"
                 if files
                 else ""
             )
-            folder = self.resources.library(ctx).skill_dir(skill.name)
+            folder = library.skill_dir(skill.name)
             scripts = script_files(folder)
             if scripts and not scripts_trusted(skill, folder):
                 files_line += UNTRUSTED_SCRIPTS_LINE.format(scripts=", ".join(scripts))
@@ -278,19 +285,17 @@ class _Execute:
         base = Path(ctx.workspace_dir) if ctx.workspace_dir else Path(tempfile.gettempdir())
         workspace = reachable_dir(base / "memento-workspaces") / uuid.uuid4().hex[:12]
         workspace.mkdir(exist_ok=True)
-        inbox = attachments_dir(ctx)
-        if inbox is not None:
-            shutil.copytree(inbox, workspace, dirs_exist_ok=True)
-        opened = ExecuteState(**{**state, "workspace": str(workspace)})
-        self.resources.mcp_attempts().put(str(workspace), self._open_mcp(opened, ctx))
-        tools = self._tools(opened, ctx)
-        failures = self._mcp(opened, ctx).failures
-        system = self._system_prompt(state, ctx, tools)
+        _copy_attachments(state.get("attachments") or [], workspace)
+        skill = self._read_skill(state, ctx)  # the one read of this attempt
+        attempt = OpenAttempt(skill=skill, mcp=self._open_mcp(skill, str(workspace), ctx))
+        self.attempts.put(str(workspace), attempt)
+        tools = self._tools(ExecuteState(**{**state, "workspace": str(workspace)}), ctx)
+        failures = attempt.mcp.failures if attempt.mcp is not None else {}
+        system = self._system_prompt(state, ctx, skill, tools)
         if failures:
             system += "\n\nMCP servers unavailable in this attempt: " + "; ".join(
                 f"{name} ({shorten(reason, 200)})" for name, reason in failures.items()
             )
-        task = task_text(state)
         emit(
             "execute",
             {"event": "start", "skill": state.get("selected_skill"), "workspace": str(workspace)},
@@ -299,7 +304,10 @@ class _Execute:
             emit("execute", {"event": "mcp_unavailable", "server": name, "reason": reason})
         return {
             "workspace": str(workspace),
-            "exec_messages": [SystemMessage(content=system), HumanMessage(content=task)],
+            "exec_messages": [
+                SystemMessage(content=system),
+                HumanMessage(content=task_text(state)),
+            ],
             "trajectory": [
                 ToolStep(
                     tool="mcp",
@@ -315,34 +323,34 @@ class _Execute:
             "answer": None,
             "execute_error": None,
             "execute_error_kind": None,
-            "steps": 0,
-            "tokens": 0,
-            "started": time.time(),
             "done": False,
-            "after_repeat": None,
+            **self.budget.on_start(),
+            **self.repeat_guard.on_start(),
         }
 
     def agent(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context or Context()
-        budget_error = self._budget_error(state, ctx)
+        budget_error = self.budget.before_model(state, ctx)
         if budget_error:
             return {"execute_error": budget_error, "execute_error_kind": "budget", "done": True}
         tools = self._tools(state, ctx)
-        forced = self._forced_tool(state, ctx, tools)
-        options: dict[str, Any] = {"tool_choice": forced} if forced else {}
-        if state.get("after_repeat") == "resample":
-            # it repeated a call that failed: at temperature 0 a small model repeats it
-            # verbatim until the budget ends, so the next step samples
-            options["temperature"] = RESAMPLE_TEMPERATURE
+        offered = {t.name for t in tools}
+        call = ModelCall()
+        self.forced_first_tools.before_model(state, call, self._attempt(state, ctx).skill, offered)
+        self.repeat_guard.before_model(state, call, offered)
         chat_model = self.resources.model("executor", ctx)
-        model = chat_model.bind_tools(_tool_schemas(tools), **options)
-        if forced:
+        model = chat_model.bind_tools(_tool_schemas(tools), **call.options())
+        if call.tool_choice:
             emit(
                 "execute",
-                {"event": "forced", "tool": forced, "step": int(state.get("steps") or 0) + 1},
+                {
+                    "event": "forced",
+                    "tool": call.tool_choice,
+                    "step": int(state.get("steps") or 0) + 1,
+                },
             )
         try:
-            response, fitted = _invoke_fitting(
+            response, fitted = self.context_refit.wrap_model_call(
                 model, chat_model, list(state.get("exec_messages") or [])
             )
         except (
@@ -356,12 +364,9 @@ class _Execute:
             }
         if not isinstance(response, AIMessage):
             response = AIMessage(content=str(getattr(response, "content", response)))
-        used = response.usage_metadata["total_tokens"] if response.usage_metadata else 0
-        tokens = int(state.get("tokens") or 0) + int(used or 0)
         update: dict[str, Any] = {
             "exec_messages": [*fitted, response],
-            "steps": int(state.get("steps") or 0) + 1,
-            "tokens": tokens,
+            **self.budget.after_model(state, response),
         }
         calls = _valid_tool_calls(response)
         if calls:
@@ -405,40 +410,16 @@ class _Execute:
                 call.get("args") or {},
                 call.get("id") or uuid.uuid4().hex,
             )
-            tool = by_name.get(name)
-            earlier = earlier_step(steps, name, args)
-            if earlier is not None and earlier["error"]:
-                output, error = (
-                    "You already made this exact call and it failed:\n"
-                    f"{shorten(earlier['output'], REPEAT_ECHO_CHARS)}\n"
-                    "Running it again gives the same error: change the code or the arguments.",
-                    True,
-                )
-                after_repeat = "resample"
-            elif earlier is not None and "submit_answer" in by_name:
-                # the earlier output alone, as a rerun would give it: the next step is forced to
-                # submit, and a 0.5B model copies the message it was just given into its answer
-                # (told "You already made this exact call; its output was: ...", it submitted
-                # that sentence)
-                output, error = earlier["output"], False
-                after_repeat = "submit"
-            elif tool is None:
-                output, error = (
-                    f"error: there is no tool named {name!r}; available: {', '.join(sorted(by_name))}",
-                    True,
-                )
-            else:
-                try:
-                    output = str(tool.invoke(args))
-                    error = _failed(output)
-                except Exception as e:  # a tool bug or bad arguments must not end the run
-                    output, error = f"error: {type(e).__name__}: {e}", True
+            output, error, repeat = self.repeat_guard.wrap_tool_call(
+                steps, name, args, by_name, partial(_run_tool, by_name, name, args)
+            )
+            after_repeat = repeat or after_repeat
             if name == "submit_answer" and not error:
                 answer = str(args.get("answer", "")).strip()
             steps.append(
                 ToolStep(
                     tool=name,
-                    args=_jsonable(args),
+                    args=jsonable_args(args),
                     output=shorten(output, MAX_TOOL_OUTPUT_IN_STATE),
                     error=error,
                 )
@@ -469,33 +450,14 @@ class _Execute:
                 ]
         return update
 
-    def _forced_tool(self, state: ExecuteState, ctx: Context, tools: list[BaseTool]) -> str | None:
-        """The skill's tool policy: step k must call first_tools[k] (when that tool is offered).
-
-        A model that repeats a call it already has the output of is stuck (a 0.5B model reruns
-        the same python snippet until the budget ends): its next step must submit an answer.
-
-        Measured on a 0.5B model: told in prose to use python it never did; forced, it did, and
-        its accuracy on arithmetic rose from 0.04 to about 0.6. Policy must bind, not suggest.
-        """
-        if state.get("after_repeat") == "submit" and any(t.name == "submit_answer" for t in tools):
-            return "submit_answer"  # it repeated a call it had already seen the output of
-        skill = self._skill(state, ctx)
-        step = int(state.get("steps") or 0)
-        if skill is None or step >= len(skill.first_tools):
-            return None
-        name: str = skill.first_tools[step]
-        return name if any(t.name == name for t in tools) else None
-
     def finish(self, state: ExecuteState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = runtime.context or Context()
-        answer = state.get("answer")
         error = state.get("execute_error")
-        skill = self._skill(state, ctx)
-        if answer and skill is not None and skill.answer_pattern:
-            answer = apply_answer_contract(answer, skill.answer_pattern)
+        answer = state.get("answer")
         if state.get("workspace"):
-            self.resources.mcp_attempts().close(str(state["workspace"]))
+            if answer:
+                answer = self.answer_contract.on_finish(answer, self._attempt(state, ctx).skill)
+            self.attempts.close(str(state["workspace"]))
         emit("execute", {"event": "finish", "answer": answer, "error": error})
         text = answer if answer else f"(no answer: {error or 'unknown failure'})"
         usage = {
@@ -511,16 +473,6 @@ class _Execute:
     # -------------------------------------------------------------- routing
 
     @staticmethod
-    def _budget_error(state: ExecuteState, ctx: Context) -> str | None:
-        if int(state.get("steps") or 0) >= ctx.max_steps:
-            return f"step budget exhausted ({ctx.max_steps} model calls) without an answer"
-        if int(state.get("tokens") or 0) >= ctx.max_tokens:
-            return f"token budget exhausted ({state.get('tokens')} of {ctx.max_tokens}) without an answer"
-        if time.time() - float(state.get("started") or time.time()) >= ctx.max_wall_s:
-            return f"wall-time budget exhausted ({ctx.max_wall_s:.0f}s) without an answer"
-        return None
-
-    @staticmethod
     def after_agent(state: ExecuteState) -> str:
         if state.get("done"):
             return "finish"
@@ -532,42 +484,27 @@ class _Execute:
         return "finish" if state.get("done") else "agent"
 
 
-def _invoke_fitting(
-    model: Any, chat_model: Any, messages: list[BaseMessage]
-) -> tuple[BaseMessage, list[BaseMessage]]:
-    """The model's reply, and the messages shortened to get it: when the endpoint refuses the
-    conversation as longer than its context window, tool outputs are cut to fit (see
-    graph/context_window.py) and the request is made once more with a smaller completion."""
+def _copy_attachments(attachments: list[Attachment], workspace: Path) -> None:
+    """The task's files into the attempt's workspace, each at its name there."""
+    for attachment in attachments:
+        target = workspace / safe_relative(attachment["name"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(attachment["path"], target)
+
+
+def _run_tool(by_name: Mapping[str, BaseTool], name: str, args: Any) -> tuple[str, bool]:
+    """A tool's output and whether it failed; nothing a tool or its arguments do ends the run."""
+    tool = by_name.get(name)
+    if tool is None:
+        return (
+            f"error: there is no tool named {name!r}; available: {', '.join(sorted(by_name))}",
+            True,
+        )
     try:
-        return model.invoke(messages), []
-    except Exception as e:
-        overflow = context_overflow(e)
-        shorter = fit_to_context(messages, overflow) if overflow else None
-        if overflow is None or shorter is None:
-            raise
-    emit("execute", {"event": "condensed", "limit": overflow.limit})
-    if overflow.completion_budget:
-        model = model.bind(**completion_limit(chat_model, overflow.completion_budget))
-    fitted = [m for m, old in zip(shorter, messages, strict=True) if m is not old]
-    return model.invoke(shorter), fitted
-
-
-ANSWER_PATTERN_TIMEOUT_S = 0.25
-"""The time a skill's answer pattern may take: a pattern from an untrusted pack can backtrack
-catastrophically (`(\\d+)+x`), so it runs with a deadline and is ignored when it passes it."""
-
-
-def apply_answer_contract(answer: str, pattern: str) -> str:
-    """The skill's answer contract: the last match of its pattern (first group if it has one)."""
-    try:
-        matches = list(regex.finditer(pattern, answer[:4000], timeout=ANSWER_PATTERN_TIMEOUT_S))
-    except (TimeoutError, regex.error):
-        return answer  # the answer as given, rather than a hang on a hostile pattern
-    if not matches:
-        return answer
-    last = matches[-1]
-    value = last.group(1) if last.re.groups and last.group(1) is not None else last.group(0)
-    return value.strip() or answer
+        output = str(tool.invoke(args))
+    except Exception as e:  # a tool bug or bad arguments must not end the run
+        return f"error: {type(e).__name__}: {e}", True
+    return output, _failed(output)
 
 
 def _valid_tool_calls(message: AIMessage) -> list[dict[str, Any]]:
@@ -589,29 +526,12 @@ def _text_answer(message: AIMessage) -> str:
     return text
 
 
-def earlier_step(steps: Sequence[ToolStep], name: str, args: Any) -> ToolStep | None:
-    """The first earlier call with the same tool and arguments, if any: rerunning it would
-    give the same output (the loop's tools are deterministic for a given workspace)."""
-    if name == "submit_answer":
-        return None
-    key = _jsonable(args)
-    return next((s for s in steps if s["tool"] == name and s["args"] == key), None)
-
-
 _FAILED_RUN_RE = re.compile(r"exit code: -?[1-9]")
 
 
 def _failed(output: str) -> bool:
     """A tool's own error, or a program it ran that exited non-zero (a traceback)."""
     return output.startswith("error") or bool(_FAILED_RUN_RE.match(output))
-
-
-def _jsonable(args: Any) -> dict[str, Any]:
-    try:
-        json.dumps(args)
-        return dict(args) if isinstance(args, dict) else {"value": args}
-    except (TypeError, ValueError):
-        return {"value": repr(args)}
 
 
 def build_execute_graph(

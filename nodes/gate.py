@@ -9,7 +9,6 @@ handles never reaches the writer.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,8 +22,7 @@ from langgraph.runtime import Runtime
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.state import State
-from memento_skills.nodes.execute import ATTACHMENTS_DIR
+from memento_skills.graph.state import Attachment, State
 from memento_skills.nodes.execution.sandbox import reachable_dir
 from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
 from memento_skills.stores.gold_match import HOW, GoldScan
@@ -88,7 +86,7 @@ def replay(
 
     `ctx` is the task being learned from: its attachments are that task's, never the case's.
     """
-    with _own_workspace(ctx, files) as replay_ctx:
+    with _own_workspace(ctx) as replay_ctx:
         result: dict[str, Any] = graph.invoke(
             {
                 "task": case.task,
@@ -96,6 +94,9 @@ def replay(
                 "ground_truth": case.ground_truth,
                 "rubric": case.rubric,
                 "selected_skill": skill,
+                "attachments": [
+                    Attachment(name=name, path=str(path)) for name, path in files.items()
+                ],
                 "tips": [],
             },
             context=replay_ctx,
@@ -105,10 +106,10 @@ def replay(
 
 
 @contextmanager
-def _own_workspace(ctx: Context, files: Mapping[str, Path]) -> Iterator[Context]:
-    """`ctx` with a workspace base of its own whose attachments are exactly `files`, deleted
-    afterwards. It sits under ctx.workspace_dir when set, so whoever cleans that folder up also
-    removes what a killed replay left behind."""
+def _own_workspace(ctx: Context) -> Iterator[Context]:
+    """`ctx` with a workspace base of its own, deleted afterwards. It sits under
+    ctx.workspace_dir when set, so whoever cleans that folder up also removes what a killed
+    replay left behind."""
     parent = reachable_dir(ctx.workspace_dir) if ctx.workspace_dir else None
     with tempfile.TemporaryDirectory(
         prefix="memento-replay-", dir=parent, ignore_cleanup_errors=True
@@ -116,11 +117,6 @@ def _own_workspace(ctx: Context, files: Mapping[str, Path]) -> Iterator[Context]
         # traversable (not listable), as a workspace's every parent must be for the levels
         # without namespaces; mkdtemp's 0700 kept the sandbox's uid out of its own workspace
         Path(base).chmod(0o711)
-        inbox = Path(base) / ATTACHMENTS_DIR
-        for name, source in files.items():
-            target = inbox / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
         yield replace(ctx, workspace_dir=base)
 
 

@@ -36,9 +36,9 @@ from memento_skills.graph.state import (
     Proposal,
     ReflectOutput,
     State,
+    attachment_paths,
     task_text,
 )
-from memento_skills.nodes.execute import task_attachments
 from memento_skills.nodes.gate import ReplayGraph, run_gate
 from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.nodes.writing.decision import (
@@ -363,7 +363,7 @@ class _Reflect:
             live.name,
             live.authored_text(),
             failing,
-            task_attachments(ctx),
+            attachment_paths(state.get("attachments")),
         )
         if on_probation(proposal, result, bool(new.first_tools)):
             emit(

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memento_skills.graph.state import ToolStep, Verdict, task_text
-from memento_skills.nodes.execute import earlier_step
-from memento_skills.nodes.tools import TOOL_NAMES
+from memento_skills.nodes.execution.policies import earlier_step
+from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.stores.skill import Skill, SkillError, check_name
 
 NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
 from memento_skills.graph.state import LibraryWrite, Proposal
+from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
-from memento_skills.nodes.tools import TOOL_NAMES
 from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
 from memento_skills.stores.mcp_config import is_mcp_tool_name

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace
-from memento_skills.nodes.tools import make_tools
+from memento_skills.nodes.execution.tools import make_tools
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.packs import import_pack
 from memento_skills.stores.settings import open_library

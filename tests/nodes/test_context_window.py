@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from memento_skills.graph.context_window import Overflow, context_overflow, fit_to_context
+from memento_skills.nodes.execution.context_window import Overflow, context_overflow, fit_to_context
 
 
 def test_refusals_of_llama_cpp_and_openai_are_read() -> None:

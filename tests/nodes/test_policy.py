@@ -16,7 +16,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
-from memento_skills.nodes.execute import apply_answer_contract, build_execute_graph
+from memento_skills.nodes.execute import build_execute_graph
+from memento_skills.nodes.execution.policies import apply_answer_contract
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library

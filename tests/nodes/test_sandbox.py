@@ -31,7 +31,7 @@ from memento_skills.nodes.execution.sandbox import (
     probe_isolation,
     scrubbed_env,
 )
-from memento_skills.nodes.tools import make_tools
+from memento_skills.nodes.execution.tools import make_tools
 from memento_skills.stores.cases import Case, CaseStore
 
 FAST = SandboxLimits(
@@ -422,7 +422,7 @@ NO_UNSHARE_SCRIPT = """
 import sys
 from pathlib import Path
 from memento_skills.nodes.execution.sandbox import Workspace, isolation_notice
-from memento_skills.nodes.tools import make_tools
+from memento_skills.nodes.execution.tools import make_tools
 
 print(isolation_notice())
 w = Workspace(Path(sys.argv[1]) / "ws")

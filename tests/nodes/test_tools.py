@@ -18,9 +18,9 @@ from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from memento_skills.nodes import tools as tools_module
+from memento_skills.nodes.execution import tools as tools_module
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace
-from memento_skills.nodes.tools import TOOL_NAMES, make_tools, submitted_answer
+from memento_skills.nodes.execution.tools import TOOL_NAMES, make_tools, submitted_answer
 
 FAST = SandboxLimits(wall_s=5, memory_mb=512)
 

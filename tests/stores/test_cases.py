@@ -16,9 +16,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from memento_skills.graph.builder import build_gate_replay, build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
-from memento_skills.nodes.execute import ATTACHMENTS_DIR
 from memento_skills.nodes.gate import run_gate
 from memento_skills.stores import cases
+from memento_skills.stores.attachments import ATTACHMENTS_DIR
 from memento_skills.stores.cases import Case, CaseNotRecorded, CaseStore
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary

@@ -19,7 +19,6 @@ reachable only at a public address or a host in `fetch_allow_hosts`, as fetch_ur
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import json
@@ -180,7 +179,7 @@ def _site_dirs() -> list[str]:
 
 
 def _refused_host(url: str, allow_hosts: Sequence[str]) -> str:
-    from memento_skills.nodes.tools import FETCH_ALLOW_HOSTS_ENV, _non_public_address
+    from memento_skills.nodes.execution.tools import FETCH_ALLOW_HOSTS_ENV, _non_public_address
 
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -405,35 +404,3 @@ def _tail(errlog: Any) -> str:
     if not lines:
         return ""
     return f"; its stderr ends: {' | '.join(lines[-3:])[-STDERR_TAIL:]}"
-
-
-class McpAttempts:
-    """The open attempts of this process by workspace, closed at their end (or at exit)."""
-
-    def __init__(self) -> None:
-        self._open: dict[str, McpAttempt] = {}
-        self._lock = threading.Lock()
-        atexit.register(self.close_all)
-
-    def get(self, key: str) -> McpAttempt | None:
-        with self._lock:
-            return self._open.get(key)
-
-    def put(self, key: str, attempt: McpAttempt) -> None:
-        with self._lock:
-            old = self._open.pop(key, None)
-            self._open[key] = attempt
-        if old is not None:
-            old.close()
-
-    def close(self, key: str) -> None:
-        with self._lock:
-            attempt = self._open.pop(key, None)
-        if attempt is not None:
-            attempt.close()
-
-    def close_all(self) -> None:
-        with self._lock:
-            attempts, self._open = list(self._open.values()), {}
-        for attempt in attempts:
-            attempt.close()
