@@ -5,6 +5,8 @@ selected skill's SKILL.md goes into the prompt; its references and scripts are r
 tools (progressive disclosure). The run ends with a final answer — a `submit_answer` call, or a
 plain-text reply treated as the answer — or with a clear failure recorded in the state when a
 budget runs out or the model produces garbage. Nothing the model emits may crash the node.
+The loop's policies (budgets, forced first tools, the repeat guard, context refit, the answer
+contract) are hooks it calls in order, each in nodes/execution/policies.py.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ from typing_extensions import TypedDict
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import (
     Attachment,
     ExecuteErrorKind,
@@ -57,7 +58,9 @@ from memento_skills.nodes.execution.policies import (
     RepeatGuard,
     jsonable_args,
 )
+from memento_skills.nodes.execution.prompt import system_prompt
 from memento_skills.nodes.execution.sandbox import SandboxLimits, Workspace, reachable_dir
+from memento_skills.nodes.execution.seams import ExecuteResources
 from memento_skills.nodes.execution.tools import make_tools
 from memento_skills.stores.mcp_config import is_mcp_tool_name
 from memento_skills.stores.paths import safe_relative
@@ -66,27 +69,6 @@ from memento_skills.stores.trust import script_files, scripts_trusted
 
 MAX_TOOL_OUTPUT_IN_STATE = 2_000
 MAX_TOOL_OUTPUT_TO_MODEL = 8_000
-
-SYSTEM_PROMPT = """You are a careful agent that solves one task with tools.
-
-{skill_section}
-Tools: {tool_names}. Every tool runs inside your private workspace folder.
-When you know the answer, call submit_answer with the answer only, formatted as the task asks
-(a bare number without units unless asked; lists comma-separated; no explanation).
-If you cannot use tools, reply with the final answer only.{tips_section}"""
-
-SKILL_SECTION = """Use this skill ({name}, version {version}):
-<skill>
-{body}
-</skill>
-{files_line}"""
-
-UNTRUSTED_SCRIPTS_LINE = (
-    "This skill is untrusted: its scripts ({scripts}) run only if the operator approves "
-    "each one, and their source is not shown.\n"
-)
-
-NO_SKILL_SECTION = "No skill in your library fits this task; solve it from first principles.\n"
 
 
 class ExecuteState(TypedDict):
@@ -140,7 +122,7 @@ class _Execute:
     """Builds and holds the subgraph; node functions close over the shared resources, the
     policies and this process's open attempts."""
 
-    def __init__(self, resources: Resources):
+    def __init__(self, resources: ExecuteResources):
         self.resources = resources
         self.attempts = OpenAttempts()
         self.budget = Budget()
@@ -248,34 +230,21 @@ class _Execute:
     def _system_prompt(
         self, state: ExecuteState, ctx: Context, skill: Skill | None, tools: list[BaseTool]
     ) -> str:
+        files: list[str] = []
+        untrusted: list[str] = []
         if skill is not None:
             library = self.resources.library(ctx)
             files = library.list_files(skill.name)
-            files_line = (
-                f"Files of this skill (read with read_skill_file, run scripts with run_skill_script): "
-                f"{', '.join(files)}\n"
-                if files
-                else ""
-            )
             folder = library.skill_dir(skill.name)
             scripts = script_files(folder)
             if scripts and not scripts_trusted(skill, folder):
-                files_line += UNTRUSTED_SCRIPTS_LINE.format(scripts=", ".join(scripts))
-            section = SKILL_SECTION.format(
-                name=skill.name, version=skill.version, body=skill.body, files_line=files_line
-            )
-        else:
-            section = NO_SKILL_SECTION
-        tips = state.get("tips") or []
-        tips_section = (
-            "\n\nLessons from earlier attempts at this task:\n" + "\n".join(f"- {t}" for t in tips)
-            if tips
-            else ""
-        )
-        return SYSTEM_PROMPT.format(
-            skill_section=section,
-            tool_names=", ".join(t.name for t in tools),
-            tips_section=tips_section,
+                untrusted = scripts
+        return system_prompt(
+            skill,
+            files=files,
+            untrusted_scripts=untrusted,
+            tips=list(state.get("tips") or []),
+            tool_names=[t.name for t in tools],
         )
 
     # -------------------------------------------------------------- nodes
@@ -535,7 +504,7 @@ def _failed(output: str) -> bool:
 
 
 def build_execute_graph(
-    resources: Resources,
+    resources: ExecuteResources,
 ) -> CompiledStateGraph[ExecuteState, Context, ExecuteState, ExecuteOutput]:
     """The execute subgraph: start → agent ⇄ tools → finish."""
     ex = _Execute(resources)
