@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import Attachment, ToolStep
+from memento_skills.graph.state import Attachment, State, ToolStep
 from memento_skills.nodes import execute
 from memento_skills.nodes.execute import build_execute_graph
 from memento_skills.nodes.execution.policies import (
@@ -266,3 +268,57 @@ def test_the_tasks_attachments_in_the_state_are_copied_into_the_workspace(tmp_pa
     )
     assert "1,2" in out["trajectory"][0]["output"] and not out["trajectory"][0]["error"]
     assert given.read_text() == "a,b\n1,2\n"  # a copy: the given file stays as it was
+
+
+class Crash(BaseException):
+    """The process dying mid-attempt: not an error the loop may catch."""
+
+
+def crash(messages: list[BaseMessage]) -> AIMessage:
+    raise Crash
+
+
+def test_a_resumed_attempt_reads_its_skill_again_and_goes_on_as_the_interrupted_one_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = CountingLibrary(tmp_path / "skills")
+    library.create(FORCING)
+    library.gets.clear()
+    builds: list[Path] = []
+    real_make_tools = execute.make_tools
+
+    def counted(workspace: Any, **kwargs: Any) -> Any:
+        builds.append(workspace.root)
+        return real_make_tools(workspace, **kwargs)
+
+    monkeypatch.setattr(execute, "make_tools", counted)
+    model = ScriptedChatModel(
+        script=[
+            call("python", code="print(6*7)"),
+            call("python", code="print(6*7)"),  # a repeat: the next step must submit
+            crash,
+            call("submit_answer", answer="the product is 42"),
+        ]
+    )
+    checkpoints = InMemorySaver()
+
+    def process() -> Any:
+        """A new process: its own execute graph, so nothing of the attempt in memory."""
+        builder = StateGraph(State, context_schema=Context)
+        resources = Resources(chat_models={"executor": model}, library=library)
+        builder.add_node("execute", build_execute_graph(resources))
+        builder.add_edge(START, "execute")
+        builder.add_edge("execute", END)
+        return builder.compile(checkpointer=checkpoints)
+
+    thread: Any = {"configurable": {"thread_id": "t"}}
+    ctx = Context(workspace_dir=str(tmp_path / "ws"), web_search=False)
+    task = {"task": "What is 6*7?", "selected_skill": FORCING.name, "tips": []}
+    with pytest.raises(Crash):
+        process().invoke(task, thread, context=ctx)
+    assert library.gets == [FORCING.name] and len(builds) == 1
+    out = process().invoke(None, thread, context=ctx)
+    assert out["answer"] == "42"  # the answer contract, from the skill read again
+    assert library.gets == [FORCING.name] * 2 and builds == [builds[0]] * 2  # the same workspace
+    assert model.calls[-1].kwargs.get("tool_choice") == "submit_answer"  # after_repeat resumed
+    assert [s["tool"] for s in out["trajectory"]] == ["python", "python", "submit_answer"]
