@@ -454,11 +454,13 @@ class _Execute:
 
 
 def _copy_attachments(attachments: list[Attachment], workspace: Path) -> None:
-    """The task's files into the attempt's workspace, each at its name there."""
+    """The task's files into the attempt's workspace, each at its name there, readable by all:
+    a case's stored copy is 0600 (the judge's), and the sandbox's uid must read the workspace's."""
     for attachment in attachments:
         target = workspace / safe_relative(attachment["name"])
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(attachment["path"], target)
+        target.chmod(target.stat().st_mode | 0o444)
 
 
 def _run_tool(by_name: Mapping[str, BaseTool], name: str, args: Any) -> tuple[str, bool]:

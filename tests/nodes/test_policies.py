@@ -253,6 +253,7 @@ def test_the_tasks_attachments_in_the_state_are_copied_into_the_workspace(tmp_pa
     given = tmp_path / "given" / "data.csv"
     given.parent.mkdir()
     given.write_text("a,b\n1,2\n")
+    given.chmod(0o600)  # as the case store keeps a file: the judge's alone
     model = ScriptedChatModel(
         script=[call("read_file", path="inputs/data.csv"), call("submit_answer", answer="2")]
     )
@@ -268,6 +269,8 @@ def test_the_tasks_attachments_in_the_state_are_copied_into_the_workspace(tmp_pa
     )
     assert "1,2" in out["trajectory"][0]["output"] and not out["trajectory"][0]["error"]
     assert given.read_text() == "a,b\n1,2\n"  # a copy: the given file stays as it was
+    (copy,) = (tmp_path / "ws" / "memento-workspaces").glob("*/inputs/data.csv")
+    assert copy.stat().st_mode & 0o444 == 0o444  # the sandbox's uid may read its copy
 
 
 class Crash(BaseException):
