@@ -12,6 +12,7 @@ serves, the LangGraph server supplying persistence.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -211,7 +212,9 @@ def build_graph(
     learning = live_router if isinstance(live_router, LearningRouter) else None
     builder.add_node(
         "reflect_write",
-        build_reflect_write_graph(res, router=learning, replay=build_gate_replay(res)),
+        build_reflect_write_graph(
+            res, router=learning, replay=functools.cache(functools.partial(build_gate_replay, res))
+        ),
     )
     builder.add_node("begin", begin)
     builder.add_node("end_task", end_task)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
 from langgraph.graph import END, START, StateGraph
@@ -71,7 +72,10 @@ writes empty) and hands back only ReflectOutput, so nothing is appended to the p
 
 class _Reflect:
     def __init__(
-        self, resources: Resources, router: LearningRouter | None, replay: ReplayGraph
+        self,
+        resources: Resources,
+        router: LearningRouter | None,
+        replay: Callable[[], ReplayGraph],
     ) -> None:
         self.resources = resources
         self.router = router
@@ -357,7 +361,7 @@ class _Reflect:
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
         result = run_gate(
-            self.replay,
+            self.replay(),
             self.resources.cases(ctx),
             ctx,
             live.name,
@@ -454,10 +458,14 @@ def _skill(library: Any, name: str | None) -> Skill | None:
 
 
 def build_reflect_write_graph(
-    resources: Resources, *, router: LearningRouter | None = None, replay: ReplayGraph
+    resources: Resources,
+    *,
+    router: LearningRouter | None = None,
+    replay: Callable[[], ReplayGraph],
 ) -> CompiledStateGraph[State, Context, AttemptState, ReflectOutput]:
     """The write-phase subgraph; `router` learns from each judged attempt (None: no router
-    learns), `replay` is the execute → judge graph the gate replays cases with."""
+    learns), `replay` gives the execute → judge graph the gate replays cases with (asked for at
+    the first gate, so a graph that writes nothing never compiles it)."""
     r = _Reflect(resources, router, replay)
     builder = StateGraph(
         ReflectState, input_schema=AttemptState, output_schema=ReflectOutput, context_schema=Context

@@ -1,14 +1,11 @@
 """Fitting a tool conversation into a model's context window after the endpoint refuses it.
 
-Small local models have small windows (the stand-in 0.5B model serves 4,096 tokens), and one
-verbose tool output — a printed list, a long traceback — can push a conversation past it. The
-endpoint then rejects every further request, and the run ends with no answer although the model
-was one step from it. We do not know the window in advance (llama.cpp does not report it), but
-the refusal says it: "maximum context length is 4096 tokens ... (4292 in the messages, 1024 in
-the completion)". From those figures we cut tool outputs and the loop's own feedback notes —
-oldest first, keeping each one's head and tail — until the conversation should fit, and ask
-again with a smaller completion budget. The system prompt, the task and the model's own
-messages are never cut: they are the instructions and the reasoning.
+One verbose tool output can push a small window over, and the endpoint then refuses every further
+request (docs/decisions.md#context-refit). The window is not known in advance (llama.cpp does not
+report it), but the refusal states its figures; from them we cut tool outputs and the loop's own
+feedback notes — oldest first, keeping each one's head and tail — until the conversation should
+fit, and ask again with a smaller completion budget. The system prompt, the task and the model's
+own messages are never cut: they are the instructions and the reasoning.
 """
 
 from __future__ import annotations

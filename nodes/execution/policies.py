@@ -85,8 +85,8 @@ class Budget:
 class ForcedFirstTools:
     """The skill's tool policy: step k must call `first_tools[k]` (when that tool is offered).
 
-    Measured on a 0.5B model: told in prose to use python it never did; forced, it did, and
-    its accuracy on arithmetic rose from 0.04 to about 0.6. Policy must bind, not suggest.
+    Policy binds, it does not suggest: a small model told in prose to compute never did
+    (docs/decisions.md#forced-first-tool).
     """
 
     def before_model(
@@ -108,8 +108,8 @@ class RepeatGuard:
     """A repeated call is answered from the trajectory, not run again; the next step then submits
     (the call had succeeded) or samples afresh (it had failed). Its state: `after_repeat`.
 
-    A model that repeats a call it already has the output of is stuck (a 0.5B model reruns
-    the same python snippet until the budget ends): its next step must submit an answer.
+    A model that repeats a call it already has the output of is stuck: its next step must submit
+    an answer (docs/decisions.md#repeat-guard).
     """
 
     def on_start(self) -> dict[str, Any]:
@@ -122,8 +122,7 @@ class RepeatGuard:
         if after == "submit" and "submit_answer" in offered:
             call.tool_choice = "submit_answer"  # it repeated a call it had seen the output of
         elif after == "resample":
-            # it repeated a call that failed: at temperature 0 a small model repeats it
-            # verbatim until the budget ends, so the next step samples
+            # it repeated a call that failed: the next step samples (docs/decisions.md#repeat-guard)
             call.temperature = RESAMPLE_TEMPERATURE
 
     def wrap_tool_call(
@@ -146,10 +145,8 @@ class RepeatGuard:
                 "resample",
             )
         if earlier is not None and "submit_answer" in offered:
-            # the earlier output alone, as a rerun would give it: the next step is forced to
-            # submit, and a 0.5B model copies the message it was just given into its answer
-            # (told "You already made this exact call; its output was: ...", it submitted
-            # that sentence)
+            # the earlier output alone, as a rerun would give it: the next step must submit,
+            # and a note here would be copied into the answer (docs/decisions.md#repeat-guard)
             return earlier["output"], False, "submit"
         output, error = run()
         return output, error, None

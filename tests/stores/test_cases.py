@@ -178,7 +178,12 @@ def test_a_case_whose_stored_files_are_gone_is_skipped_with_a_reason(tmp_path: P
     ctx = context(tmp_path / "ws")
     replay = build_gate_replay(resources)
     result = run_gate(
-        replay, resources.cases(ctx), ctx, READER.name, library.get(READER.name).to_markdown(), None
+        replay,
+        resources.cases(ctx),
+        ctx,
+        READER.name,
+        library.get(READER.name).authored_text(),
+        None,
     )
     assert result.passed and result.broken == [] and result.replayed == 0
     (skipped,) = result.skipped
