@@ -16,7 +16,7 @@ _EXPORTS = {
     "SkillLibrary": "memento_skills.stores.library",
     "open_library": "memento_skills.stores.settings",
     "SkillIndex": "memento_skills.stores.index",
-    "IndexSetupError": "memento_skills.stores.index",
+    "IndexSetupError": "memento_skills.stores.chroma",
     "import_pack": "memento_skills.stores.packs",
     "export_pack": "memento_skills.stores.packs",
 }

@@ -1,4 +1,4 @@
-"""The retrieval indexes over the skill library: a Chroma mirror (dense) and BM25 (lexical).
+"""The skill index: a Chroma mirror (dense) and BM25 (lexical) of the library, synced and searched.
 
 The folders are the truth of what should be indexed and Chroma is the truth of what is: a
 sync reads what the collection holds (content hash per skill) and only embeds what differs, so
@@ -12,12 +12,10 @@ state it was last fully synced to. The mark is cleared before the first write an
 last, so a crash in between leaves no mark; a matching mark plus a matching count lets a resync
 skip the read.
 
-BM25 is small and cheap to rebuild: it is rebuilt whole when the set of (name, hash) pairs
-changes, written to a fresh folder and switched to with an atomic pointer file.
+BM25 (stores/lexical.py) is rebuilt whole when the set of (name, hash) pairs changes.
 
-Each library has its own collection, named from the library's stable id (stores/library_id.py)
-and the embedder, or a name the user sets. Several processes, on one machine or on several
-against one Chroma server, may use a collection: the mark is written with the signature of the
+Each library has its own collection (stores/chroma.py names it). Several processes, on one
+machine or on several against one Chroma server, may use a collection: the mark is written with the signature of the
 (name, hash) pairs synced, and every read first compares it (one metadata read) with the BM25
 snapshot it uses. When they differ, the snapshot is reloaded from disk or, if no local sync wrote
 it (another machine synced), rebuilt from the documents in the collection; the vector cache
@@ -33,23 +31,16 @@ invalidates exactly the skills it changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import re
-import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 
-import bm25s
 import chromadb
 import numpy as np
-from bm25s.stopwords import STOPWORDS_EN
 from chromadb.api import ClientAPI
 from chromadb.api.models.Collection import Collection
 from chromadb.api.types import Documents, EmbeddingFunction
@@ -57,11 +48,19 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 from filelock import FileLock, Timeout
 
+from memento_skills.stores.chroma import (
+    CHROMA_URL_ENV,
+    COLLECTION_ENV,
+    ChromaSettingError,
+    check_collection_name,
+    close_client,
+    collection_name,
+    http_client,
+)
 from memento_skills.stores.embedder import embed, embedder_id, make_embedder
+from memento_skills.stores.lexical import LexicalSnapshot, LexicalStore, pairs_signature
 from memento_skills.stores.skill import Skill
 
-CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
-COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
 DEFAULT_COLLECTION = "memento-skills"  # base name of an index opened without a library
 EMBED_CHUNK = 256  # embedded and upserted together: the most a crash can lose is one chunk
 READ_PAGE = 5000
@@ -70,22 +69,6 @@ CONTENT_KEY = "memento-content"  # and of its (name, content hash) pairs, as the
 EMBEDDER_KEY = "memento-embedder"  # what made the vectors: a collection holds one embedder's
 LIBRARY_KEY = "memento-library"  # the id of the library the collection was named after
 REFRESH_WAIT_S = 30.0  # a read waits this long for a local sync to finish writing BM25
-_TOKEN = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(STOPWORDS_EN)
-_BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-_COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]")
-
-
-class IndexSetupError(Exception):
-    """The index cannot open as configured; the message (one line) says which setting to change."""
-
-
-class ChromaSettingError(IndexSetupError, ValueError):
-    """A Chroma setting (server URL, collection name) is malformed or does not fit the index."""
-
-
-class ChromaUnreachableError(IndexSetupError, ConnectionError):
-    """No Chroma server answers at the configured URL."""
 
 
 @dataclass(frozen=True)
@@ -110,156 +93,6 @@ class Hit:
     dense: float | None
     lexical: float | None
     rank: int
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase words and numbers without English stopwords; no stemmer (nothing to download)."""
-    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOPWORDS]
-
-
-def _signature(pairs: Iterable[tuple[str, str]]) -> str:
-    digest = hashlib.sha256()
-    for name, content_hash in sorted(pairs):
-        digest.update(f"{name}\0{content_hash}\n".encode())
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class _Lexical:
-    """An immutable BM25 snapshot; readers take a reference, sync swaps in a new one."""
-
-    signature: str
-    names: tuple[str, ...]
-    retriever: bm25s.BM25 | None  # None when the library is empty
-    rows: dict[str, int]
-    stamp: tuple[int, int, int] | None  # of current.json when loaded: another process may sync
-    hashes: dict[str, str] | None = None  # content hash per name; None in an older pointer file
-
-    def scores(self, query: str) -> np.ndarray | None:
-        if self.retriever is None:
-            return None
-        tokens = [t for t in tokenize(query) if t in self.retriever.vocab_dict]
-        if not tokens:
-            return np.zeros(len(self.names), dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(tokens), dtype=np.float32)
-
-
-class _LexicalStore:
-    """BM25 on disk: `<dir>/<signature>/` folders and a `current.json` naming the live one."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.pointer = root / "current.json"
-
-    def stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.pointer.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def load(self) -> _Lexical | None:
-        stamp = self.stamp()
-        try:
-            current = json.loads(self.pointer.read_text("utf-8"))
-            signature, names = current["signature"], tuple(current["names"])
-            hashes = current.get("hashes")
-            if not isinstance(hashes, dict) or len(hashes) != len(names):
-                hashes = None  # written before hashes were kept: vectors are not cached
-            retriever = None
-            if names:
-                retriever = bm25s.BM25.load(
-                    str(self.root / signature[:32]), show_progress=False, verbosity=0
-                )
-                if retriever.scores["num_docs"] != len(names):
-                    return None
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # missing or damaged: the next sync rebuilds it
-        rows = {n: i for i, n in enumerate(names)}
-        return _Lexical(signature, names, retriever, rows, stamp, hashes)
-
-    def build(self, signature: str, entries: Sequence[tuple[str, str, str]]) -> _Lexical:
-        """Index (name, document, content hash) `entries` as the snapshot `signature`."""
-        names = tuple(name for name, _, _ in entries)
-        retriever = None
-        self.root.mkdir(parents=True, exist_ok=True)
-        if names:
-            retriever = bm25s.BM25()
-            retriever.index([tokenize(doc) for _, doc, _ in entries], show_progress=False)
-            folder = self.root / signature[:32]
-            tmp = self.root / f".tmp-{os.getpid()}-{threading.get_ident()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            retriever.save(str(tmp), show_progress=False)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
-        pointer = self.root / f".current-{os.getpid()}-{threading.get_ident()}.json"
-        hashes = {name: content_hash for name, _, content_hash in entries}
-        pointer.write_text(
-            json.dumps({"signature": signature, "names": list(names), "hashes": hashes}), "utf-8"
-        )
-        os.replace(pointer, self.pointer)
-        for stale in self.root.iterdir():
-            if stale.is_dir() and stale.name != signature[:32]:
-                shutil.rmtree(stale, ignore_errors=True)
-        rows = {n: i for i, n in enumerate(names)}
-        return _Lexical(signature, names, retriever, rows, self.stamp(), hashes)
-
-
-def collection_name(base: str, embedder: EmbeddingFunction[Documents]) -> str:
-    """Collection name per embedder, so vectors of different models never share a collection."""
-    raw = f"{base}-{embedder_id(embedder)}"
-    name = _BAD_NAME_CHARS.sub("-", raw).strip("-._")[:200].rstrip("-._")
-    if len(name) < 3:
-        raise ChromaSettingError(f"collection name {raw!r} is too short: use at least 3 letters")
-    return name
-
-
-def check_collection_name(name: str) -> str:
-    """`name` if Chroma accepts it as a collection name, else a ChromaSettingError saying why."""
-    if not _COLLECTION_NAME.fullmatch(name) or ".." in name:
-        raise ChromaSettingError(
-            f"{COLLECTION_ENV}/chroma_collection {name!r} is not a Chroma collection name: set "
-            "it to 3-512 characters from A-Z a-z 0-9 . _ -, starting and ending with a letter "
-            "or digit (or unset it to use the library's own collection)"
-        )
-    return name
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _http_client(url: str) -> ClientAPI:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:  # a port that is not a number
-        port, parts = None, parts._replace(netloc="")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ChromaSettingError(
-            f"{CHROMA_URL_ENV}/chroma_url {url!r} is not a URL like http://127.0.0.1:8000: set "
-            f"it to the address of a Chroma server, or unset {CHROMA_URL_ENV} to use the local "
-            "index folder"
-        )
-    ssl = parts.scheme == "https"
-    port = port or (443 if ssl else 8000)
-    try:
-        client = chromadb.HttpClient(
-            host=parts.hostname,
-            port=port,
-            ssl=ssl,
-            settings=Settings(anonymized_telemetry=False),
-        )
-        client.heartbeat()
-    except Exception as e:
-        raise ChromaUnreachableError(
-            f"cannot reach the Chroma server at {url} ({_one_line(e)}): start one with "
-            f"`chroma run --path DIR --host {parts.hostname} --port {port}`, set "
-            f"{CHROMA_URL_ENV} to the URL of a running one, or unset it to use the local "
-            "index folder"
-        ) from e
-    return client
 
 
 class SkillIndex:
@@ -303,8 +136,8 @@ class SkillIndex:
         self._rebuilt_for: tuple[str, str] | None = None  # (mark content, snapshot) rebuilt
         self._lock = threading.RLock()
         # Per collection: two libraries (or embedders) may share one index folder.
-        self._lexical_store = _LexicalStore(self.index_dir / "bm25" / self.collection_name)
-        self._lexical: _Lexical | None = None
+        self._lexical_store = LexicalStore(self.index_dir / "bm25" / self.collection_name)
+        self._lexical: LexicalSnapshot | None = None
         self._client: ClientAPI | None = None
         self._collection: Collection | None = None
         # the embedded store's files when its metadata was last read, and that metadata
@@ -321,7 +154,7 @@ class SkillIndex:
     def _open(self) -> None:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         if self.chroma_url:
-            self._client = _http_client(self.chroma_url)
+            self._client = http_client(self.chroma_url)
         else:
             self._client = chromadb.PersistentClient(
                 path=str(self.index_dir / "chroma"),
@@ -345,7 +178,7 @@ class SkillIndex:
 
     def _refuse_embedder(self, held_by: str, cause: Exception | None) -> None:
         if self._client is not None:
-            _close(self._client)
+            close_client(self._client)
         self._client = self._collection = None
         raise ChromaSettingError(
             f"the Chroma collection {self.collection_name!r} holds vectors of the embedder "
@@ -360,7 +193,7 @@ class SkillIndex:
         self._drop_vectors()
         self._meta_read = None
         if old is not None:
-            _close(old)  # drops Chroma's per-path cache, so a deleted folder is recreated
+            close_client(old)  # drops Chroma's per-path cache, so a deleted folder is recreated
         self._open()
 
     def _live(self) -> tuple[Collection, dict[str, Any]]:
@@ -433,7 +266,7 @@ class SkillIndex:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
-                _close(self._client)
+                close_client(self._client)
             self._client = self._collection = None
             self._drop_vectors()
 
@@ -479,8 +312,8 @@ class SkillIndex:
                 )
             want[skill.name] = skill
         hashes = {name: s.content_hash for name, s in want.items()}
-        state = _signature((n, f"{hashes[n]} {s.version}") for n, s in want.items())
-        content = _signature(hashes.items())
+        state = pairs_signature((n, f"{hashes[n]} {s.version}") for n, s in want.items())
+        content = pairs_signature(hashes.items())
         with self._lock, FileLock(str(self.index_dir / ".sync.lock")):
             collection, meta = self._live()
             mark = str(meta.get(SYNCED_KEY, ""))
@@ -551,7 +384,7 @@ class SkillIndex:
         self._lexical = self._lexical_store.build(signature, entries)
         return True
 
-    def _disk_lexical(self) -> _Lexical | None:
+    def _disk_lexical(self) -> LexicalSnapshot | None:
         """The BM25 snapshot on disk now; reloaded when another process or thread replaced it."""
         snapshot, stamp = self._lexical, self._lexical_store.stamp()
         if stamp is None:
@@ -560,7 +393,7 @@ class SkillIndex:
             snapshot = self._lexical = self._lexical_store.load()
         return snapshot
 
-    def _current_lexical(self) -> _Lexical | None:
+    def _current_lexical(self) -> LexicalSnapshot | None:
         """The BM25 snapshot of what the collection holds now (one metadata read to know).
 
         While a sync is writing (no mark) the last snapshot serves; Chroma answers dense reads.
@@ -583,7 +416,7 @@ class SkillIndex:
             pass  # a sync holds the folder: serve the last snapshot rather than wait longer
         return snapshot
 
-    def _lexical_from_collection(self) -> _Lexical:
+    def _lexical_from_collection(self) -> LexicalSnapshot:
         """Rebuild BM25 from the documents the collection holds (another machine synced it)."""
         entries: list[tuple[str, str, str]] = []
         offset = 0
@@ -600,7 +433,7 @@ class SkillIndex:
             if len(page["ids"]) < READ_PAGE:
                 break
             offset += READ_PAGE
-        signature = _signature((name, content_hash) for name, _, content_hash in entries)
+        signature = pairs_signature((name, content_hash) for name, _, content_hash in entries)
         self._lexical = self._lexical_store.build(signature, entries)
         return self._lexical
 
@@ -680,7 +513,9 @@ class SkillIndex:
         """
         return self._vectors(names, self._current_lexical())
 
-    def _vectors(self, names: Sequence[str], lexical: _Lexical | None) -> dict[str, np.ndarray]:
+    def _vectors(
+        self, names: Sequence[str], lexical: LexicalSnapshot | None
+    ) -> dict[str, np.ndarray]:
         expected = lexical.hashes if lexical is not None else None
         wanted = list(dict.fromkeys(names))
         hits: dict[str, np.ndarray] = {}
@@ -727,7 +562,7 @@ class SkillIndex:
             self._vector_cache, self._vector_signature = {}, None
 
     def _similarities(
-        self, names: list[str], vector: np.ndarray, lexical: _Lexical | None
+        self, names: list[str], vector: np.ndarray, lexical: LexicalSnapshot | None
     ) -> dict[str, float]:
         stored = self._vectors(names, lexical)
         if not stored:
@@ -737,12 +572,6 @@ class SkillIndex:
         norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(vector)), 1e-12)
         sims = matrix @ vector.astype(np.float32) / np.maximum(norms, 1e-12)
         return {n: float(s) for n, s in zip(ids, sims, strict=True)}
-
-
-def _close(client: ClientAPI) -> None:
-    close = getattr(client, "close", None)  # the persistent client has it; the protocol does not
-    if callable(close):
-        close()
 
 
 def _check_k(k: int) -> None:

@@ -97,7 +97,7 @@ class Lexicon:
 
     @classmethod
     def of(cls, model: RouterModel) -> Lexicon | None:
-        from memento_skills.stores.index import tokenize
+        from memento_skills.stores.lexical import tokenize
 
         success = np.flatnonzero(model.case_reward > 0.5)
         if not success.size:
@@ -114,7 +114,7 @@ class Lexicon:
 
     def scores(self, query: str) -> np.ndarray:
         """Scores per skill in `skill_ids`, scaled so the best is 1 (all 0 without overlap)."""
-        from memento_skills.stores.index import tokenize
+        from memento_skills.stores.lexical import tokenize
 
         tokens = [t for t in tokenize(query) if t in self.vocabulary]
         if not tokens:

@@ -25,14 +25,13 @@ import memento_skills
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.routing.service import LearnedRouter
-from memento_skills.stores.embedder import make_embedder
-from memento_skills.stores.index import (
-    CONTENT_KEY,
+from memento_skills.stores.chroma import (
     ChromaSettingError,
     ChromaUnreachableError,
     IndexSetupError,
-    SkillIndex,
 )
+from memento_skills.stores.embedder import make_embedder
+from memento_skills.stores.index import CONTENT_KEY, SkillIndex
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Skill

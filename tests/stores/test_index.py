@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from memento_skills.evals.bench_store import run_store_bench, synthetic_skill
-from memento_skills.stores.index import EMBED_CHUNK, SYNCED_KEY, Hit, SkillIndex, tokenize
+from memento_skills.stores.index import EMBED_CHUNK, SYNCED_KEY, Hit, SkillIndex
+from memento_skills.stores.lexical import tokenize
 from memento_skills.stores.skill import Skill
 
 from support.servers import free_port
