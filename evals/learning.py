@@ -46,6 +46,7 @@ from memento_skills.evals.leaks import Leak, find_leaks
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
+from memento_skills.graph.models.settings import base_url_env, env_setting
 from memento_skills.graph.state import model_failure_kind
 from memento_skills.nodes.execution.sandbox import reachable_dir
 
@@ -284,10 +285,8 @@ class LearningRun:
                 "train_per_round": train_per_round,
                 "created": config.get("created") or _now(),
                 "models": {
-                    "base_url": self.settings.base_url
-                    or os.environ.get("MEMENTO_BASE_URL")
-                    or os.environ.get("OPENAI_BASE_URL"),
-                    "model": self.settings.model or os.environ.get("MEMENTO_MODEL"),
+                    "base_url": self.settings.base_url or base_url_env(),
+                    "model": self.settings.model or env_setting("MEMENTO_MODEL"),
                 },
             }
             self._write_config(config)

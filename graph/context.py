@@ -2,7 +2,8 @@
 
 Defaults come from the environment where users expect them (MEMENTO_* variables); the model
 fields' defaults are read by graph/models/settings.py (resolve_settings states the precedence),
-the others here, so each variable has one reader. A caller
+the Chroma ones by stores/settings.py (SkillIndex's defaults too), the others here, so each
+variable has one reader. A caller
 overrides any field per run with `graph.invoke(..., context=Context(...))` or a mapping of field
 names. Besides a description, a field's metadata may bound it (`ge`, `gt`, `pattern`): pydantic
 reads them into the served schema, and graph/validation.py refuses a run that breaks them.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from memento_skills.graph.models.settings import base_url_env, role_model_env
+from memento_skills.stores.settings import chroma_collection_env, chroma_url_env
 
 WritePolicy = Literal["off", "create", "refine", "full"]
 RouterMode = Literal["hybrid", "dense", "lexical"]
@@ -71,7 +73,7 @@ class Context:
         metadata={"description": "Index folder (empty: $MEMENTO_INDEX_DIR or ~/.memento/index)."},
     )
     chroma_url: str = field(
-        default_factory=lambda: _env("MEMENTO_CHROMA_URL"),
+        default_factory=chroma_url_env,
         metadata={
             "description": "Chroma server URL, e.g. http://127.0.0.1:8000 (empty: a local index "
             "in index_dir).",
@@ -79,7 +81,7 @@ class Context:
         },
     )
     chroma_collection: str = field(
-        default_factory=lambda: _env("MEMENTO_CHROMA_COLLECTION"),
+        default_factory=chroma_collection_env,
         metadata={
             "description": "Chroma collection name (empty: the library's own, from its id in "
             ".memento/library.json and the embedder). Share one only between copies of a library.",

@@ -17,9 +17,8 @@ from chromadb.api.types import Documents, EmbeddingFunction
 from chromadb.config import Settings
 
 from memento_skills.stores.embedder import embedder_id
+from memento_skills.stores.settings import CHROMA_URL_ENV, COLLECTION_ENV
 
-CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
-COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{1,510})[A-Za-z0-9]")
 

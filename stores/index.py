@@ -49,8 +49,6 @@ from chromadb.errors import NotFoundError
 from filelock import FileLock, Timeout
 
 from memento_skills.stores.chroma import (
-    CHROMA_URL_ENV,
-    COLLECTION_ENV,
     ChromaSettingError,
     check_collection_name,
     close_client,
@@ -59,6 +57,7 @@ from memento_skills.stores.chroma import (
 )
 from memento_skills.stores.embedder import embed, embedder_id, make_embedder
 from memento_skills.stores.lexical import LexicalSnapshot, LexicalStore, pairs_signature
+from memento_skills.stores.settings import COLLECTION_ENV, chroma_collection_env, chroma_url_env
 from memento_skills.stores.skill import Skill
 
 DEFAULT_COLLECTION = "memento-skills"  # base name of an index opened without a library
@@ -114,8 +113,8 @@ class SkillIndex:
         library: Path | str | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
-        self.chroma_url = chroma_url or os.environ.get(CHROMA_URL_ENV) or None
-        override = collection or os.environ.get(COLLECTION_ENV) or None
+        self.chroma_url = chroma_url or chroma_url_env() or None
+        override = collection or chroma_collection_env() or None
         if override is not None:
             check_collection_name(override)  # before loading a model for nothing
         self.embedder = embedder if embedder is not None else make_embedder()

@@ -13,6 +13,19 @@ from pathlib import Path
 
 from memento_skills.stores.library import SkillLibrary
 
+CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
+COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
+
+
+def chroma_url_env() -> str:
+    """$MEMENTO_CHROMA_URL as given, "" when unset: the default of Context and of SkillIndex."""
+    return os.environ.get(CHROMA_URL_ENV, "")
+
+
+def chroma_collection_env() -> str:
+    """$MEMENTO_CHROMA_COLLECTION as given, "" when unset: the default of Context and SkillIndex."""
+    return os.environ.get(COLLECTION_ENV, "")
+
 
 def memento_home() -> Path:
     return Path(os.environ.get("MEMENTO_HOME") or Path.home() / ".memento").expanduser()
