@@ -26,12 +26,10 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +41,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memento_skills.evals.leaks import Leak, find_leaks
+from memento_skills.evals.run_records import JsonlLog, result_key
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
@@ -61,8 +60,6 @@ WRITE_POLICY: dict[str, WritePolicy] = {
     "read-write-optimize": "full",
 }
 Phase = Literal["train", "eval", "online"]
-Key = tuple[str, str, int, str]
-"""(phase, split, round, task id): what a result is recorded under, and what a rerun skips."""
 
 
 class RunDirError(ValueError):
@@ -96,46 +93,7 @@ class RunSettings:
     """Start a new run's library as a copy of this run dir's (transfer to another suite)."""
 
 
-# --- durable JSONL ---------------------------------------------------------------------------
-
-
 CHECKPOINTS_FILE = "checkpoints.sqlite"
-
-
-class JsonlLog:
-    """Append-only JSONL that survives a kill: each line is flushed and fsynced before return.
-
-    A kill during a write can leave a partial last line; opening the log cuts it off, so the
-    next append starts on a fresh line and the half-written result simply counts as not done.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._lock = threading.Lock()
-        self.records: list[dict[str, Any]] = []
-        if path.exists():
-            data = path.read_bytes()
-            end = data.rfind(b"\n") + 1
-            if end < len(data):
-                with path.open("r+b") as f:
-                    f.truncate(end)
-                    os.fsync(f.fileno())
-            for line in data[:end].splitlines():
-                if line.strip():
-                    self.records.append(json.loads(line))
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-        with self._lock:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(line)
-                f.flush()
-                os.fsync(f.fileno())
-            self.records.append(dict(record))
-
-
-def result_key(record: Mapping[str, Any]) -> Key:
-    return (record["phase"], record["split"], int(record["round"]), record["task_id"])
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -703,27 +661,6 @@ def _safe(task_id: str) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def load_results(run_dir: Path | str) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "results.jsonl"
-    return JsonlLog(path).records if path.exists() else []
-
-
-def load_rounds(run_dir: Path | str) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "rounds.jsonl"
-    return JsonlLog(path).records if path.exists() else []
-
-
-def duplicate_keys(records: Iterable[Mapping[str, Any]]) -> list[Key]:
-    seen: set[Key] = set()
-    dupes: list[Key] = []
-    for r in records:
-        key = result_key(r)
-        if key in seen:
-            dupes.append(key)
-        seen.add(key)
-    return dupes
 
 
 class _Bar:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from memento_skills.evals.learning import duplicate_keys, load_results, load_rounds
+from memento_skills.evals.run_records import duplicate_keys, load_results, load_rounds
 from memento_skills.evals.stats import wilson
 
 PLOTS = {

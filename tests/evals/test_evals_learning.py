@@ -21,18 +21,15 @@ from typing import Any
 
 import pytest
 
-from memento_skills.evals.learning import (
-    EndpointError,
+from memento_skills.evals.learning import EndpointError, LearningRun, RunDirError, RunSettings
+from memento_skills.evals.report import compare
+from memento_skills.evals.run_records import (
     JsonlLog,
-    LearningRun,
-    RunDirError,
-    RunSettings,
     duplicate_keys,
     load_results,
     load_rounds,
     result_key,
 )
-from memento_skills.evals.report import compare
 from memento_skills.evals.suites import ReasoningGymSuite
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.run_log import RunLog

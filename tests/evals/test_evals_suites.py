@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from memento_skills.evals.leaks import find_leaks
-from memento_skills.evals.learning import LearningRun, RunSettings, load_results
+from memento_skills.evals.learning import LearningRun, RunSettings
+from memento_skills.evals.run_records import load_results
 from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import (
     GaiaSuite,
