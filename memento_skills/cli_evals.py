@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError, ExitCode
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+from memento_skills.cli_common import JsonOpt, emit_json, err, fail, out
+from memento_skills.cli_errors import EXIT_CODES_HELP, ExitCode
 
 suites_app = typer.Typer(
     help="Eval suites: GAIA, HLE, reasoning-gym, your own jsonl.", epilog=EXIT_CODES_HELP
@@ -79,11 +76,6 @@ WebOpt = Annotated[
     bool | None,
     typer.Option("--web-search/--no-web-search", help="Offer web search (default: GAIA only)."),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-
-
-def _fail(message: str) -> None:
-    raise BadInputError(message)
 
 
 def announce_sandbox() -> None:
@@ -93,7 +85,7 @@ def announce_sandbox() -> None:
     try:
         notice = isolation_notice()
     except SandboxError as e:
-        _fail(str(e))
+        fail(str(e))
     if notice:
         err.print(notice, highlight=False, markup=False)
 
@@ -113,7 +105,7 @@ def _suite(
     if suite is None:
         config = run_dir / "config.json" if run_dir is not None else None
         if config is None or not config.exists():
-            _fail("--suite is required (gaia, hle, reasoning-gym or jsonl)")
+            fail("--suite is required (gaia, hle, reasoning-gym or jsonl)")
         assert config is not None
         return suite_from_spec(json.loads(config.read_text(encoding="utf-8"))["suite"])
     return load_suite(
@@ -162,7 +154,7 @@ def _finish(outcome: Any, run_dir: Path, report: bool, json_out: bool) -> None:
         if not json_out:
             err.print(f"report: {path}", highlight=False)
     if json_out:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        emit_json(summary)
     _exit_on_leaks(outcome.leaks, run_dir)
 
 
@@ -228,7 +220,7 @@ def suites_show(
         s = _suite(suite, path, generators, seed, train, test, train_fraction)
         counts = s.counts()
         if json_out:
-            sys.stdout.write(json.dumps(counts, indent=2) + "\n")
+            emit_json(counts)
             return
         table = Table(title=f"{s.name}: {counts['total']} tasks", title_justify="left")
         table.add_column(counts["group_key"])
@@ -308,7 +300,7 @@ def learn(
     from memento_skills.evals.learning import MODES, LearningRun
 
     if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     announce_sandbox()
 
     def go() -> Any:
@@ -381,10 +373,10 @@ def evaluate(
     from memento_skills.evals.learning import MODES, LearningRun
 
     if mode not in MODES:
-        _fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     if library_from is not None and not (library_from.expanduser() / "skills").is_dir():
         # refused before the new run dir is made, so a typo leaves nothing behind
-        _fail(f"--library-from {library_from} is not a run dir with a library (no skills/ folder)")
+        fail(f"--library-from {library_from} is not a run dir with a library (no skills/ folder)")
     announce_sandbox()
 
     def go() -> Any:
@@ -451,13 +443,13 @@ def leaks(
 
     def go() -> Any:
         if not (run_dir / "config.json").exists():
-            _fail(f"{run_dir} is not a run dir (no config.json)")
+            fail(f"{run_dir} is not a run dir (no config.json)")
         s = _suite(None, None, None, 0, None, None, None, run_dir)
         return LearningRun(s, run_dir).check_leaks()
 
     found = _run(go)
     if json_out:
-        sys.stdout.write(json.dumps({"leaks": [x.to_dict() for x in found]}, indent=2) + "\n")
+        emit_json({"leaks": [x.to_dict() for x in found]})
     elif not found:
         out.print(
             f"no gold answer of the suite in {run_dir / 'skills'} or its history", highlight=False

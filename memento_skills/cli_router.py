@@ -6,16 +6,14 @@ stays fast.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError
+from memento_skills.cli_common import DirOpt, JsonOpt, emit_json, fail, out
+from memento_skills.cli_errors import EXIT_CODES_HELP
 
 router_app = typer.Typer(
     help="The learned skill router: train, evaluate, replay.",
@@ -23,19 +21,7 @@ router_app = typer.Typer(
     no_args_is_help=True,
 )
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed: the same seed and data give the same router.")]
-
-
-def _fail(message: str) -> None:
-    raise BadInputError(message)
-
-
-def _emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
 @router_app.command("train")
@@ -44,13 +30,7 @@ def train(
         list[Path] | None,
         typer.Option("--from", help="Run log(s) to train on (default: $MEMENTO_HOME/runs.jsonl)."),
     ] = None,
-    dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            help="Skill library folder (default: $MEMENTO_SKILLS_DIR or ~/.memento/skills).",
-        ),
-    ] = None,
+    dir: DirOpt = None,
     index: Annotated[
         Path | None,
         typer.Option(help="Index folder (default: $MEMENTO_INDEX_DIR or ~/.memento/index)."),
@@ -67,12 +47,12 @@ def train(
     from memento_skills.stores.settings import default_index_dir, memento_home, open_library
 
     if dir is not None and not dir.expanduser().is_dir():
-        _fail(f"no skill library at {dir}: check --dir, or create one with `memento skills init`")
+        fail(f"no skill library at {dir}: check --dir, or create one with `memento skills init`")
     logs = from_ or [memento_home() / "runs.jsonl"]
     samples = []
     for path in logs:
         if not path.exists():
-            _fail(f"no run log at {path}: run some tasks first (`memento run ...`) or pass --from")
+            fail(f"no run log at {path}: run some tasks first (`memento run ...`) or pass --from")
         for record in RunLog(path):
             task, skill = record.get("task"), record.get("skill")
             if not isinstance(task, str) or not isinstance(skill, str) or not task or not skill:
@@ -87,7 +67,7 @@ def train(
                 )
             )
     if not samples:
-        _fail(f"no judged runs with a skill in {', '.join(map(str, logs))}: nothing to learn from")
+        fail(f"no judged runs with a skill in {', '.join(map(str, logs))}: nothing to learn from")
     library = open_library(dir)
     idx = SkillIndex(index or default_index_dir(), library=library.root)
     try:
@@ -113,7 +93,7 @@ def train(
         "weights_dir": str(weights_dir(library.root)),
     }
     if json_out:
-        _emit(result)
+        emit_json(result)
         return
     fused = "fitted by cross-fit" if report.crossfit else "fixed rule (too little data to fit)"
     out.print(
@@ -145,7 +125,7 @@ def eval_(
 
     result = run_eval(skills, train, test, seed=seed)
     if json_out:
-        _emit(
+        emit_json(
             {
                 k: result[k]
                 for k in (
@@ -215,7 +195,7 @@ def replay(
         png=png,
     )
     if json_out:
-        _emit(result)
+        emit_json(result)
         return
     table = Table(
         title=f"bandit replay: {result['tasks']} tasks, temperature {temperature}",
