@@ -15,11 +15,12 @@ skip the read.
 BM25 (stores/lexical.py) is rebuilt whole when the set of (name, hash) pairs changes.
 
 Each library has its own collection (stores/chroma.py names it). Several processes, on one
-machine or on several against one Chroma server, may use a collection: the mark is written with the signature of the
-(name, hash) pairs synced, and every read first compares it (one metadata read) with the BM25
-snapshot it uses. When they differ, the snapshot is reloaded from disk or, if no local sync wrote
-it (another machine synced), rebuilt from the documents in the collection; the vector cache
-follows the snapshot. So a running process answers from what the collection holds now.
+machine or on several against one Chroma server, may use a collection: the mark is written with
+the signature of the (name, hash) pairs synced, and every read first compares it (one metadata
+read) with the BM25 snapshot it uses. When they differ, the snapshot is reloaded from disk or,
+if no local sync wrote it (another machine synced), rebuilt from the documents in the collection;
+the vector cache follows the snapshot. So a running process answers from what the collection
+holds now.
 
 Stored skill vectors are cached in memory (`vectors`): routing asks for a few on every query (the
 lexical hits the dense top-k missed) and a Chroma read would cost about a millisecond of each
