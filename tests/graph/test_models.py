@@ -720,3 +720,19 @@ def test_local_tool_call_arguments_are_unescaped() -> None:
         "code": "print(bin(1111668154).count('1'), \"&\")",
         "n": [1, "<"],
     }
+
+
+def test_the_runs_settings_load_without_the_chat_model_stack() -> None:
+    """Context (read by every command and the server's validation) needs only the settings; the
+    models package imports langchain-openai on first use of a model name, not before."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, memento_skills.graph.context\n"
+        "assert 'langchain_openai' not in sys.modules, 'graph.context loaded langchain_openai'\n"
+        "from memento_skills.graph.models import structured, chat_model, ROLES\n"
+        "assert callable(structured) and callable(chat_model) and 'executor' in ROLES\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
