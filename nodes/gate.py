@@ -24,6 +24,7 @@ from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.state import Attachment, State
 from memento_skills.nodes.execution.sandbox import reachable_dir
+from memento_skills.nodes.writing.checks import answer_refusal
 from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
 from memento_skills.stores.gold_match import HOW, GoldScan
 
@@ -78,6 +79,19 @@ def leak_refusal(text: str, cases: list[Case]) -> str | None:
     return None
 
 
+def pattern_refusal(pattern: str | None, cases: list[Case]) -> str | None:
+    """Why answer `pattern` may not go live because it does not keep the golds of `cases`
+    (a numbers-only pattern on a word answer), or None; the reason never shows a gold."""
+    if not pattern:
+        return None
+    for case in cases:
+        if case.ground_truth:
+            reason = answer_refusal(pattern, case.ground_truth, "a task's gold answer")
+            if reason is not None:
+                return reason
+    return None
+
+
 def replay(
     graph: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
 ) -> bool:
@@ -128,16 +142,19 @@ def run_gate(
     skill_text: str,
     failing: Case | None,
     failing_files: Mapping[str, Path] | None = None,
+    answer_pattern: str | None = None,
 ) -> GateResult:
     """Replay, through `graph`, the skill's cases in `store` (at most ctx.gate_cases) and the
     failing task, each with its own attachments: a stored case with the files the store kept
     for it, the failing task with `failing_files`.
 
-    A case whose stored files are gone is skipped and named, not counted as broken: without its
+    Refused before any replay: text that gives a gold away, an `answer_pattern` that does not
+    keep the golds whole. A case whose stored files are gone is skipped and named, not counted as broken: without its
     files it fails whatever the change, and would refuse every change to the skill.
     """
     cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
-    refusal = leak_refusal(skill_text, [*cases, *([failing] if failing else [])])
+    judged = [*cases, *([failing] if failing else [])]
+    refusal = leak_refusal(skill_text, judged) or pattern_refusal(answer_pattern, judged)
     if refusal is not None:
         return GateResult(False, reason=refusal)
     broken: list[str] = []

@@ -143,7 +143,11 @@ class _Reflect:
             return update
         if decision.action == "example":
             assert skill is not None and example is not None
-            proposal = example_proposal(skill, example)
+            try:
+                proposal = example_proposal(skill, example)
+            except SkillError as e:  # its call reads as code the skill's tools cannot run
+                writes.append(unchanged(skill_name, f"the worked example was refused: {e}"[:500]))
+                return update
             update["proposal"] = proposal
             emit_proposal(proposal)
             return update
@@ -368,6 +372,7 @@ class _Reflect:
             live.authored_text(),
             failing,
             attachment_paths(state.get("attachments")),
+            live.answer_pattern,
         )
         if on_probation(proposal, result, bool(new.first_tools)):
             emit(

@@ -18,6 +18,7 @@ from memento_skills.graph.models import structured
 from memento_skills.graph.state import LibraryWrite, Proposal
 from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
+from memento_skills.nodes.writing.checks import code_refusal, kind_refusal
 from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
 from memento_skills.stores.mcp_config import is_mcp_tool_name
@@ -55,7 +56,7 @@ def make_proposal(
     action: Literal["refine", "create"], new: Skill, old: Skill | None, reason: str
 ) -> Proposal:
     """`new` as a proposal against `old` (None: a new skill), refused early if the library
-    would refuse it."""
+    would refuse it or its body adds code its tools cannot run (nodes/writing/checks.py)."""
     new, removed = clean_skill(new)
     if removed:
         note = (
@@ -67,6 +68,9 @@ def make_proposal(
             "reflect_write",
             {"event": "cleaned", "skill": new.name, "removed_control_characters": removed},
         )
+    refusal = code_refusal(new.body, new.allowed_tools or TOOL_NAMES, old.body if old else "")
+    if refusal is not None:
+        raise SkillError(refusal)
     # refuse early what the library would refuse: the same bytes, read back the same way
     new_md = serialise(new, f"<proposed {new.name}>").decode("utf-8")
     old_md = old.to_markdown() if old else ""
@@ -167,6 +171,8 @@ def apply_patch(
             proposed_policy.setdefault("first_tools", first)
     if patch.answer_pattern and pattern_fits(patch.answer_pattern, evidence):
         proposed_policy.setdefault("answer_pattern", patch.answer_pattern)
+    if _unfit_pattern(proposed_policy.get("answer_pattern"), task):
+        del proposed_policy["answer_pattern"]
     for key, value in proposed_policy.items():
         if getattr(skill, key) != value:
             changes[key] = value
@@ -210,9 +216,10 @@ def propose_new(
     first = policy.get("first_tools", ())
     if first and tools and not set(first) <= set(tools):
         tools = (*tools, *(t for t in first if t not in tools))
+    pattern = policy.get("answer_pattern")
     new = Skill(
         first_tools=first,
-        answer_pattern=policy.get("answer_pattern"),
+        answer_pattern=None if _unfit_pattern(pattern, task) else pattern,
         name=name,
         description=generalise(spec.description.strip(), task),
         body=generalise(spec.body.strip(), task),
@@ -239,6 +246,15 @@ def propose_new(
         name = unique_name(library, name)
         new = new.with_changes(name=name)
     return make_proposal("create", new, None, f"create: {analysis}")
+
+
+def _unfit_pattern(pattern: str | None, task: str) -> bool:
+    """An answer pattern that cannot give the kind of answer `task` asks for is not set (a
+    numbers-only pattern turns a hex or word answer into a number), and the event says why."""
+    reason = kind_refusal(pattern, task) if pattern else None
+    if reason is not None:
+        emit("reflect_write", {"event": "answer_pattern_dropped", "reason": reason})
+    return reason is not None
 
 
 def on_probation(proposal: Proposal, result: GateResult, carries_policy: bool) -> bool:
