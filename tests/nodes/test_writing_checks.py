@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
@@ -228,3 +229,47 @@ def test_the_write_phase_refuses_a_javascript_body_for_a_python_skill(tmp_path: 
     assert library.get("python").version == version
     assert library.get("python").authored_text() == before  # only its utility counts moved
     assert "javascript" not in (library.root / "python" / "SKILL.md").read_text()
+
+
+def test_the_gate_refuses_a_numbers_only_pattern_on_a_word_gold(tmp_path: Path) -> None:
+    """The real run: `exit code: 0` made a numbers-only pattern look fitting, and it turned a
+    reversed word into "0". The wording names no kind; the gold refuses it."""
+    library = open_library(tmp_path / "skills")
+    before = library.get("python").authored_text()
+    call = AIMessage(
+        content="", tool_calls=[{"name": "python", "args": {"code": "print('hello')"}, "id": "c1"}]
+    )
+    writer = ScriptedChatModel(
+        script=[
+            {"cause": "skill", "failed_step": None, "action": "refine", "tip": ""},
+            {
+                "edits": [],
+                "append": "Print the text, then answer with it.",
+                "answer_pattern": NUMBER_PATTERN,
+                "rationale": "extract the answer",
+            },
+        ]
+    )
+    graph = build_graph(
+        chat_models={
+            "executor": ScriptedChatModel(script=[call, "hello"]),
+            "writer": writer,
+            "judge": ScriptedChatModel(),
+        },
+        library=library,
+        index=SkillIndex(tmp_path / "index"),
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        web_search=False,
+        max_attempts=1,
+    )
+    task = "What is 'hello' read from right to left? Use python."
+    out = graph.invoke({"task": task, "ground_truth": "olleh"}, context=ctx)
+    assert out["selected_skill"] == "python" and not out["verdict"]["passed"]
+    rolled = [w for w in out["writes"] if w["action"] == "rollback"]
+    assert rolled and "a task's gold answer" in rolled[0]["reason"], out["writes"]
+    assert "olleh" not in rolled[0]["reason"]
+    assert library.get("python").authored_text() == before
+    assert library.get("python").answer_pattern is None
