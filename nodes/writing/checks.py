@@ -15,7 +15,10 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import regex
 from markdown_it import MarkdownIt
+
+from memento_skills.nodes.execution.policies import ANSWER_PATTERN_TIMEOUT_S
 
 PYTHON_LANGS = frozenset({"python", "py", "python3", "py3", "pycon", "pyrepl"})
 SHELL_LANGS = frozenset({"sh", "bash", "shell"})
@@ -140,13 +143,17 @@ def _looks_like_code(src: str) -> bool:
     return bool(re.search(r"[=()\[\]:]|\bimport\b|\bprint\b", src))
 
 
-_COUNTING = re.compile(r"\b(how many|how much|count|number of|sum|total|average|mean)\b", re.I)
+_COUNTING = re.compile(
+    r"\b(?:how many|how much|how long|count|number of|sum|total|average|mean|length)\b", re.I
+)
+_RADIX = r"(?:hex(?:adecimal)?|(?:base|radix)[- ]?(?:1[1-9]|[23]\d))"
 ANSWER_KINDS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
     # kind: (the task asks for it, sample answers of that kind a fitting pattern extracts whole)
     "hex": (
+        # asked in that radix, not converted from it ("the hex number ff in decimal")
         re.compile(
-            r"\bhex(?:adecimal)?\b|\bbase[- ]?(?:1[1-9]|[23]\d)\b|\bradix[- ]?(?:1[1-9]|[23]\d)\b",
-            re.I,
+            r"\b" + _RADIX + r"\b(?!.*\b(?:to|in|into|as)\s+(?:a\s+)?(?:decimal|base[- ]?10)\b)",
+            re.I | re.S,
         ),
         ("ff3a", "1F"),
     ),
@@ -159,20 +166,28 @@ ANSWER_KINDS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
         ("olleh", "Paris"),
     ),
     "list": (
-        re.compile(r"\b(?:list|comma[- ]separated|separated by)\b", re.I),
+        # asked for as a list, not given one ("Given the list [3, 1], what is the largest?")
+        re.compile(
+            r"(?:^|[.?!:;]\s+)list\b|\b(?:as|give|return|output|answer with|provide)\s+"
+            r"(?:a|the)\s+(?:comma[- ]separated\s+)?list\b|\bcomma[- ]separated\b|"
+            r"\bseparated by\b",
+            re.I,
+        ),
         ("3, 5, 7", "a, b, c", "[3, 5, 7]"),
     ),
 }
+_NUMERIC = re.compile(r"\b(?:digits?|numbers?|integers?)\b", re.I)
 _CONTEXTS = ("{}", "Answer: {}", "The answer is {}.")
 _LIST = re.compile(r"\[?\s*[\w.+-]+(?:\s*[,;]\s*[\w.+-]+)+\s*\]?")
 
 
 def extract(pattern: str, text: str) -> str | None:
     """What the answer contract makes of `text` (the last match, its first group if it has
-    one; nodes/execution/policies.py), or None when the pattern matches nothing."""
+    one; nodes/execution/policies.py), or None when the pattern matches nothing (or runs past
+    the contract's time bound)."""
     try:
-        matches = list(re.finditer(pattern, text[:4000]))
-    except re.error:
+        matches = list(regex.finditer(pattern, text[:4000], timeout=ANSWER_PATTERN_TIMEOUT_S))
+    except (TimeoutError, regex.error):
         return None
     if not matches:
         return None
@@ -187,6 +202,8 @@ def asked_kinds(task: str) -> list[str]:
     kinds = [kind for kind, (asks, _) in ANSWER_KINDS.items() if asks.search(task)]
     if _COUNTING.search(task):
         kinds = [k for k in kinds if k == "hex"]  # "how many ... in hex" still wants hex digits
+    if "word" in kinds and _NUMERIC.search(task):
+        kinds.remove("word")  # "reverse the digits of 1234" wants a number
     return kinds
 
 

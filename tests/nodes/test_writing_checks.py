@@ -4,6 +4,7 @@ patterns (nodes/writing/checks.py, nodes/writing/heuristics.py)."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,13 @@ LIST = r"\[?[\w]+(?:,\s*[\w]+)*\]?"
         ("What is 17 times 23?", NUMBER_PATTERN, True),  # a number: anything goes
         ("How many letters are in the word 'banana'?", NUMBER_PATTERN, True),  # a count
         ("Convert 255 to base 2.", NUMBER_PATTERN, True),  # binary digits are numbers
+        # the answer's kind, not the input's: these ask for numbers
+        ("Convert the hex number ff to decimal.", NUMBER_PATTERN, True),
+        ("Reverse the digits of 1234.", NUMBER_PATTERN, True),
+        ("Given the list [3, 1, 2], what is the largest?", NUMBER_PATTERN, True),
+        ("What is the length of the string 'abc'?", NUMBER_PATTERN, True),
+        ("Sort these words: pear, fig. Give the answer as a list.", NUMBER_PATTERN, False),
+        ("Which word comes first alphabetically: pear or fig?", NUMBER_PATTERN, False),
     ],
 )
 def test_an_answer_pattern_must_fit_the_kind_of_answer_asked(
@@ -168,6 +176,12 @@ def test_an_answer_pattern_must_fit_the_kind_of_answer_asked(
 def test_an_answer_pattern_must_keep_a_known_answer(pattern: str, answer: str, fits: bool) -> None:
     reason = answer_refusal(pattern, answer)
     assert (reason is None) is fits, reason
+
+
+def test_a_catastrophic_pattern_is_time_bounded_in_the_checks() -> None:
+    started = time.monotonic()
+    assert answer_refusal(r"(\d+)+x", "1" * 30 + "a" * 3000 + "y") is not None  # refused
+    assert time.monotonic() - started < 5  # not hung
 
 
 def test_the_gate_refuses_a_pattern_that_breaks_a_gold_without_showing_it() -> None:
