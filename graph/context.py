@@ -178,6 +178,14 @@ class Context:
             "ge": 0,
         },
     )
+    gate_siblings: int = field(
+        default=2,
+        metadata={
+            "description": "Other training tasks of the kind a script skill is replayed on "
+            "before it goes live (0: none; docs/decisions.md#script-skills).",
+            "ge": 0,
+        },
+    )
     approval_required: bool = field(
         default=False,
         metadata={

@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.models import ROLES, UsageTracker, chat_model, resolve_settings
+from memento_skills.stores.cases import Case
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import default_index_dir, default_skills_dir, open_library
 from memento_skills.stores.skill import Skill
@@ -46,6 +47,10 @@ class Resources:
         self.usage = UsageTracker()
         self.router: Any = router  # the builder makes the default router when this is None
         self._synced: dict[int, str] = {}  # id(index) -> library signature last synced
+        self.training_cases: Callable[[], list[Case]] | None = None
+        """The learner's current training tasks (the round's block), with their golds: the
+        gate replays a script skill on those of its kind (docs/decisions.md#script-skills).
+        None outside a learning run."""
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
         if role in self._models:

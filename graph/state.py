@@ -95,6 +95,20 @@ class Proposal(TypedDict):
     skill_md: str
     diff: str
     reason: str
+    files: NotRequired[dict[str, str]]
+    """Files written with the SKILL.md: skill-relative path -> text ({"scripts/x.py": "..."})."""
+
+
+class Procedure(TypedDict):
+    """A way of solving the task that the judge passed at learning time."""
+
+    found_by: str  # "sample-<i>" | "forced-<tool>" | "program-<try>"  (try 1 = first program)
+    script: str  # python source of a parameterised script: it takes the task's values
+    # as command-line arguments (argparse or sys.argv) and prints the answer;
+    # "" when the winner was an executor trajectory with no usable program
+    args: list[str]  # this task's values, as the script's arguments
+    output: str  # what the winning run answered (never the gold: it is the candidate's own)
+    steps: list[ToolStep]  # the winning executor trajectory ([] for a writer program)
 
 
 class LibraryWrite(TypedDict):

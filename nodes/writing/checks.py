@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
 
+import numpy as np
 import regex
 from markdown_it import MarkdownIt
 
@@ -242,3 +245,45 @@ def kind_refusal(pattern: str, task: str) -> str | None:
 def _alnum(text: str) -> str:
     """`text`'s digits, letters, signs and points: what an answer pattern must not drop."""
     return re.sub(r"[^\w.-]|_", "", text).strip(".").lower()
+
+
+MAX_SCRIPT_BYTES = 64 * 1024
+"""The largest script a proposal may carry: a distilled procedure is a page of code, not a
+library (the library's own cap on a skill file is far larger)."""
+SCRIPTS_DIR = "scripts"
+
+
+def file_refusal(files: Mapping[str, str]) -> str | None:
+    """Why a proposal's `files` (skill-relative path -> text) may not be written, or None.
+
+    Checked before anything is written: each path is relative and inside `scripts/`, each text
+    at most MAX_SCRIPT_BYTES, free of NUL bytes, and a `.py` file compiles
+    (docs/decisions.md#script-skills)."""
+    for rel, text in files.items():
+        path = PurePosixPath(rel)
+        if (
+            path.is_absolute()
+            or "\\" in rel
+            or ".." in path.parts
+            or len(path.parts) < 2
+            or path.parts[0] != SCRIPTS_DIR
+        ):
+            return f"the file {rel!r} is not a relative path under {SCRIPTS_DIR}/"
+        size = len(text.encode("utf-8"))
+        if size > MAX_SCRIPT_BYTES:
+            return f"the file {rel!r} is {size} bytes, the limit is {MAX_SCRIPT_BYTES}"
+        if "\x00" in text:
+            return f"the file {rel!r} holds NUL bytes"
+        if path.suffix == ".py":
+            error = python_error(text)
+            if error is not None:
+                return f"the script {rel!r} is not python that compiles: {error}"
+    return None
+
+
+def description_fit(index: Any, task: str, document: str) -> float:
+    """How well a skill `document` ("name: description") matches `task`: the cosine similarity
+    of their embeddings under `index`'s embedder, the dense score the router ranks skills by."""
+    a, b = index.embed_query(task), index.embed_query(document)
+    norm = float(np.linalg.norm(a)) * float(np.linalg.norm(b))
+    return float(np.dot(a, b) / norm) if norm > 0 else 0.0

@@ -1,4 +1,5 @@
-"""What the writer model is asked, and the schemas it fills in: attribution, patch, new skill."""
+"""What the writer model is asked, and the schemas it fills in: attribution, patch, new skill,
+and the script skill a winning procedure is distilled into."""
 
 from __future__ import annotations
 
@@ -70,6 +71,47 @@ when to use it (and when not), and a body of concrete steps. allowed_tools, if s
 {tools}. Write general procedure; never write the answer of this particular task into the skill."""
 
 
+SCRIPT_PROMPT = """A run solved this task with the python code below. Turn that code into one
+parameterised script that solves ANY task of this kind.
+
+Task:
+{task}
+
+The code the run executed, in order:
+{code}
+
+What the run answered: {output}
+
+Write a complete python 3 script that:
+- takes every value of the task it depends on (numbers, words, lists, dates...) as command-line
+  arguments, in a fixed order (read them with argparse or sys.argv); nothing of this task's values
+  is written into the code;
+- computes the answer the way the code above does, with the standard library only;
+- prints the answer alone on the last line of its output, in the form the task asks for.
+Also give args: this task's values, as strings, in the script's argument order, so that running
+the script with them prints the answer above."""
+
+SCRIPT_SKILL_PROMPT = """A tested script solves tasks of one kind. Describe the skill that carries it,
+so that an agent picks it for tasks of this kind (and only those) and calls it correctly.
+
+A task it solved:
+{task}
+
+The script (scripts/{file}):
+```python
+{script}
+```
+
+It was called with these arguments, in order: {args}
+
+Give:
+- name: lowercase words joined by hyphens, naming the KIND of task (not this task's values);
+- description: what the skill does and when to use it (and when not), in one or two sentences;
+- computes: one sentence saying what the script computes from its arguments;
+- arguments: one entry per argument, in order: a short name and what value of a task goes there.
+Never write the answer of this particular task."""
+
+
 class Attribution(BaseModel):
     cause: Literal["skill", "execution", "no-skill", "task"] = "skill"
     failed_step: int | None = None
@@ -103,6 +145,23 @@ class NewSkill(BaseModel):
     description: str
     body: str
     allowed_tools: list[str] = Field(default_factory=list)
+
+
+class ScriptDraft(BaseModel):
+    script: str = Field(description="The complete python script")
+    args: list[str] = Field(default_factory=list, description="This task's values, in order")
+
+
+class ScriptArgument(BaseModel):
+    name: str = Field(description="A short name for the argument")
+    meaning: str = Field(description="Which value of a task goes there")
+
+
+class ScriptSkillSpec(BaseModel):
+    name: str
+    description: str
+    computes: str = Field(default="", description="What the script computes from its arguments")
+    arguments: list[ScriptArgument] = Field(default_factory=list)
 
 
 def trajectory_text(steps: list[ToolStep]) -> str:

@@ -18,7 +18,7 @@ from memento_skills.graph.models import structured
 from memento_skills.graph.state import LibraryWrite, Proposal
 from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
-from memento_skills.nodes.writing.checks import code_refusal, kind_refusal
+from memento_skills.nodes.writing.checks import code_refusal, file_refusal, kind_refusal
 from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
 from memento_skills.stores.mcp_config import is_mcp_tool_name
@@ -53,10 +53,23 @@ def emit_proposal(proposal: Proposal) -> None:
 
 
 def make_proposal(
-    action: Literal["refine", "create"], new: Skill, old: Skill | None, reason: str
+    action: Literal["refine", "create"],
+    new: Skill,
+    old: Skill | None,
+    reason: str,
+    files: Mapping[str, str] | None = None,
+    old_files: Mapping[str, str] | None = None,
 ) -> Proposal:
     """`new` as a proposal against `old` (None: a new skill), refused early if the library
-    would refuse it or its body adds code its tools cannot run (nodes/writing/checks.py)."""
+    would refuse it or its body adds code its tools cannot run (nodes/writing/checks.py).
+
+    `files` (skill-relative path -> text) are written with it and shown in its diff, one
+    unified diff per file against `old_files` (the old version's text of those paths); they
+    are checked before anything is written (docs/decisions.md#script-skills)."""
+    files = {rel: _ended(text) for rel, text in (files or {}).items()}
+    refusal = file_refusal(files)
+    if refusal is not None:
+        raise SkillError(refusal)
     new, removed = clean_skill(new)
     if removed:
         note = (
@@ -82,7 +95,19 @@ def make_proposal(
             tofile=f"{new.name}@proposed",
         )
     )
-    return Proposal(
+    for rel, text in sorted(files.items()):
+        before = (old_files or {}).get(rel)
+        diff += "".join(
+            difflib.unified_diff(
+                (before or "").splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=f"{new.name}@v{old.version}/{rel}"
+                if old and before is not None
+                else "/dev/null",
+                tofile=f"{new.name}@proposed/{rel}",
+            )
+        )
+    proposal = Proposal(
         action=action,
         skill=new.name,
         base_version=old.version if old else None,
@@ -90,6 +115,14 @@ def make_proposal(
         diff=diff,
         reason=reason[:500],
     )
+    if files:
+        proposal["files"] = files
+    return proposal
+
+
+def _ended(text: str) -> str:
+    """`text` ending in a newline, so the last line of a file diff is a whole line."""
+    return text if text.endswith("\n") else text + "\n"
 
 
 def example_proposal(skill: Skill, example: str) -> Proposal:
