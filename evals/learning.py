@@ -51,6 +51,7 @@ from memento_skills.nodes.execution.sandbox import reachable_dir
 
 if TYPE_CHECKING:
     from memento_skills.graph.resources import Resources
+    from memento_skills.stores.cases import Case
 
 Mode = Literal["read-only", "read-write", "read-write-optimize"]
 MODES: tuple[str, ...] = ("read-only", "read-write", "read-write-optimize")
@@ -506,17 +507,22 @@ class LearningRun:
         if test:
             outcome.phases.append(self._eval_phase("eval", "test", 0, test, "off"))
         for round_ in range(1, rounds + 1):
-            outcome.phases.append(
-                self._phase(
-                    "train",
-                    "train",
-                    round_,
-                    _round_block(train, round_, train_per_round),
-                    write_policy=WRITE_POLICY[mode],
-                    attempts=self.settings.max_attempts,
-                    temperature=self.settings.train_temperature,
+            block = _round_block(train, round_, train_per_round)
+            self.resources.training_cases = _training_cases(block)
+            try:
+                outcome.phases.append(
+                    self._phase(
+                        "train",
+                        "train",
+                        round_,
+                        block,
+                        write_policy=WRITE_POLICY[mode],
+                        attempts=self.settings.max_attempts,
+                        temperature=self.settings.train_temperature,
+                    )
                 )
-            )
+            finally:
+                self.resources.training_cases = None
             self._snapshot(round_)
             if test:
                 outcome.phases.append(self._eval_phase("eval", "test", round_, test, "off"))
@@ -646,6 +652,19 @@ def _round_block(train: Sequence[Task], round_: int, per_round: int | None) -> l
     if per_round is None:
         return list(train)
     return list(train[(round_ - 1) * per_round : round_ * per_round])
+
+
+def _training_cases(block: Sequence[Task]) -> Callable[[], list[Case]]:
+    """The round's training tasks as the gate's sibling cases (docs/decisions.md#script-skills):
+    those without attachments, which a sibling replay does not carry."""
+    from memento_skills.stores.cases import Case
+
+    cases = [
+        Case(task=t.prompt(), ground_truth=t.answer, task_id=t.id)
+        for t in block
+        if not t.attachments
+    ]
+    return lambda: list(cases)
 
 
 def workspaces_for(run_dir: Path) -> Path:

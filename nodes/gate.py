@@ -10,7 +10,7 @@ handles never reaches the writer.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +38,9 @@ class GateResult:
     reason: str = ""
     skipped: list[str] = field(default_factory=list)
     """Cases not replayed, each with why (its stored files are gone)."""
+    siblings_passed: int = 0
+    """Other training tasks of the skill's kind that passed with it (a script skill only)."""
+    siblings_replayed: int = 0
 
 
 ReplayGraph = CompiledStateGraph[State, Context, State, State]
@@ -143,6 +146,9 @@ def run_gate(
     failing: Case | None,
     failing_files: Mapping[str, Path] | None = None,
     answer_pattern: str | None = None,
+    *,
+    scripts: Mapping[str, str] | None = None,
+    siblings: Sequence[Case] = (),
 ) -> GateResult:
     """Replay, through `graph`, the skill's cases in `store` (at most ctx.gate_cases) and the
     failing task, each with its own attachments: a stored case with the files the store kept
@@ -151,10 +157,19 @@ def run_gate(
     Refused before any replay: text that gives a gold away, an `answer_pattern` that does not
     keep the golds whole. A case whose stored files are gone is skipped and named, not counted as broken: without its
     files it fails whatever the change, and would refuse every change to the skill.
+
+    A skill with `scripts` (path -> text, also scanned for the distinctive golds of every case)
+    is then replayed on `siblings`, other training tasks of its kind (`pick_siblings`), and is
+    refused when it passes none of two or more: its script solved one instance, not the kind
+    (docs/decisions.md#script-skills). Sibling golds stay here, never in a writer's prompt.
     """
     cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
-    judged = [*cases, *([failing] if failing else [])]
-    refusal = leak_refusal(skill_text, judged) or pattern_refusal(answer_pattern, judged)
+    judged = [*cases, *([failing] if failing else []), *siblings]
+    refusal = (
+        leak_refusal(skill_text, judged)
+        or _script_leak(scripts or {}, judged)
+        or pattern_refusal(answer_pattern, judged)
+    )
     if refusal is not None:
         return GateResult(False, reason=refusal)
     broken: list[str] = []
@@ -178,7 +193,80 @@ def run_gate(
         passed, reason = True, "no regression; the failing task now passes"
     if skipped:
         reason += f"; skipped {len(skipped)} case(s): {'; '.join(skipped)}"
-    return GateResult(passed, replayed, broken, fixed, reason, skipped)
+    result = GateResult(passed, replayed, broken, fixed, reason, skipped)
+    if passed and scripts and siblings:
+        result = _replay_siblings(graph, ctx, skill, siblings, result)
+    return result
+
+
+def _replay_siblings(
+    graph: ReplayGraph, ctx: Context, skill: str, siblings: Sequence[Case], result: GateResult
+) -> GateResult:
+    """`result` with the sibling replays counted in, refused when none of 2+ passed."""
+    passed = sum(replay(graph, ctx, skill, case, {}) for case in siblings)
+    total = len(siblings)
+    emit("reflect_write", {"event": "siblings", "skill": skill, "passed": passed, "of": total})
+    if total >= 2 and passed == 0:
+        return replace(
+            result,
+            passed=False,
+            replayed=result.replayed + total,
+            reason=f"its script passes none of {total} other training tasks of its kind: it "
+            "solves its own instance, not the kind",
+            siblings_passed=0,
+            siblings_replayed=total,
+        )
+    return replace(
+        result,
+        replayed=result.replayed + total,
+        reason=f"{result.reason}; {passed} of {total} other training task(s) of its kind pass",
+        siblings_passed=passed,
+        siblings_replayed=total,
+    )
+
+
+def pick_siblings(
+    cases: Sequence[Case],
+    fit: Callable[[str], float],
+    exclude: str,
+    threshold: float,
+    limit: int,
+) -> list[Case]:
+    """The training `cases` a skill would be routed to, best first: `fit(task)` (the dense
+    similarity of a case's task to the skill's document) at or above `threshold`, at most
+    `limit`, never the task being learned from (task id `exclude`, or the same text), only
+    cases with a gold (the judge needs one) and no attachments (a sibling is replayed bare)."""
+    if limit <= 0:
+        return []
+    scored = []
+    for case in cases:
+        if not case.ground_truth or (exclude and case.task_id == exclude):
+            continue
+        score = fit(case.task)
+        if score >= threshold:
+            scored.append((score, case))
+    scored.sort(key=lambda sc: -sc[0])
+    return [case for _, case in scored[:limit]]
+
+
+DISTINCTIVE_GOLD = 4
+"""Letters and digits a gold needs before a script holding it counts as a leak: code is full of
+short numbers (`range(10)`), a hard-coded answer of any length is what the siblings catch."""
+
+
+def _script_leak(scripts: Mapping[str, str], cases: Sequence[Case]) -> str | None:
+    """Why the skill's scripts may not go live because they hold a distinctive gold of
+    `cases`, or None."""
+    distinctive = [
+        c
+        for c in cases
+        if c.ground_truth and sum(ch.isalnum() for ch in c.ground_truth) >= DISTINCTIVE_GOLD
+    ]
+    for rel, text in scripts.items():
+        reason = leak_refusal(text, distinctive)
+        if reason is not None:
+            return reason.replace("the proposed skill", f"its script {rel}")
+    return None
 
 
 def _label(case: Case) -> str:

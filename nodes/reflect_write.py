@@ -40,8 +40,9 @@ from memento_skills.graph.state import (
     attachment_paths,
     task_text,
 )
-from memento_skills.nodes.gate import ReplayGraph, run_gate
+from memento_skills.nodes.gate import ReplayGraph, pick_siblings, run_gate
 from memento_skills.nodes.routing.seams import LearningRouter
+from memento_skills.nodes.writing.checks import cosine
 from memento_skills.nodes.writing.decision import (
     decide,
     fallback_attribution,
@@ -240,6 +241,7 @@ class _Reflect:
                 "action": proposal["action"],
                 "skill": proposal["skill"],
                 "diff": proposal["diff"],
+                "files": sorted(proposal.get("files") or {}),
                 "resume_with": "'accept', 'reject', or {'action': 'edit', 'skill_md': '<full SKILL.md>'}",
             }
         )
@@ -320,14 +322,18 @@ class _Reflect:
 
     @staticmethod
     def _write(library: Any, proposal: Proposal, new: Skill, source: str, change: str) -> Skill:
-        """Write the proposal as a new live version carrying its change key."""
+        """Write the proposal as a new live version carrying its change key, with the files it
+        carries (a learned skill's script; a refine keeps the skill's trust as it was, so the
+        scripts of a skill nobody trusted still need approval)."""
+        files = {rel: text.encode("utf-8") for rel, text in (proposal.get("files") or {}).items()}
         if proposal["action"] == "create":
             return cast(
                 Skill,
                 library.create(
                     new.with_changes(
                         provenance="learned", source=source, trusted=True, change=change
-                    )
+                    ),
+                    files=files,
                 ),
             )
         base = proposal["base_version"]
@@ -348,7 +354,7 @@ class _Reflect:
                 "change": change,
             }
 
-        return cast(Skill, library.update(proposal["skill"], apply=patch))
+        return cast(Skill, library.update(proposal["skill"], files=files, apply=patch))
 
     def _vet(
         self,
@@ -364,6 +370,7 @@ class _Reflect:
         library = self.resources.library(ctx)
         emit("reflect_write", {"event": "gate", "skill": live.name, "version": live.version})
         started = time.time()
+        scripts = dict(proposal.get("files") or {})
         result = run_gate(
             self.replay(),
             self.resources.cases(ctx),
@@ -373,6 +380,8 @@ class _Reflect:
             failing,
             attachment_paths(state.get("attachments")),
             live.answer_pattern,
+            scripts=scripts,
+            siblings=self._siblings(ctx, live, failing) if scripts else [],
         )
         if on_probation(proposal, result, bool(new.first_tools)):
             emit(
@@ -420,6 +429,25 @@ class _Reflect:
             version=live.version,
             accepted=False,
             reason=f"{proposal['action']} rolled back: {result.reason}",
+        )
+
+    def _siblings(self, ctx: Context, live: Skill, failing: Case) -> list[Case]:
+        """The learner's training tasks the script skill `live` would be routed to (none
+        outside a learning run)."""
+        training = self.resources.training_cases
+        if training is None or ctx.gate_siblings <= 0:
+            return []
+        cases = [c for c in training() if c.task.strip() != failing.task.strip()]
+        if not cases:
+            return []
+        index = self.resources.index(ctx)
+        document = index.embed_query(live.document)
+        return pick_siblings(
+            cases,
+            lambda task: cosine(index.embed_query(task), document),
+            failing.task_id,
+            ctx.min_route_score,
+            ctx.gate_siblings,
         )
 
     # ------------------------------------------------------------------ log, learn_route

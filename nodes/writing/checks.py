@@ -284,6 +284,10 @@ def file_refusal(files: Mapping[str, str]) -> str | None:
 def description_fit(index: Any, task: str, document: str) -> float:
     """How well a skill `document` ("name: description") matches `task`: the cosine similarity
     of their embeddings under `index`'s embedder, the dense score the router ranks skills by."""
-    a, b = index.embed_query(task), index.embed_query(document)
+    return cosine(index.embed_query(task), index.embed_query(document))
+
+
+def cosine(a: Any, b: Any) -> float:
+    """The cosine similarity of two embedding vectors (0 when either is zero)."""
     norm = float(np.linalg.norm(a)) * float(np.linalg.norm(b))
     return float(np.dot(a, b) / norm) if norm > 0 else 0.0

@@ -139,8 +139,9 @@ def python_calls(steps: Sequence[ToolStep]) -> list[str]:
     seen: list[str] = []
     for step in steps:
         code = (step.get("args") or {}).get("code")
-        usable = step["tool"] == "python" and not step["error"] and isinstance(code, str)
-        if usable and code.strip() and code not in seen:
+        if step["tool"] != "python" or step["error"] or not isinstance(code, str):
+            continue
+        if code.strip() and code not in seen:
             seen.append(code)
     return seen
 
