@@ -97,7 +97,7 @@ so that an agent picks it for tasks of this kind (and only those) and calls it c
 A task it solved:
 {task}
 
-The script (scripts/{file}):
+The script:
 ```python
 {script}
 ```
