@@ -519,3 +519,26 @@ def test_transfer_needs_a_run_dir_with_a_library(tmp_path: Path) -> None:
     settings = RunSettings(library_from=tmp_path / "nothing")
     with pytest.raises(RunDirError, match="no skills/ folder"):
         LearningRun(products(), tmp_path / "t", settings=settings).evaluate("test")
+
+
+def test_a_training_round_hands_the_gate_its_own_tasks_as_sibling_cases(tmp_path: Path) -> None:
+    suite = products(train=2 * ROUNDS)
+    resources = scripted_resources()
+    run = LearningRun(suite, tmp_path, settings=SETTINGS, resources=resources)
+    seen: list[tuple[int, list[str], bool]] = []
+
+    def during(record: dict[str, Any]) -> None:
+        assert resources.training_cases is not None, "the gate gets the round's tasks"
+        cases = resources.training_cases()
+        seen.append(
+            (record["round"], [c.task_id for c in cases], all(c.ground_truth for c in cases))
+        )
+
+    run.on_result = during
+    run.learn(ROUNDS, mode="read-write", eval_test=False, train_per_round=2)
+    train_ids = [t.id for t in suite.tasks("train")]
+    assert {(r, tuple(ids), golds) for r, ids, golds in seen} == {
+        (1, tuple(train_ids[:2]), True),
+        (2, tuple(train_ids[2:4]), True),
+    }
+    assert resources.training_cases is None, "outside training, no sibling cases"
