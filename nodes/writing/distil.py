@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from langgraph.runtime import get_runtime
+
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
@@ -63,9 +65,9 @@ def distil(
     A script the writer turns out of a winning trajectory is run in a sandbox workspace with
     this task's arguments and must print the answer the winning run gave; `ctx` gives the
     sandbox's limits and the routing threshold a skill's name and description must reach on
-    its own task (defaults: Context()).
+    its own task (default: the context of the graph run it is called in, else Context()).
     """
-    ctx = ctx or Context()
+    ctx = ctx or running_context()
     script, args = procedure["script"], [str(a) for a in procedure["args"]]
     if not script.strip():
         script, args = _script_from_steps(writer, task, procedure["steps"], procedure["output"])
@@ -115,6 +117,16 @@ def distil(
         trusted=True,
     )
     return make_proposal("create", new, None, reason, {rel: script})
+
+
+def running_context() -> Context:
+    """The context of the graph run this is called in (a node's), else the defaults."""
+    try:
+        runtime = get_runtime(Context)
+    except RuntimeError:  # not inside a graph run
+        return Context()
+    context = getattr(runtime, "context", None)
+    return context if isinstance(context, Context) else Context()
 
 
 def _script_from_steps(

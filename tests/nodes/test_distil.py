@@ -281,7 +281,9 @@ def reviewed(
     proposal = distil(
         procedure(script, ["98765"] if script else []),
         TASK,
-        writer_for(SPEC) if script else writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC),
+        writer_for(SPEC)
+        if script
+        else writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC),
         graph["library"],
         graph["synced"],
         None,
@@ -363,3 +365,30 @@ def test_proposal_files_are_checked_before_anything_is_written(lib: dict[str, An
         with pytest.raises(SkillError, match=re.escape(why)):
             make_proposal("create", new, None, "test", files)
     assert json.dumps(make_proposal("create", new, None, "t", {"scripts/x.sh": "echo 1"})["files"])
+
+
+def test_called_in_a_graph_node_it_uses_that_runs_context(lib: dict[str, Any]) -> None:
+    """The search node calls distil without a context: the run's own applies (its routing
+    threshold here, so a strict run refuses a skill a default run would take)."""
+    from langgraph.graph import END, START, StateGraph
+    from typing_extensions import TypedDict
+
+    class S(TypedDict, total=False):
+        outcome: str
+
+    def node(state: S) -> S:
+        writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC, SPEC)
+        try:
+            made = distil(procedure(), TASK, writer, lib["library"], lib["synced"], None)
+        except SkillError as e:
+            return {"outcome": str(e)}
+        return {"outcome": made["skill"]}
+
+    builder = StateGraph(S, context_schema=Context)
+    builder.add_node("distil", node)
+    builder.add_edge(START, "distil")
+    builder.add_edge("distil", END)
+    compiled = builder.compile()
+    strict = Context(workspace_dir=lib["ctx"].workspace_dir, min_route_score=0.99)
+    assert "under the routing threshold 0.99" in compiled.invoke({}, context=strict)["outcome"]
+    assert compiled.invoke({}, context=lib["ctx"])["outcome"] == "digit-sum"
