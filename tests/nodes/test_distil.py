@@ -22,7 +22,6 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.types import Command
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
@@ -148,7 +147,7 @@ def test_a_script_that_does_not_reproduce_the_winning_answer_is_refused(
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     failing = "import sys\nprint(int(sys.argv[2]))\n"  # reads an argument it was not given
     writer = writer_for({"script": failing, "args": ["98765"]}, SPEC)
-    with pytest.raises(SkillError, match="failed on this task's arguments.*IndexError"):
+    with pytest.raises(SkillError, match=r"failed on this task's arguments.*IndexError"):
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     assert not lib["library"].exists("digit-sum")
 
@@ -330,7 +329,7 @@ def test_a_distilled_skill_is_shown_written_gated_on_siblings_and_used(
 def test_a_script_for_its_own_instance_only_is_refused_by_its_siblings(
     graph: dict[str, Any],
 ) -> None:
-    memento, ctx, library = graph["graph"], graph["ctx"], graph["library"]
+    ctx, library = graph["ctx"], graph["library"]
     shown, out = reviewed(graph, HARD_CODED, "accept")
     assert "+print(35)" in shown["diff"]
     (rolled,) = [w for w in out["writes"] if w["action"] == "rollback"]
@@ -344,7 +343,7 @@ def test_a_script_for_its_own_instance_only_is_refused_by_its_siblings(
 
 
 def test_a_rejected_script_skill_writes_nothing(graph: dict[str, Any]) -> None:
-    memento, ctx, library = graph["graph"], graph["ctx"], graph["library"]
+    library = graph["library"]
     _, out = reviewed(graph, GOOD_SCRIPT, "reject")
     assert not [w for w in out["writes"] if w["skill"] == "digit-sum"]
     assert not SkillLibrary(library.root).exists("digit-sum")
