@@ -158,10 +158,11 @@ def run_gate(
     keep the golds whole. A case whose stored files are gone is skipped and named, not counted as broken: without its
     files it fails whatever the change, and would refuse every change to the skill.
 
-    A skill with `scripts` (path -> text, also scanned for the distinctive golds of every case)
-    is then replayed on `siblings`, other training tasks of its kind (`pick_siblings`), and is
-    refused when it passes none of two or more: its script solved one instance, not the kind
-    (docs/decisions.md#script-skills). Sibling golds stay here, never in a writer's prompt.
+    `scripts` (path -> text, the files the change writes) are scanned for the distinctive golds
+    of every case. A skill that passed is then replayed on `siblings` (for a skill with scripts:
+    other training tasks of its kind, `pick_siblings`), and refused when it passes none of two
+    or more: its script solved one instance, not the kind (docs/decisions.md#script-skills).
+    Sibling golds stay here, never in a writer's prompt.
     """
     cases = store.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
     judged = [*cases, *([failing] if failing else []), *siblings]
@@ -194,7 +195,7 @@ def run_gate(
     if skipped:
         reason += f"; skipped {len(skipped)} case(s): {'; '.join(skipped)}"
     result = GateResult(passed, replayed, broken, fixed, reason, skipped)
-    if passed and scripts and siblings:
+    if passed and siblings:
         result = _replay_siblings(graph, ctx, skill, siblings, result)
     return result
 

@@ -65,6 +65,7 @@ from memento_skills.nodes.writing.proposals import (
 from memento_skills.nodes.writing.router_learning import append_run_log, observe_route
 from memento_skills.stores.cases import Case
 from memento_skills.stores.skill import Skill, SkillError, SkillValidationError, parse_skill
+from memento_skills.stores.trust import script_files
 
 ReflectState = State
 """Inside the subgraph: the full state. It starts from the parent's AttemptState (tips and
@@ -381,7 +382,9 @@ class _Reflect:
             attachment_paths(state.get("attachments")),
             live.answer_pattern,
             scripts=scripts,
-            siblings=self._siblings(ctx, live, failing) if scripts else [],
+            siblings=self._siblings(ctx, live, failing)
+            if script_files(library.skill_dir(live.name))
+            else [],
         )
         if on_probation(proposal, result, bool(new.first_tools)):
             emit(

@@ -391,3 +391,42 @@ def test_called_in_a_graph_node_it_uses_that_runs_context(lib: dict[str, Any]) -
     strict = Context(workspace_dir=lib["ctx"].workspace_dir, min_route_score=0.99)
     assert "under the routing threshold 0.99" in compiled.invoke({}, context=strict)["outcome"]
     assert compiled.invoke({}, context=lib["ctx"])["outcome"] == "digit-sum"
+
+
+@pytest.mark.parametrize("approved", [False, True])
+def test_the_same_script_imported_runs_only_once_approved(
+    lib: dict[str, Any], approved: bool
+) -> None:
+    """A learned script runs unasked (above); the same skill arriving from a pack does not."""
+    from memento_skills.stores.skill import parse_skill
+
+    made = distil(
+        procedure(GOOD_SCRIPT, ["98765"]), TASK, writer_for(SPEC), lib["library"], lib["synced"],
+        None, ctx=lib["ctx"],
+    )  # fmt: skip
+    skill = parse_skill(made["skill_md"], "<test>", folder_name=made["skill"])
+    lib["library"].create(
+        skill.with_changes(provenance="imported", trusted=False),
+        files={rel: text.encode() for rel, text in made["files"].items()},
+    )
+    asked: list[str] = []
+    memento = build_graph(
+        chat_models={
+            "executor": ScriptedChatModel(script=[executor_policy] * 10),
+            "judge": ScriptedChatModel(script=["no"] * 5),
+            "router": ScriptedChatModel(script=["none"] * 5),
+        },
+        library=lib["library"],
+        index=lib["index"],
+        approve_script=lambda path: asked.append(path) is None and approved,
+    )
+    out = memento.invoke(
+        {"task": NEW_TASK, "task_id": "t9", "ground_truth": NEW_GOLD},
+        context=Context(
+            workspace_dir=lib["ctx"].workspace_dir, web_search=False, write_policy="off",
+            max_attempts=1, run_log=str(lib["tmp"] / "runs.jsonl"),
+        ),
+    )  # fmt: skip
+    assert out["selected_skill"] == "digit-sum"
+    assert [Path(p).name for p in asked] == ["digit_sum.py"]
+    assert out["verdict"]["passed"] is approved
