@@ -83,8 +83,11 @@ def distil(
             index, Skill(name=slug(spec.name), description=spec.description, body="").document
         )
         if duplicate is not None and library.exists(duplicate):
-            target = library.get(duplicate)
-            emit("reflect_write", {"event": "near_duplicate", "of": duplicate})
+            target = _refinable(library.get(duplicate))
+            emit(
+                "reflect_write",
+                {"event": "near_duplicate", "of": duplicate, "refined": target is not None},
+            )
     if target is not None:
         name = target.name
     else:
@@ -97,7 +100,7 @@ def distil(
     reason = f"distil: {procedure['found_by']} passed; its program as {rel}"
     if target is not None:
         new = target.with_changes(
-            description=description if target.provenance == "learned" else target.description,
+            description=description,
             body=body,
             allowed_tools=SCRIPT_TOOLS,
             first_tools=("run_skill_script",),
@@ -206,13 +209,20 @@ def _target(
     """The skill to refine with the script: the one the attempt used when it is a learned skill
     of this kind whose scripts run unasked (none trusted by hand, so a new script needs no new
     `trust`); else None (a new skill). A near-duplicate is found later, by the new document."""
-    if existing is None or existing.provenance != "learned":
-        return None
-    if not existing.trusted or existing.trust_digest:
+    if existing is None or _refinable(existing) is None:
         return None
     if description_fit(index, task, existing.document) < ctx.min_route_score:
         return None
     return existing
+
+
+def _refinable(skill: Skill) -> Skill | None:
+    """`skill` when a script may replace its body: a learned skill whose scripts run unasked.
+    A seed, imported or hand-written skill keeps its text (it serves more than this kind), and
+    one trusted by hand would need a new `trust` for the new script."""
+    if skill.provenance != "learned" or not skill.trusted or skill.trust_digest:
+        return None
+    return skill
 
 
 def _describe(

@@ -430,3 +430,29 @@ def test_the_same_script_imported_runs_only_once_approved(
     assert out["selected_skill"] == "digit-sum"
     assert [Path(p).name for p in asked] == ["digit_sum.py"]
     assert out["verdict"]["passed"] is approved
+
+
+@pytest.mark.parametrize("provenance", ["learned", "api"])
+def test_a_near_duplicate_is_refined_only_when_it_is_learned(
+    lib: dict[str, Any], provenance: str
+) -> None:
+    from memento_skills.stores.skill import Skill
+
+    library = lib["library"]
+    library.create(
+        Skill(
+            name="digit-sum",
+            description=SPEC["description"],
+            body="Add the digits one by one.",
+            provenance=provenance,  # type: ignore[arg-type]
+        )
+    )
+    made = distil(
+        procedure(GOOD_SCRIPT, ["98765"]), TASK, writer_for(SPEC), library, lib["synced"], None,
+        ctx=lib["ctx"],
+    )  # fmt: skip
+    if provenance == "learned":
+        assert (made["action"], made["skill"]) == ("refine", "digit-sum")
+    else:  # a hand-written skill keeps its text; the script skill is a new one beside it
+        assert (made["action"], made["skill"]) == ("create", "digit-sum-2")
+        assert made["files"] == {"scripts/digit_sum_2.py": GOOD_SCRIPT}
