@@ -410,6 +410,11 @@ def test_the_same_script_imported_runs_only_once_approved(
         files={rel: text.encode() for rel, text in made["files"].items()},
     )
     asked: list[str] = []
+
+    def approve(path: str) -> bool:
+        asked.append(path)
+        return approved
+
     memento = build_graph(
         chat_models={
             "executor": ScriptedChatModel(script=[executor_policy] * 10),
@@ -418,7 +423,7 @@ def test_the_same_script_imported_runs_only_once_approved(
         },
         library=lib["library"],
         index=lib["index"],
-        approve_script=lambda path: asked.append(path) is None and approved,
+        approve_script=approve,
     )
     out = memento.invoke(
         {"task": NEW_TASK, "task_id": "t9", "ground_truth": NEW_GOLD},
@@ -442,7 +447,7 @@ def test_a_near_duplicate_is_refined_only_when_it_is_learned(
     library.create(
         Skill(
             name="digit-sum",
-            description=SPEC["description"],
+            description=str(SPEC["description"]),
             body="Add the digits one by one.",
             provenance=provenance,  # type: ignore[arg-type]
         )
