@@ -237,9 +237,14 @@ def prose_writer(messages: list[BaseMessage]) -> dict[str, Any]:
 
 @pytest.fixture
 def graph(lib: dict[str, Any]) -> dict[str, Any]:
+    return graph_on(lib, executor_policy)
+
+
+def graph_on(lib: dict[str, Any], executor: Any) -> dict[str, Any]:
+    """The compiled graph on the fixture's library, approval on, the learner's cases set."""
     resources = Resources(
         chat_models={
-            "executor": ScriptedChatModel(script=[executor_policy] * 100),
+            "executor": ScriptedChatModel(script=[executor] * 100),
             "writer": ScriptedChatModel(script=[prose_writer] * 20),
             "judge": ScriptedChatModel(script=["no"] * 50),
             "router": ScriptedChatModel(script=["none"] * 50),
@@ -461,3 +466,20 @@ def test_a_near_duplicate_is_refined_only_when_it_is_learned(
     else:  # a hand-written skill keeps its text; the script skill is a new one beside it
         assert (made["action"], made["skill"]) == ("create", "digit-sum-2")
         assert made["files"] == {"scripts/digit_sum_2.py": GOOD_SCRIPT}
+
+
+def test_a_stop_during_the_gate_leaves_nothing_of_the_script_skill(lib: dict[str, Any]) -> None:
+    def stopped_in_replay(messages: list[BaseMessage]) -> AIMessage:
+        if any(isinstance(m, SystemMessage) and "scripts/digit_sum.py" in str(m.content)
+               for m in messages):  # fmt: skip
+            raise KeyboardInterrupt  # Ctrl-C while the gate replays the new skill
+        return executor_policy(messages)
+
+    with pytest.raises(KeyboardInterrupt):
+        reviewed(graph_on(lib, stopped_in_replay), GOOD_SCRIPT, "accept")
+    library = SkillLibrary(lib["library"].root)
+    assert not library.exists("digit-sum")
+    assert not (library.root / ".memento" / "history" / "digit-sum").exists()
+    for path in library.root.rglob("*"):
+        if path.is_file():
+            assert b"def digit_sum" not in path.read_bytes(), path
