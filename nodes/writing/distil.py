@@ -275,11 +275,11 @@ def script_body(rel: str, spec: ScriptSkillSpec, args: Sequence[str], task: str)
         for i, a in enumerate(args)
     ]
     call = generalise(f"run_skill_script(script={rel!r}, args={json.dumps(shown)})", task)
-    computes = generalise(spec.computes.strip() or spec.description.strip(), task)
+    computes = generalise(spec.computes.strip() or spec.description.strip(), task).rstrip(".")
     lines = [
         f"# {spec.name.strip() or rel}",
         "",
-        f"The tested script `{rel}` computes the answer: {computes}",
+        f"The tested script `{rel}` computes the answer: {computes}.",
         "Do not write your own code for it: call the script.",
         "",
         "## Steps",
