@@ -483,3 +483,20 @@ def test_a_stop_during_the_gate_leaves_nothing_of_the_script_skill(lib: dict[str
     for path in library.root.rglob("*"):
         if path.is_file():
             assert b"def digit_sum" not in path.read_bytes(), path
+
+
+def test_the_writer_prompts_are_a_reviewed_snapshot(lib: dict[str, Any], snapshot: Any) -> None:
+    """What distil asks the writer (the script, then the skill's name and arguments), with the
+    schemas it is asked to fill: a changed prompt is a reviewed diff
+    (`pytest tests/nodes/test_distil.py --snapshot-update`)."""
+    writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, SPEC)
+    distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
+    sent = [
+        {
+            "messages": [(m.type, m.text) for m in call.messages],
+            "tools": call.kwargs.get("tools"),
+            "tool_choice": call.kwargs.get("tool_choice"),
+        }
+        for call in writer.calls
+    ]
+    assert sent == snapshot
