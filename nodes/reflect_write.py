@@ -42,7 +42,7 @@ from memento_skills.graph.state import (
 )
 from memento_skills.nodes.gate import ReplayGraph, pick_siblings, run_gate
 from memento_skills.nodes.routing.seams import LearningRouter
-from memento_skills.nodes.writing.checks import cosine
+from memento_skills.nodes.writing.checks import cosine, file_refusal
 from memento_skills.nodes.writing.decision import (
     decide,
     fallback_attribution,
@@ -307,6 +307,9 @@ class _Reflect:
         found = library.find_change(proposal["skill"], change)
         if found is not None:  # a replay after a crash: the change was written and vetted
             return already_written(proposal, *found)
+        refusal = file_refusal(proposal.get("files") or {})
+        if refusal is not None:  # checked when proposed; a state edited since is checked again
+            return unchanged(proposal["skill"], f"write refused: {refusal}"[:500])
         failing = Case(
             task=task_text(state),
             ground_truth=state.get("ground_truth"),

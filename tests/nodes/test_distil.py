@@ -500,3 +500,27 @@ def test_the_writer_prompts_are_a_reviewed_snapshot(lib: dict[str, Any], snapsho
         for call in writer.calls
     ]
     assert sent == snapshot
+
+
+def test_files_put_in_the_state_after_the_proposal_are_checked_again_at_commit(
+    graph: dict[str, Any],
+) -> None:
+    """A proposal edited in the paused state (Studio, `update_state`) cannot slip a file past
+    the checks: commit refuses it and writes nothing."""
+    memento, ctx, library = graph["graph"], graph["ctx"], graph["library"]
+    config: RunnableConfig = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    memento.invoke({"task": TASK, "task_id": "t0", "ground_truth": GOLD}, config, context=ctx)
+    made = distil(
+        procedure(GOOD_SCRIPT, ["98765"]), TASK, writer_for(SPEC), library, graph["synced"], None,
+        ctx=ctx,
+    )  # fmt: skip
+    tampered = {**made, "files": {"../../outside.py": GOOD_SCRIPT}}
+    (sub,) = [t for t in memento.get_state(config, subgraphs=True).tasks if t.state]
+    memento.update_state(
+        sub.state.config, {"proposal": tampered, "decision": "accept"}, as_node="approve"
+    )
+    out = memento.invoke(None, config, context=ctx)
+    (refused,) = [w for w in out["writes"] if w["skill"] == "digit-sum"]
+    assert not refused["accepted"] and "not a relative path under scripts/" in refused["reason"]
+    assert not SkillLibrary(library.root).exists("digit-sum")
+    assert not list(library.root.parent.rglob("outside.py"))
