@@ -55,8 +55,12 @@ from memento_skills.stores.paths import (
     safe_skill_dir,
 )
 from memento_skills.stores.skill import (
+    CONTENT_FIELDS,
+    LIFECYCLES,
     MAX_SKILL_FILE_BYTES,
     SKILL_FILE,
+    Lifecycle,
+    Lift,
     Problem,
     Skill,
     SkillError,
@@ -331,6 +335,10 @@ class SkillLibrary:
                 parent_version=current.version,
                 updated=now(),
             )
+            if "lift" not in changes and (
+                staged_files or remove_files or _content_changed(current, new)
+            ):
+                new = new.with_changes(lift=None)  # it measured what is no longer there
             data = serialise(new)
             staging = self._staging(name)
             self._build(staging, self.skill_dir(name), data, staged_files, remove_files)
@@ -354,6 +362,52 @@ class SkillLibrary:
             data = serialise(current.with_changes(utility=utility, outcomes=outcomes))
             atomic_write(self.skill_dir(name) / SKILL_FILE, data)
         return self.get(name)
+
+    def set_lifecycle(self, name: str, state: Lifecycle, *, reason: str = "") -> Skill:
+        """Move `name` to lifecycle `state` (docs/decisions.md#lifecycle-and-lift) as a new
+        version, so `rollback` takes it back; the live skill unchanged when it is there already."""
+        if state not in LIFECYCLES:
+            raise SkillError(f"unknown lifecycle {state!r}; use one of {', '.join(LIFECYCLES)}")
+        with self.lock(name):
+            self._recover_switch(name)
+            if self._read_live(name).lifecycle == state:
+                return self.get(name)
+            return self.update(name, lifecycle=state, lifecycle_reason=reason[:300])
+
+    def record_lift(self, name: str, lift: Lift) -> Skill:
+        """Keep `lift`, measured on `lift.version` of `name`, with the skill as a new version
+        (history keeps the one before); unchanged when the same lift is there already.
+
+        Refused when the skill's content changed since that version: the measurement describes
+        a skill that is no longer live.
+        """
+        with self.lock(name):
+            self._recover_switch(name)
+            current = self._read_live(name)
+            if current.lift == lift:
+                return self.get(name)
+            if lift.version > current.version:
+                raise SkillError(
+                    f"lift of {name!r} v{lift.version} measured on a version after the live "
+                    f"v{current.version}; measure the live skill"
+                )
+            if lift.version != current.version and self._changed_since(name, lift.version):
+                raise SkillError(
+                    f"{name!r} changed since v{lift.version} was measured (live: "
+                    f"v{current.version}); measure its lift again"
+                )
+            return self.update(name, lift=lift)
+
+    def _changed_since(self, name: str, version: int) -> bool:
+        """Whether the live skill does something else than its `version` did (lock held)."""
+        try:
+            old = self._version_files(name, version)
+        except (SkillError, OSError):
+            return True
+        live = self._version_files(name, self._read_live(name).version)
+        was = parse_skill(old.pop(SKILL_FILE), f"<{name} v{version}>")
+        now_ = parse_skill(live.pop(SKILL_FILE), f"<{name} live>")
+        return old != live or _content_changed(was, now_)
 
     def delete(self, name: str) -> None:
         """Remove the live skill; its last version goes to history, so `rollback` brings it back."""
@@ -932,6 +986,11 @@ class SkillLibrary:
         for p in folder.rglob(f"*{TMP_MARK}*"):
             with contextlib.suppress(OSError):
                 p.unlink()
+
+
+def _content_changed(a: Skill, b: Skill) -> bool:
+    """Whether `b` does something else than `a` when routed (CONTENT_FIELDS)."""
+    return any(getattr(a, f) != getattr(b, f) for f in CONTENT_FIELDS)
 
 
 def _version_info(skill: Skill, *, live: bool) -> VersionInfo:

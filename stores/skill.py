@@ -62,6 +62,79 @@ PROVENANCES: tuple[str, ...] = ("seed", "learned", "imported", "api")
 through the Python API (the default for a `Skill` built in code)."""
 
 
+Lifecycle = Literal["draft", "candidate", "active", "deprecated"]
+LIFECYCLES: tuple[str, ...] = ("draft", "candidate", "active", "deprecated")
+"""Where a skill stands on evidence (docs/decisions.md#lifecycle-and-lift): `draft` — learned, live
+on probation (its gate replay did not pass its task); `candidate` — learned, passed its gate, lift
+not yet shown; `active` — lift shown positive, or made by a person (seed, import, API);
+`deprecated` — retired, kept as a version, never routed."""
+
+_LIFT_TEXT = re.compile(r"with (\d+)/(\d+) without (\d+)/(\d+) v(\d+)")
+
+
+@dataclass(frozen=True)
+class Lift:
+    """Success with the skill against success without it on its own cases (SkillsBench)."""
+
+    with_passed: int
+    with_total: int
+    without_passed: int
+    without_total: int
+    version: int
+    """The skill version that was measured."""
+
+    def __post_init__(self) -> None:
+        counts = (self.with_passed, self.with_total, self.without_passed, self.without_total)
+        if min(counts) < 0 or self.with_passed > self.with_total:
+            raise ValueError(f"bad lift counts {counts}: passes must be within 0..cases")
+        if self.without_passed > self.without_total or self.version < 1:
+            raise ValueError(f"bad lift {counts} v{self.version}: passes within cases, v >= 1")
+
+    @property
+    def value(self) -> float | None:
+        """The with rate minus the without rate; None when either side has no case."""
+        if self.with_total <= 0 or self.without_total <= 0:
+            return None
+        return self.with_passed / self.with_total - self.without_passed / self.without_total
+
+    @property
+    def cases(self) -> int:
+        """How many cases the smaller side rests on: the evidence behind `value`."""
+        return min(self.with_total, self.without_total)
+
+    def to_text(self) -> str:
+        """The form kept in `metadata.memento-lift`, e.g. `with 3/4 without 1/4 v3`."""
+        return (
+            f"with {self.with_passed}/{self.with_total} "
+            f"without {self.without_passed}/{self.without_total} v{self.version}"
+        )
+
+    @classmethod
+    def from_text(cls, text: str) -> Lift:
+        """Parse `to_text`'s form; ValueError says what is wrong."""
+        m = _LIFT_TEXT.fullmatch(text.strip())
+        if m is None:
+            raise ValueError(f"{text!r} is not `with P/N without P/N vV`")
+        wp, wt, op, ot, v = (int(g) for g in m.groups())
+        if wp > wt or op > ot:
+            raise ValueError(f"{text!r} counts more passes than cases")
+        if v < 1:
+            raise ValueError(f"{text!r} names version 0; versions start at 1")
+        return cls(wp, wt, op, ot, v)
+
+
+CONTENT_FIELDS = (
+    "description",
+    "body",
+    "allowed_tools",
+    "first_tools",
+    "answer_pattern",
+    "mcp_servers",
+)
+"""What a skill does when routed: a write that changes one of these (or its files) makes a
+measured lift describe another skill, so the library drops it."""
+
+
 class SkillError(Exception):
     """Base class for every error the skill library raises on purpose."""
 
@@ -183,6 +256,14 @@ class Skill:
     parent_version: int | None = None
     utility: Utility = Utility()
     provenance: Provenance = "api"
+    lifecycle: Lifecycle = "active"
+    """Where the skill stands on evidence (LIFECYCLES); the write phase sets it for what it
+    learns, a file without the key reads as `candidate` when learned, else `active`."""
+    lift: Lift | None = None
+    """The last with/without measurement on its own cases (None: never measured, or the
+    content changed since: the library drops a lift when a write changes what it measured)."""
+    lifecycle_reason: str = ""
+    """Why the lifecycle was last set (`library.set_lifecycle`), for `show` and `history`."""
     source: str = ""
     trusted: bool = True
     trust_by: str = ""
@@ -230,6 +311,7 @@ class Skill:
                 "memento-successes": str(self.utility.successes),
                 "memento-failures": str(self.utility.failures),
                 "memento-provenance": self.provenance,
+                "memento-lifecycle": self.lifecycle,
                 "memento-trusted": "true" if self.trusted else "false",
                 "memento-created": self.created,
                 "memento-updated": self.updated,
@@ -241,6 +323,10 @@ class Skill:
             meta["memento-answer-pattern"] = self.answer_pattern
         if self.mcp_servers:
             meta["memento-mcp-servers"] = to_json_text(list(self.mcp_servers))
+        if self.lift is not None:
+            meta["memento-lift"] = self.lift.to_text()
+        if self.lifecycle_reason:
+            meta["memento-lifecycle-reason"] = self.lifecycle_reason
         if self.source:
             meta["memento-source"] = self.source
         if self.trust_by:
@@ -282,6 +368,9 @@ BOOKKEEPING_KEYS = frozenset(
         "memento-successes",
         "memento-failures",
         "memento-provenance",
+        "memento-lifecycle",
+        "memento-lift",
+        "memento-lifecycle-reason",
         "memento-trusted",
         "memento-created",
         "memento-updated",
@@ -592,6 +681,29 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
                 f"use one of {', '.join(PROVENANCES)}",
             )
         )
+    lifecycle = meta.get("memento-lifecycle") or (
+        "candidate" if provenance == "learned" else "active"
+    )
+    if lifecycle not in LIFECYCLES:
+        problems.append(
+            Problem(
+                "metadata.memento-lifecycle",
+                f"{lifecycle!r} is unknown",
+                f"use one of {', '.join(LIFECYCLES)}",
+            )
+        )
+    lift: Lift | None = None
+    if meta.get("memento-lift"):
+        try:
+            lift = Lift.from_text(meta["memento-lift"])
+        except ValueError as e:
+            problems.append(
+                Problem(
+                    "metadata.memento-lift",
+                    str(e),
+                    "write e.g. `with 3/4 without 1/4 v2`, or remove it to measure again",
+                )
+            )
     trusted_raw = meta.get("memento-trusted", "true")
     if trusted_raw not in ("true", "false"):
         problems.append(
@@ -691,6 +803,9 @@ def build_skill(doc: SkillDocument, file: Path | str, *, folder_name: str | None
         parent_version=parent,
         utility=Utility(successes, failures),
         provenance=provenance,  # type: ignore[arg-type]
+        lifecycle=lifecycle,  # type: ignore[arg-type]
+        lift=lift,
+        lifecycle_reason=meta.get("memento-lifecycle-reason", ""),
         source=meta.get("memento-source", ""),
         change=meta.get("memento-change", ""),
         outcomes=tuple(meta.get("memento-outcomes", "").split()),
