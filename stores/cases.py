@@ -74,6 +74,7 @@ class Case:
 
 class CaseStore:
     def __init__(self, library_root: Path):
+        self.library_root = Path(library_root)
         self.root = Path(library_root) / ".memento" / "cases"
         self.files_dir = self.root / "files"
 

@@ -374,6 +374,23 @@ class SkillLibrary:
                 return self.get(name)
             return self.update(name, lifecycle=state, lifecycle_reason=reason[:300])
 
+    def record_gate(self, name: str, version: int, state: Lifecycle, *, reason: str = "") -> Skill:
+        """The gate's verdict on `version`, the change it just vetted: that version's lifecycle,
+        written in place (as `record_outcome` counts), so the version stays the one its change
+        key names. A later move is `set_lifecycle`'s, versioned. Refused when `version` is no
+        longer live."""
+        if state not in LIFECYCLES:
+            raise SkillError(f"unknown lifecycle {state!r}; use one of {', '.join(LIFECYCLES)}")
+        with self.lock(name):
+            self._recover_switch(name)
+            current = self._read_live(name)
+            if current.version != version:
+                raise SkillError(f"{name!r} is at v{current.version}, not the vetted v{version}")
+            if current.lifecycle != state:
+                marked = current.with_changes(lifecycle=state, lifecycle_reason=reason[:300])
+                atomic_write(self.skill_dir(name) / SKILL_FILE, serialise(marked))
+        return self.get(name)
+
     def record_lift(self, name: str, lift: Lift) -> Skill:
         """Keep `lift`, measured on `lift.version` of `name`, with the skill as a new version
         (history keeps the one before); unchanged when the same lift is there already.
