@@ -119,7 +119,7 @@ class Procedure(TypedDict):
 class LibraryWrite(TypedDict):
     """A change the write phase made (or proposed and rolled back) to the library."""
 
-    action: Literal["utility", "refine", "create", "rollback", "rejected", "none"]
+    action: Literal["utility", "lifecycle", "refine", "create", "rollback", "rejected", "none"]
     skill: str | None
     version: int | None
     accepted: bool

@@ -50,6 +50,7 @@ from memento_skills.nodes.writing.decision import (
     records_outcome,
 )
 from memento_skills.nodes.writing.heuristics import answer_evidence, worked_example
+from memento_skills.nodes.writing.lifecycle import settle
 from memento_skills.nodes.writing.prompts import ATTRIBUTION_PROMPT, Attribution, trajectory_text
 from memento_skills.nodes.writing.proposals import (
     already_written,
@@ -114,6 +115,18 @@ class _Reflect:
                         f"({s.utility.successes}/{s.utility.failures})",
                     )
                 )
+                settled = settle(library, skill_name)  # a draft failing past its uses retires
+                if settled.lifecycle != s.lifecycle:
+                    writes.append(
+                        LibraryWrite(
+                            action="lifecycle",
+                            skill=skill_name,
+                            version=settled.version,
+                            accepted=True,
+                            reason=f"{s.lifecycle} -> {settled.lifecycle}: "
+                            f"{settled.lifecycle_reason}",
+                        )
+                    )
             except SkillError as e:
                 writes.append(unchanged(skill_name, f"utility not recorded: {e}"))
         skill = _skill(library, skill_name)
@@ -335,7 +348,13 @@ class _Reflect:
                 Skill,
                 library.create(
                     new.with_changes(
-                        provenance="learned", source=source, trusted=True, change=change
+                        provenance="learned",
+                        source=source,
+                        trusted=True,
+                        change=change,
+                        lifecycle="draft",  # unvetted: the gate says what it becomes (_vet)
+                        lift=None,
+                        lifecycle_reason="",
                     ),
                     files=files,
                 ),
@@ -347,6 +366,8 @@ class _Reflect:
                 raise SkillError(
                     f"{current.name} changed (v{current.version}, proposal based on v{base})"
                 )
+            if current.lifecycle == "deprecated":  # retired: not routed, so never refined
+                raise SkillError(f"{current.name} is deprecated; roll it back to refine it")
             return {
                 "description": new.description,
                 "body": new.body,
@@ -390,6 +411,9 @@ class _Reflect:
             else [],
         )
         if on_probation(proposal, result, bool(new.first_tools)):
+            library.record_gate(
+                live.name, live.version, "draft", reason="on probation: its task still fails"
+            )
             emit(
                 "reflect_write",
                 {"event": "probation", "skill": live.name, "version": live.version},
@@ -403,6 +427,8 @@ class _Reflect:
                 "still fails, so it is live on probation (its failures count against it)",
             )
         if result.passed:
+            if live.lifecycle == "draft":  # a new skill, or a draft refined, that passed
+                library.record_gate(live.name, live.version, "candidate", reason="passed its gate")
             emit(
                 "reflect_write",
                 {

@@ -3,6 +3,11 @@
 The node ranks the library through the injected `Router` (routing/seams.py), draws among the
 candidates over the threshold (routing/hybrid.py `select`) and, when a router model is set, lets
 it pick among them. "No skill fits" (best score under the threshold) is a valid outcome.
+
+Lifecycle and lift (docs/decisions.md#lifecycle-and-lift): a deprecated skill is never ranked,
+and a skill measured to do worse than no skill (lift < 0) is never the greedy pick — at
+temperature 0 the next candidate is taken (none when no other fits); exploration may still
+draw it, so a skill that changed can show its worth again.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
 from memento_skills.graph.state import Candidate, State, task_text
-from memento_skills.nodes.routing.hybrid import select
+from memento_skills.nodes.routing.hybrid import harmful, routable, select
 from memento_skills.nodes.routing.seams import LearningRouter, RetrieverSource, Router
 from memento_skills.stores.skill import Skill
 
@@ -52,7 +57,7 @@ def route_skill(
     task = task_text(state)
     attempt = int(state.get("attempt") or 0) + 1
     index, listed = retriever.synced_index(ctx)
-    skills = {s.name: s for s in listed}
+    skills = routable({s.name: s for s in listed})
     if isinstance(router, LearningRouter):  # it keeps its weights next to the run's library
         router.bind(retriever.library(ctx).root)
     candidates = router.rank(task, skills, index, ctx.top_k, ctx.router_mode)
@@ -64,15 +69,25 @@ def route_skill(
         reason = f"no skill fits: best was {best}, under the threshold {ctx.min_route_score}"
     else:
         eligible = [c for c in candidates if c["score"] >= ctx.min_route_score]
-        seed = f"{state.get('task_id') or task}|{attempt}"
-        chosen = select(eligible, ctx.router_temperature, seed)
-        reason = (
-            f"highest score {chosen['score']:.2f}"
-            if chosen is eligible[0]
-            else f"sampled at temperature {ctx.router_temperature} (score {chosen['score']:.2f})"
-        )
-        if ctx.router_model and len(eligible) > 1:
-            chosen, reason = _llm_pick(model, ctx, task, eligible, skills, chosen, reason)
+        passed_over = []
+        if ctx.router_temperature <= 0:  # greedy: never a skill that does worse than none
+            passed_over = [
+                c["name"] for c in eligible if c["name"] in skills and harmful(skills[c["name"]])
+            ]
+            eligible = [c for c in eligible if c["name"] not in passed_over]
+        skipped = f" (passed over {', '.join(passed_over)}: negative lift)" if passed_over else ""
+        if not eligible:
+            reason = f"no skill fits: every candidate over the threshold has negative lift{skipped}"
+        else:
+            seed = f"{state.get('task_id') or task}|{attempt}"
+            chosen = select(eligible, ctx.router_temperature, seed)
+            reason = (
+                f"highest score {chosen['score']:.2f}{skipped}"
+                if chosen is eligible[0]
+                else f"sampled at temperature {ctx.router_temperature} (score {chosen['score']:.2f})"
+            )
+            if ctx.router_model and len(eligible) > 1:
+                chosen, reason = _llm_pick(model, ctx, task, eligible, skills, chosen, reason)
 
     selected = chosen["name"] if chosen else None
     version = skills[selected].version if selected else None

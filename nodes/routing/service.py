@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from memento_skills.graph.state import Candidate
-from memento_skills.nodes.routing.hybrid import PRIOR_WEIGHT, HybridRouter, utility_prior
+from memento_skills.nodes.routing.hybrid import PRIOR_WEIGHT, HybridRouter, routable, skill_prior
 from memento_skills.nodes.routing.model import (
     EXTRAS,
     OBSERVED_KEYS,
@@ -159,6 +159,7 @@ class LearnedRouter:
     def rank(
         self, query: str, skills: Mapping[str, Skill], index: Retriever, k: int, mode: str
     ) -> list[Candidate]:
+        skills = routable(skills)  # a deprecated skill is no candidate, learned or not
         if not skills:
             return []
         vector = np.asarray(index.embed_query(query), np.float32)
@@ -341,7 +342,7 @@ def _extra_candidates(
     q = vector / max(float(np.linalg.norm(vector)), 1e-12)
     out = []
     for name in extras:
-        prior = utility_prior(skills[name])
+        prior = skill_prior(skills[name])
         dense = float(stored[name] @ q) if name in stored else None
         score = (0.0 if mode == "lexical" or dense is None else dense) + PRIOR_WEIGHT * prior
         out.append(

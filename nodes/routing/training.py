@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from memento_skills.nodes.routing.hybrid import LEXICAL_WEIGHT, PRIOR_WEIGHT, utility_prior
+from memento_skills.nodes.routing.hybrid import LEXICAL_WEIGHT, PRIOR_WEIGHT, routable, skill_prior
 from memento_skills.nodes.routing.model import (
     EXTRAS,
     FEATURES,
@@ -109,18 +109,19 @@ class UntrainedView:
     """The untrained router's pools for the cross-fit, without a Chroma query per case.
 
     Dense similarity from the skills' stored vectors (one read), lexical from the BM25 index
-    and the utility prior: the sum HybridRouter computes. Skills outside the lexical top-k get no
-    lexical part, as in the live router.
+    and the skill prior, over the routable skills: the sum HybridRouter computes. Skills outside
+    the lexical top-k get no lexical part, as in the live router.
     """
 
     def __init__(self, index: Retriever, skills: Mapping[str, Skill]):
+        skills = routable(skills)
         self.index = index
         stored = skill_vectors(index, sorted(skills))
         self.names = sorted(stored)
         self.column = {n: j for j, n in enumerate(self.names)}
         dim = len(next(iter(stored.values()))) if stored else 1
         self.matrix = np.stack([stored[n] for n in self.names]) if stored else np.zeros((0, dim))
-        self.prior = np.asarray([PRIOR_WEIGHT * utility_prior(skills[n]) for n in self.names])
+        self.prior = np.asarray([PRIOR_WEIGHT * skill_prior(skills[n]) for n in self.names])
 
     def dense(self, vectors: np.ndarray) -> np.ndarray:
         """Untrained scores of every skill without their lexical part (how extras are scored),

@@ -139,6 +139,10 @@ def test_fail_create_then_route_to_learned_skill(setup: dict[str, Any]) -> None:
     assert out["verdict"]["passed"] and out["answer"] == gold1
     learned = library.get(MULTIPLY_SKILL)
     assert learned.provenance == "learned" and learned.allowed_tools == ("python", "submit_answer")
+    # it passed its gate: a candidate, marked on the version its change wrote (v1, the worked
+    # example of attempt 2 made v2), and its refine keeps the state
+    assert library.read_version(MULTIPLY_SKILL, 1).lifecycle == "candidate"
+    assert (learned.lifecycle, learned.version, learned.lift) == ("candidate", 2, None)
 
     # a new task of the same kind routes straight to the learned skill and succeeds first time
     gold2 = str(4321 * 8765)
@@ -333,6 +337,7 @@ def test_a_new_skill_that_does_not_yet_fix_its_task_goes_live_on_probation(
     assert created["accepted"] and "probation" in created["reason"], created
     assert {s.name for s in library.skills()} == before | {MULTIPLY_SKILL}
     assert library.get(MULTIPLY_SKILL).first_tools == ("python",)  # the behaviour it carries
+    assert library.get(MULTIPLY_SKILL).lifecycle == "draft"  # on probation
     assert "6912" not in (library.root / MULTIPLY_SKILL / "SKILL.md").read_text()
 
     # a refinement still has to fix its task: only a new skill, which replaces nothing, is kept
