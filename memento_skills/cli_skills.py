@@ -29,6 +29,9 @@ def _skill_dict(skill: Any) -> dict[str, Any]:
         "version": skill.version,
         "parent_version": skill.parent_version,
         "provenance": skill.provenance,
+        "lifecycle": skill.lifecycle,
+        "lifecycle_reason": skill.lifecycle_reason,
+        "lift": _lift_dict(skill.lift),
         "source": skill.source,
         "trusted": skill.trusted,
         "trust_by": skill.trust_by,
@@ -44,6 +47,21 @@ def _skill_dict(skill: Any) -> dict[str, Any]:
         "updated": skill.updated,
         "path": str(skill.path) if skill.path else None,
     }
+
+
+def _lift_dict(lift: Any) -> dict[str, Any] | None:
+    if lift is None:
+        return None
+    return {**asdict(lift), "value": lift.value}
+
+
+def _lift_text(lift: Any) -> str:
+    """A lift for a table cell: its value and the cases it rests on, `-` when never measured."""
+    if lift is None:
+        return "-"
+    if lift.value is None:
+        return "n/a (no cases)"
+    return f"{lift.value:+.2f} ({lift.with_passed}/{lift.with_total} vs {lift.without_passed}/{lift.without_total})"
 
 
 def _report_errors(errors: list[Any]) -> None:
@@ -68,7 +86,7 @@ def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
         )
         return
     table = Table(title=f"{len(report.skills)} skills in {lib.root}", title_justify="left")
-    for col in ("name", "ver", "provenance", "ok/fail", "description"):
+    for col in ("name", "ver", "provenance", "state", "lift", "ok/fail", "description"):
         table.add_column(col, overflow="fold" if col == "description" else "ellipsis")
     for s in report.skills:
         prov = s.provenance if s.trusted else f"{s.provenance} [red](untrusted)[/]"
@@ -79,6 +97,8 @@ def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
             f"[bold]{s.name}[/]",
             str(s.version),
             prov,
+            s.lifecycle,
+            _lift_text(s.lift),
             f"{s.utility.successes}/{s.utility.failures}",
             desc,
         )
@@ -112,6 +132,13 @@ def skills_show(
         sys.stdout.flush()
         return
     out.print(skill.to_markdown(), markup=False, highlight=False, soft_wrap=True)
+    reason = f" ({skill.lifecycle_reason})" if skill.lifecycle_reason else ""
+    measured = f", measured on v{skill.lift.version}" if skill.lift is not None else ""
+    out.print(
+        f"[bold]lifecycle:[/] {escape(skill.lifecycle + reason)}   "
+        f"[bold]lift:[/] {escape(_lift_text(skill.lift) + measured)}",
+        highlight=False,
+    )
     if files:
         out.print("[bold]files:[/] " + ", ".join(files))
 
@@ -219,7 +246,7 @@ def skills_history(name: str, dir: DirOpt = None, json_out: JsonOpt = False) -> 
         emit_json([asdict(v) for v in versions])
         return
     table = Table(title=f"history of {name}", title_justify="left")
-    for col in ("version", "parent", "updated", "provenance", "source", "trust", "live"):
+    for col in ("version", "parent", "updated", "provenance", "state", "source", "trust", "live"):
         table.add_column(col)
     for v in versions:
         trust = "trusted" if v.trusted else "[red]untrusted[/]"
@@ -230,6 +257,7 @@ def skills_history(name: str, dir: DirOpt = None, json_out: JsonOpt = False) -> 
             "" if v.parent_version is None else str(v.parent_version),
             v.updated,
             v.provenance,
+            v.lifecycle,
             escape(v.source),
             trust,
             "[green]live[/]" if v.live else "",

@@ -96,6 +96,9 @@ class VersionInfo:
     trusted: bool = True
     trust_by: str = ""
     trust_at: str = ""
+    lifecycle: str = "active"
+    lift: str = ""
+    """The lift recorded with that version (its text form), "" when none."""
 
 
 @dataclass
@@ -1021,6 +1024,8 @@ def _version_info(skill: Skill, *, live: bool) -> VersionInfo:
         skill.trusted,
         skill.trust_by,
         skill.trust_at,
+        skill.lifecycle,
+        skill.lift.to_text() if skill.lift is not None else "",
     )
 
 

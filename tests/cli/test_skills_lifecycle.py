@@ -1,0 +1,130 @@
+"""`memento skills list/show/history` as subprocesses show lifecycle and lift (and a bad value
+is one line naming the field and the fix)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+from pathlib import Path
+
+from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.skill import Lift, Skill
+
+from support.commands import MEMENTO, QUIET, memento
+
+WIDE = {"COLUMNS": "220"}
+
+
+def learned_library(home: Path) -> SkillLibrary:
+    assert memento("skills", "list", home=home).returncode == 0  # seeds the library
+    lib = SkillLibrary(home / "skills")
+    made = lib.create(
+        Skill(
+            name="roman-numerals",
+            description="Convert whole numbers to Roman numerals. Use for Roman numeral tasks.",
+            body="Call python with a table of values and symbols, then submit the numeral.",
+            provenance="learned",
+            lifecycle="candidate",
+        )
+    )
+    lib.record_lift(made.name, Lift(3, 4, 1, 4, made.version))
+    lib.set_lifecycle(made.name, "active", reason="lift +0.50 on 4 cases")
+    lib.create(
+        Skill(
+            name="old-guess",
+            description="Guess an answer quickly. Use when in a hurry.",
+            body="Answer 0.",
+            provenance="learned",
+            lifecycle="deprecated",
+            lifecycle_reason="lift -0.50",
+        )
+    )
+    return lib
+
+
+def test_list_shows_lifecycle_and_lift_columns_and_json_carries_them(home: Path) -> None:
+    learned_library(home)
+    data = json.loads(memento("skills", "list", "--json", home=home).stdout)
+    by_name = {s["name"]: s for s in data["skills"]}
+    roman = by_name["roman-numerals"]
+    assert roman["lifecycle"] == "active" and roman["lifecycle_reason"] == "lift +0.50 on 4 cases"
+    assert roman["lift"] == {
+        "with_passed": 3,
+        "with_total": 4,
+        "without_passed": 1,
+        "without_total": 4,
+        "version": 1,
+        "value": 0.5,
+    }
+    assert by_name["python"]["lifecycle"] == "active" and by_name["python"]["lift"] is None
+    assert by_name["old-guess"]["lifecycle"] == "deprecated"
+
+    human = memento("skills", "list", home=home, **WIDE).stdout
+    header = next(line for line in human.splitlines() if "provenance" in line)
+    assert "state" in header and "lift" in header
+    row = next(line for line in human.splitlines() if "roman-numerals" in line)
+    assert "active" in row and "+0.50 (3/4 vs 1/4)" in row
+    row = next(line for line in human.splitlines() if "old-guess" in line)
+    assert "deprecated" in row and " - " in row  # never measured
+    seed = next(line for line in human.splitlines() if " python " in line)
+    assert "active" in seed
+
+
+def test_show_prints_lifecycle_and_lift_raw_json_and_on_a_terminal(home: Path) -> None:
+    learned_library(home)
+    raw = memento("skills", "show", "roman-numerals", home=home).stdout  # piped: the file
+    assert "memento-lifecycle: active" in raw
+    assert "memento-lift: with 3/4 without 1/4 v1" in raw
+    shown = json.loads(memento("skills", "show", "roman-numerals", "--json", home=home).stdout)
+    assert shown["lifecycle"] == "active" and shown["lift"]["value"] == 0.5
+
+    main, child = pty.openpty()  # a terminal: the readable view
+    env = {**os.environ, **QUIET, "MEMENTO_HOME": str(home), "NO_COLOR": "1", **WIDE}
+    proc = subprocess.Popen(
+        [MEMENTO, "skills", "show", "roman-numerals"], stdout=child, stderr=child, env=env
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert proc.wait(timeout=120) == 0
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode("utf-8", "replace"))
+    assert "lifecycle: active (lift +0.50 on 4 cases)" in screen
+    assert "lift: +0.50 (3/4 vs 1/4), measured on v1" in screen
+
+
+def test_history_shows_each_versions_lifecycle(home: Path) -> None:
+    learned_library(home)
+    hist = json.loads(memento("skills", "history", "roman-numerals", "--json", home=home).stdout)
+    assert [(h["version"], h["lifecycle"], h["lift"]) for h in hist] == [
+        (1, "candidate", ""),
+        (2, "candidate", "with 3/4 without 1/4 v1"),
+        (3, "active", "with 3/4 without 1/4 v1"),
+    ]
+
+
+def test_a_bad_lifecycle_is_one_line_naming_field_and_fix(home: Path) -> None:
+    lib = learned_library(home)
+    path = lib.skill_dir("roman-numerals") / "SKILL.md"
+    path.write_text(
+        path.read_text().replace("memento-lifecycle: active", "memento-lifecycle: live")
+    )
+    listed = memento("skills", "list", home=home, **WIDE)
+    assert listed.returncode == 0 and "roman-numerals" not in listed.stdout
+    assert "skipped malformed skill" in listed.stderr and "roman-numerals" in listed.stderr
+    (line,) = [ln for ln in listed.stderr.splitlines() if "memento-lifecycle" in ln]
+    assert "metadata.memento-lifecycle: 'live' is unknown" in line
+    assert "fix: use one of draft, candidate, active, deprecated" in line
+    shown = memento("skills", "show", "roman-numerals", home=home)
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr
+    assert "metadata.memento-lifecycle" in shown.stderr
