@@ -262,8 +262,8 @@ def propose_new(
     # near-duplicate: refine the existing skill instead of adding a second one
     index = synced_index()
     nearest = index.dense_search(new.document, 1) if index.count() else []
-    if nearest and nearest[0][1] >= NEAR_DUPLICATE:
-        existing = library.get(nearest[0][0])
+    existing = library.get(nearest[0][0]) if nearest and nearest[0][1] >= NEAR_DUPLICATE else None
+    if existing is not None and existing.lifecycle != "deprecated":  # retired: never refined
         emit(
             "reflect_write",
             {"event": "near_duplicate", "of": existing.name, "similarity": nearest[0][1]},

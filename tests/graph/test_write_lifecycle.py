@@ -92,3 +92,62 @@ def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
     # the retirement is a version of its own: rollback brings the draft back, routed again
     assert library.read_version(DRAFT, skill.version - 1).lifecycle == "draft"
     assert library.rollback(DRAFT, skill.version - 1).lifecycle == "draft"
+
+
+def test_a_new_skill_near_a_retired_one_is_written_beside_it_never_into_it(
+    tmp_path: Path,
+) -> None:
+    library = SkillLibrary(tmp_path / "skills")
+    description = "Count the vowels in an English word. Use when a task asks how many vowels."
+    retired = library.create(
+        Skill(
+            name=DRAFT,
+            description=description,
+            body="Answer 0.",
+            provenance="learned",
+            lifecycle="deprecated",
+        )
+    )
+
+    def proposes_the_same(messages: list[BaseMessage]) -> dict[str, Any]:
+        prompt = "\n".join(str(m.content) for m in messages)
+        if "Work out why" in prompt:
+            return {"cause": "no-skill", "failed_step": None, "action": "create", "tip": ""}
+        if "Write a new skill" in prompt:
+            return {
+                "name": "Count Vowels",
+                "description": description,
+                "body": "Call python to count the letters a, e, i, o and u; submit the count.",
+                "allowed_tools": ["python"],
+            }
+        raise AssertionError(f"unexpected writer prompt: {prompt[:200]}")
+
+    index = SkillIndex(tmp_path / "index")
+    wrong = ScriptedChatModel(script=[lambda m: AIMessage(content="0")] * 200)
+    graph = build_graph(
+        chat_models={
+            "executor": wrong,
+            "judge": wrong,
+            "writer": ScriptedChatModel(script=[proposes_the_same] * 20),
+            "router": wrong,
+        },
+        library=library,
+        index=index,
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        max_attempts=1,
+        web_search=False,
+    )
+    try:
+        out = graph.invoke(
+            {"task": "How many vowels does 'banana' have?", "task_id": "b", "ground_truth": "3"},
+            context=ctx,
+        )
+    finally:
+        index.close()
+    assert out["selected_skill"] is None  # the retired skill is not routed
+    (made,) = [w for w in out["writes"] if w["action"] in ("create", "rollback", "refine")]
+    assert made["skill"] != DRAFT, made  # a new skill, not a refine of the retired one
+    assert library.get(DRAFT).version == retired.version  # untouched
