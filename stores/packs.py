@@ -167,6 +167,9 @@ def _import_tree(
             trust_at="",
             trust_digest="",
             utility=Utility(),
+            lifecycle="active",  # nor for its own evidence: lift is measured here
+            lift=None,
+            lifecycle_reason="",
             version=1,
             parent_version=None,
         )
@@ -192,6 +195,9 @@ def _import_tree(
                 trust_by="",
                 trust_at="",
                 trust_digest="",
+                lifecycle="active",
+                lift=None,
+                lifecycle_reason="",
                 authored_yaml=skill.authored_yaml,
             )
             report.replaced.append(skill.name)

@@ -162,3 +162,17 @@ def test_a_new_script_file_drops_the_lift_too(tmp_path: Path) -> None:
     lib.record_lift(v1.name, Lift(2, 2, 0, 2, v1.version))
     after = lib.update(v1.name, files={"scripts/convert.py": b"print(1)\n"})
     assert after.lift is None
+
+
+def test_a_pack_cannot_claim_its_own_lifecycle_or_lift(tmp_path: Path) -> None:
+    from memento_skills.stores.packs import import_pack
+
+    claims = "  memento-lifecycle: deprecated\n  memento-lift: with 9/9 without 0/9 v1\n"
+    write(tmp_path / "pack", "base-convert", OLD.format(name="base-convert", provenance=claims))
+    lib = SkillLibrary(tmp_path / "lib")
+    assert import_pack(lib, tmp_path / "pack").imported == ["base-convert"]
+    skill = lib.get("base-convert")
+    assert (skill.provenance, skill.lifecycle, skill.lift) == ("imported", "active", None)
+    lib.set_lifecycle("base-convert", "deprecated")
+    import_pack(lib, tmp_path / "pack", replace=True)
+    assert (lib.get("base-convert").lifecycle, lib.get("base-convert").lift) == ("active", None)
