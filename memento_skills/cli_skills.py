@@ -86,7 +86,7 @@ def skills_list(dir: DirOpt = None, json_out: JsonOpt = False) -> None:
         )
         return
     table = Table(title=f"{len(report.skills)} skills in {lib.root}", title_justify="left")
-    for col in ("name", "ver", "provenance", "state", "lift", "ok/fail", "description"):
+    for col in ("name", "ver", "provenance", "lifecycle", "lift", "ok/fail", "description"):
         table.add_column(col, overflow="fold" if col == "description" else "ellipsis")
     for s in report.skills:
         prov = s.provenance if s.trusted else f"{s.provenance} [red](untrusted)[/]"
@@ -246,7 +246,16 @@ def skills_history(name: str, dir: DirOpt = None, json_out: JsonOpt = False) -> 
         emit_json([asdict(v) for v in versions])
         return
     table = Table(title=f"history of {name}", title_justify="left")
-    for col in ("version", "parent", "updated", "provenance", "state", "source", "trust", "live"):
+    for col in (
+        "version",
+        "parent",
+        "updated",
+        "provenance",
+        "lifecycle",
+        "source",
+        "trust",
+        "live",
+    ):
         table.add_column(col)
     for v in versions:
         trust = "trusted" if v.trusted else "[red]untrusted[/]"

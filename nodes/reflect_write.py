@@ -65,7 +65,13 @@ from memento_skills.nodes.writing.proposals import (
 )
 from memento_skills.nodes.writing.router_learning import append_run_log, observe_route
 from memento_skills.stores.cases import Case
-from memento_skills.stores.skill import Skill, SkillError, SkillValidationError, parse_skill
+from memento_skills.stores.skill import (
+    Lifecycle,
+    Skill,
+    SkillError,
+    SkillValidationError,
+    parse_skill,
+)
 from memento_skills.stores.trust import script_files
 
 ReflectState = State
@@ -411,9 +417,7 @@ class _Reflect:
             else [],
         )
         if on_probation(proposal, result, bool(new.first_tools)):
-            library.record_gate(
-                live.name, live.version, "draft", reason="on probation: its task still fails"
-            )
+            _mark(library, live, "draft", "on probation: its task still fails")
             emit(
                 "reflect_write",
                 {"event": "probation", "skill": live.name, "version": live.version},
@@ -428,7 +432,7 @@ class _Reflect:
             )
         if result.passed:
             if live.lifecycle == "draft":  # a new skill, or a draft refined, that passed
-                library.record_gate(live.name, live.version, "candidate", reason="passed its gate")
+                _mark(library, live, "candidate", "passed its gate")
             emit(
                 "reflect_write",
                 {
@@ -510,6 +514,17 @@ class _Reflect:
         if state.get("proposal") and ctx.approval_required:
             return "approve"
         return "commit"
+
+
+def _mark(library: Any, live: Skill, state: Lifecycle, reason: str) -> None:
+    """The gate's verdict as the vetted version's lifecycle (docs/decisions.md#lifecycle-and-lift);
+    a version replaced meanwhile by another writer keeps the state it was written with."""
+    try:
+        library.record_gate(live.name, live.version, state, reason=reason)
+    except SkillError as e:
+        emit(
+            "reflect_write", {"event": "lifecycle_not_marked", "skill": live.name, "error": str(e)}
+        )
 
 
 def _skill(library: Any, name: str | None) -> Skill | None:

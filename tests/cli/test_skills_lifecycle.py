@@ -64,7 +64,7 @@ def test_list_shows_lifecycle_and_lift_columns_and_json_carries_them(home: Path)
 
     human = memento("skills", "list", home=home, **WIDE).stdout
     header = next(line for line in human.splitlines() if "provenance" in line)
-    assert "state" in header and "lift" in header
+    assert "lifecycle" in header and "lift" in header
     row = next(line for line in human.splitlines() if "roman-numerals" in line)
     assert "active" in row and "+0.50 (3/4 vs 1/4)" in row
     row = next(line for line in human.splitlines() if "old-guess" in line)
