@@ -132,3 +132,20 @@ def test_the_prior_uses_lift_when_measured_and_utility_exactly_without(
     assert lifted[NEXT] == before[NEXT]  # no lift: untouched
     library.update(BEST, body="Use python; round to one decimal.")  # the lift is dropped
     assert scores()[BEST] == before[BEST]  # no lift => the scores as before, exactly
+
+
+def test_the_learned_routers_training_pool_leaves_deprecated_skills_out(
+    world: dict[str, Any],
+) -> None:
+    from memento_skills.nodes.routing.hybrid import skill_prior
+    from memento_skills.nodes.routing.training import UntrainedView
+
+    library, index = world["library"], world["index"]
+    library.record_lift(NEXT, Lift(3, 3, 0, 3, 1))
+    library.set_lifecycle(BEST, "deprecated")
+    index.sync(library.skills())
+    skills = {s.name: s for s in library.skills()}
+    view = UntrainedView(index, skills)
+    assert BEST not in view.names and NEXT in view.names
+    column = view.column[NEXT]
+    assert view.prior[column] == pytest.approx(PRIOR_WEIGHT * skill_prior(skills[NEXT]))

@@ -176,3 +176,17 @@ def test_a_pack_cannot_claim_its_own_lifecycle_or_lift(tmp_path: Path) -> None:
     lib.set_lifecycle("base-convert", "deprecated")
     import_pack(lib, tmp_path / "pack", replace=True)
     assert (lib.get("base-convert").lifecycle, lib.get("base-convert").lift) == ("active", None)
+
+
+def test_record_gate_marks_the_vetted_version_in_place_and_only_while_it_is_live(
+    tmp_path: Path,
+) -> None:
+    lib = SkillLibrary(tmp_path)
+    v1 = lib.create(learned(lifecycle="draft", change="change-1"))
+    marked = lib.record_gate(v1.name, 1, "candidate", reason="passed its gate")
+    assert (marked.version, marked.lifecycle, marked.change) == (1, "candidate", "change-1")
+    assert lib.find_change(v1.name, "change-1") == (1, True)  # the change still names it
+    lib.update(v1.name, body="Another body.")
+    with pytest.raises(SkillError, match="not the vetted v1"):
+        lib.record_gate(v1.name, 1, "draft")
+    assert lib.get(v1.name).lifecycle == "candidate"
