@@ -88,9 +88,11 @@ def update_lift(
     cache: LiftCache | None = None,
 ) -> Skill:
     """Measure `skill`'s lift, keep it with the skill, and move the skill to the state that lift
-    puts it in (lifecycle.next_state): each a versioned write, none when nothing changed."""
+    puts it in (lifecycle.next_state): each a versioned write, none when nothing changed. A
+    measurement that replayed no case is not kept: it would replace evidence with none."""
     if cache is None:
         cache = LiftCache.of_library(cases.library_root)
     lift = measure_lift(replay, cases, ctx, skill, extra, cache)
-    library.record_lift(skill, lift)
+    if lift.with_total > 0:
+        library.record_lift(skill, lift)
     return cast(Skill, settle(library, skill))

@@ -123,6 +123,14 @@ def test_update_lift_records_it_and_promotes_or_retires_on_it(tmp_path: Path) ->
     assert library.rollback(SKILL, 1).lifecycle == "candidate"
 
 
+def test_a_measurement_without_cases_replaces_no_evidence(tmp_path: Path) -> None:
+    library, cases, replay, ctx, _ = world(tmp_path)
+    kept = update_lift(library, replay, cases, ctx, SKILL)
+    none = update_lift(library, replay, cases, replace(ctx, gate_cases=0), SKILL)
+    assert measure_lift(replay, cases, replace(ctx, gate_cases=0), SKILL) == Lift(0, 0, 0, 0, 3)
+    assert (none.version, none.lift) == (kept.version, kept.lift)
+
+
 def test_a_skill_that_breaks_its_cases_is_retired_on_its_lift(tmp_path: Path) -> None:
     library, cases, replay, ctx, _ = world(tmp_path, helps=False)
     skill = update_lift(library, replay, cases, ctx, SKILL)
