@@ -74,6 +74,9 @@ from memento_skills.stores.skill import (
 )
 from memento_skills.stores.trust import script_files
 
+MAY_CHANGE = ("refine", "full")
+"""Write policies under which the write phase may change an existing skill (its lifecycle too)."""
+
 ReflectState = State
 """Inside the subgraph: the full state. It starts from the parent's AttemptState (tips and
 writes empty) and hands back only ReflectOutput, so nothing is appended to the parent twice."""
@@ -121,7 +124,8 @@ class _Reflect:
                         f"({s.utility.successes}/{s.utility.failures})",
                     )
                 )
-                settled = settle(library, skill_name)  # a draft failing past its uses retires
+                # a draft failing past its uses retires, where existing skills may change
+                settled = settle(library, skill_name) if ctx.write_policy in MAY_CHANGE else s
                 if settled.lifecycle != s.lifecycle:
                     writes.append(
                         LibraryWrite(

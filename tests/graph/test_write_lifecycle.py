@@ -30,9 +30,9 @@ def writer(messages: list[BaseMessage]) -> dict[str, Any]:
     return {}  # a new skill: unusable, so nothing else enters the library
 
 
-def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
-    tmp_path: Path,
-) -> None:
+def draft_world(tmp_path: Path, policy: str) -> tuple[SkillLibrary, list[str | None], Context]:
+    """A draft that fits vowel-counting tasks, an executor that always answers 0, and WORDS run
+    through the graph under write `policy`: the library, the skill each run chose, the context."""
     library = SkillLibrary(tmp_path / "skills")
     library.create(
         Skill(
@@ -63,8 +63,9 @@ def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
         run_log=str(tmp_path / "runs.jsonl"),
         max_attempts=1,
         web_search=False,
+        write_policy=policy,  # type: ignore[arg-type]
     )
-    routed = []
+    routed: list[str | None] = []
     try:
         for i, word in enumerate(WORDS):
             gold = str(sum(ch in "aeiou" for ch in word))
@@ -79,6 +80,13 @@ def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
             routed.append(out["selected_skill"])
     finally:
         index.close()
+    return library, routed, ctx
+
+
+def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
+    tmp_path: Path,
+) -> None:
+    library, routed, ctx = draft_world(tmp_path, "full")
     assert routed == [DRAFT] * DRAFT_USES + [None] * (len(WORDS) - DRAFT_USES)
     skill = library.get(DRAFT)
     assert skill.lifecycle == "deprecated" and "never passed" in skill.lifecycle_reason
@@ -92,6 +100,12 @@ def test_a_draft_that_keeps_failing_is_retired_then_neither_routed_nor_refined(
     # the retirement is a version of its own: rollback brings the draft back, routed again
     assert library.read_version(DRAFT, skill.version - 1).lifecycle == "draft"
     assert library.rollback(DRAFT, skill.version - 1).lifecycle == "draft"
+
+
+def test_a_write_policy_that_may_not_change_skills_retires_none(tmp_path: Path) -> None:
+    library, routed, _ = draft_world(tmp_path, "create")
+    assert routed == [DRAFT] * len(WORDS)
+    assert library.get(DRAFT).lifecycle == "draft" and library.get(DRAFT).version == 1
 
 
 def test_a_new_skill_near_a_retired_one_is_written_beside_it_never_into_it(
