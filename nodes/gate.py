@@ -99,10 +99,18 @@ def replay(
     graph: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
 ) -> bool:
     """Run `case` through `graph` with `skill` forced and the case's own files (name → file) as
-    its attachments.
+    its attachments; whether the judge passed it.
 
     `ctx` is the task being learned from: its attachments are that task's, never the case's.
     """
+    verdict = replay_state(graph, ctx, skill, case, files).get("verdict") or {}
+    return bool(verdict.get("passed"))
+
+
+def replay_state(
+    graph: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
+) -> dict[str, Any]:
+    """`replay`'s run, whole: the final state (verdict, execute_error_kind, ...)."""
     with _own_workspace(ctx) as replay_ctx:
         result: dict[str, Any] = graph.invoke(
             {
@@ -118,8 +126,7 @@ def replay(
             },
             context=replay_ctx,
         )
-    verdict = result.get("verdict") or {}
-    return bool(verdict.get("passed"))
+    return result
 
 
 @contextmanager

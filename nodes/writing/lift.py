@@ -15,13 +15,29 @@ from typing import Any, cast
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.nodes.gate import ReplayGraph
-from memento_skills.nodes.gate import replay as replay_case
+from memento_skills.nodes.gate import ReplayGraph, replay_state
 from memento_skills.nodes.writing.lifecycle import settle
 from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.lift_cache import LiftCache, outcome_key
-from memento_skills.stores.skill import Lift, Skill
+from memento_skills.stores.skill import Lift, Skill, SkillError
+
+
+class LiftNotMeasured(SkillError):
+    """A replay failed for a reason that says nothing about the skill (the model endpoint):
+    counted, it would read as the skill failing, and retire good skills during an outage."""
+
+
+def _passed(replay: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Any) -> bool:
+    """One replay's verdict; LiftNotMeasured when the endpoint failed under it."""
+    state = replay_state(replay, ctx, skill, case, files)
+    if state.get("execute_error_kind") == "endpoint":
+        raise LiftNotMeasured(
+            f"lift not measured: the model endpoint failed during a replay "
+            f"({str(state.get('execute_error') or '')[:200]}); check the endpoint and measure again"
+        )
+    verdict = state.get("verdict") or {}
+    return bool(verdict.get("passed"))
 
 
 def run_config(ctx: Context) -> tuple[str | int, ...]:
@@ -52,7 +68,8 @@ def measure_lift(
 ) -> Lift:
     """Replay `skill`'s cases (and `extra`) with it forced and with no skill; the Lift of the
     version live when the measurement started. A case whose stored files are gone is left out
-    of both sides; a case listed twice (stored and extra) counts once."""
+    of both sides; a case listed twice (stored and extra) counts once. Raises LiftNotMeasured
+    when the model endpoint fails under a replay (nothing is cached from it)."""
     version = SkillLibrary(cases.library_root).get(skill).version
     own = cases.load(skill)[-ctx.gate_cases :] if ctx.gate_cases > 0 else []
     picked: dict[str, Case] = {}
@@ -66,10 +83,10 @@ def measure_lift(
             emit("lift", {"event": "case_skipped", "skill": skill, "reason": str(e)})
             continue
         total += 1
-        with_passed += replay_case(replay, ctx, skill, case, files)
+        with_passed += _passed(replay, ctx, skill, case, files)
         without = cache.get(key) if cache is not None else None
         if without is None:
-            without = replay_case(replay, ctx, None, case, files)
+            without = _passed(replay, ctx, None, case, files)
             if cache is not None:
                 cache.put(key, without)
         without_passed += without

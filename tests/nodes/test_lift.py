@@ -17,7 +17,7 @@ from memento_skills.graph.builder import build_gate_replay
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.writing.lifecycle import next_state
-from memento_skills.nodes.writing.lift import measure_lift, update_lift
+from memento_skills.nodes.writing.lift import LiftNotMeasured, measure_lift, update_lift
 from memento_skills.stores.cases import Case, CaseStore
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.lift_cache import LiftCache
@@ -32,13 +32,19 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
     return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex}])
 
 
+class APIConnectionError(Exception):
+    """Named as the openai client's: what the execute node reads as an endpoint failure."""
+
+
 class Executor:
     """Computes the digit sum with the real python tool only when the skill is in its prompt;
-    without it, it guesses 0. Counts the attempts it saw without a skill."""
+    without it, it guesses 0 (or, during an `outage`, the endpoint fails). Counts the attempts
+    it saw without a skill."""
 
     def __init__(self, helps: bool = True) -> None:
         self.helps = helps
         self.without = 0
+        self.outage = False
 
     def __call__(self, messages: list[BaseMessage]) -> AIMessage:
         last = messages[-1]
@@ -48,6 +54,8 @@ class Executor:
         system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
         task = next((str(m.content) for m in messages if isinstance(m, HumanMessage)), "")
         if SKILL not in system:
+            if self.outage:
+                raise APIConnectionError("Connection error.")
             self.without += 1
             return AIMessage(content="0")
         number = re.findall(r"\d+", task)[-1]
@@ -129,6 +137,19 @@ def test_a_measurement_without_cases_replaces_no_evidence(tmp_path: Path) -> Non
     none = update_lift(library, replay, cases, replace(ctx, gate_cases=0), SKILL)
     assert measure_lift(replay, cases, replace(ctx, gate_cases=0), SKILL) == Lift(0, 0, 0, 0, 3)
     assert (none.version, none.lift) == (kept.version, kept.lift)
+
+
+def test_an_endpoint_outage_measures_nothing_caches_nothing_and_retires_nothing(
+    tmp_path: Path,
+) -> None:
+    library, cases, replay, ctx, executor = world(tmp_path)
+    executor.outage = True  # the replays without the skill meet a connection error
+    cache = LiftCache.of_library(library.root)
+    with pytest.raises(LiftNotMeasured, match="endpoint failed"):
+        update_lift(library, replay, cases, ctx, SKILL, cache=cache)
+    assert not cache.path.exists()  # no outcome of the outage is kept
+    skill = library.get(SKILL)
+    assert (skill.version, skill.lifecycle, skill.lift) == (1, "candidate", None)
 
 
 def test_a_skill_that_breaks_its_cases_is_retired_on_its_lift(tmp_path: Path) -> None:
