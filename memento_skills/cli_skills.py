@@ -143,6 +143,89 @@ def skills_show(
         out.print("[bold]files:[/] " + ", ".join(files))
 
 
+@skills_app.command("lift")
+def skills_lift(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Skills to measure (default: every learned skill not deprecated)."),
+    ] = None,
+    dir: DirOpt = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible endpoint (default: from the env).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name for every role.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure lift: replay each skill's cases with it and without any skill, keep the result
+    with the skill, and move its lifecycle on it (each a new version, undone by rollback).
+
+    Exit code 2 for an unknown skill or no endpoint (the offline smoke model cannot measure
+    lift), 3 when the endpoint does not answer (before or during the replays: nothing is kept).
+    """
+    from memento_skills.cli_errors import CommandFailed
+    from memento_skills.graph.builder import build_gate_replay
+    from memento_skills.graph.context import Context
+    from memento_skills.graph.models import OPENAI_BASE_URL, probe_endpoint, resolve_settings
+    from memento_skills.graph.resources import Resources
+    from memento_skills.nodes.writing.lift import LiftNotMeasured, update_lift
+    from memento_skills.smoke_run import is_smoke_model
+    from memento_skills.stores.lift_cache import LiftCache
+
+    lib = library_at(dir)
+    settings = resolve_settings("executor", base_url=base_url, model=model)
+    if is_smoke_model(settings):
+        raise BadInputError(
+            "lift needs a model endpoint: set MEMENTO_BASE_URL (or pass --base-url); the offline "
+            "smoke model cannot tell a skill that helps from one that does not"
+        )
+    targets = names or [
+        s.name for s in lib.skills() if s.provenance == "learned" and s.lifecycle != "deprecated"
+    ]
+    for name in targets:
+        lib.get(name)  # an unknown or malformed skill: one line, before any replay
+    probe_endpoint(settings.base_url or OPENAI_BASE_URL, settings.api_key)
+    fields: dict[str, Any] = {"skills_dir": str(lib.root)}
+    if base_url:
+        fields["base_url"] = base_url
+    if model:
+        fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
+    ctx = Context(**fields)
+    resources = Resources(library=lib)
+    replay = build_gate_replay(resources)
+    cache = LiftCache.of_library(lib.root)
+    rows: list[dict[str, Any]] = []
+    for name in targets:
+        before = lib.get(name)
+        try:
+            after = update_lift(lib, replay, resources.cases(ctx), ctx, name, cache=cache)
+        except LiftNotMeasured as e:
+            raise CommandFailed(f"{name}: {e}", ExitCode.UNREACHABLE) from None
+        rows.append(
+            {
+                "name": name,
+                "lift": _lift_dict(after.lift),
+                "was": before.lifecycle,
+                "lifecycle": after.lifecycle,
+                "version": after.version,
+            }
+        )
+        if not json_out:
+            moved = (
+                f"{before.lifecycle} -> {after.lifecycle}"
+                if after.lifecycle != before.lifecycle
+                else after.lifecycle
+            )
+            out.print(
+                f"{name}: lift {_lift_text(after.lift)}, {moved} (v{after.version})",
+                markup=False,
+                highlight=False,
+            )
+    if json_out:
+        emit_json({"dir": str(lib.root), "skills": rows})
+    elif not targets:
+        out.print("no learned skill to measure (name one to measure any skill)")
+
+
 @skills_app.command("validate")
 def skills_validate(
     path: Annotated[

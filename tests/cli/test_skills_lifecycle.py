@@ -9,11 +9,14 @@ import pty
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from memento_skills.stores.cases import Case, CaseStore
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Lift, Skill
 
 from support.commands import MEMENTO, QUIET, memento
+from support.scripted_endpoint import ScriptedEndpoint, tool_results
 
 WIDE = {"COLUMNS": "220"}
 
@@ -128,3 +131,83 @@ def test_a_bad_lifecycle_is_one_line_naming_field_and_fix(home: Path) -> None:
     shown = memento("skills", "show", "roman-numerals", home=home)
     assert shown.returncode == 2 and "Traceback" not in shown.stderr
     assert "metadata.memento-lifecycle" in shown.stderr
+
+
+def digit_sums(request: dict[str, Any]) -> str | dict[str, Any]:
+    """An executor that sums digits with python when the sum-digits skill is in its prompt and
+    answers 0 without it (over HTTP, as any OpenAI-compatible server)."""
+    messages = request["messages"]
+    results = tool_results(request)
+    if results:
+        value = re.findall(r"-?\d+", results[-1].split("stdout:")[-1])[0]
+        return {"tool": "submit_answer", "arguments": {"answer": value}}
+    system = " ".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+    if "sum-digits" not in system:
+        return "0"
+    task = next(str(m.get("content")) for m in messages if m.get("role") == "user")
+    number = re.findall(r"\d+", task)[-1]
+    return {"tool": "python", "arguments": {"code": f"print(sum(map(int, '{number}')))"}}
+
+
+def without_skill(fake: ScriptedEndpoint) -> int:
+    """Requests that started an attempt with no skill in the prompt."""
+    return sum(
+        1
+        for body in fake.requests
+        if not tool_results(body)
+        and "sum-digits"
+        not in " ".join(str(m.get("content")) for m in body["messages"] if m["role"] == "system")
+    )
+
+
+def test_lift_measures_through_the_endpoint_keeps_it_and_moves_the_lifecycle(home: Path) -> None:
+    assert memento("skills", "list", home=home).returncode == 0
+    lib = SkillLibrary(home / "skills")
+    lib.create(
+        Skill(
+            name="sum-digits",
+            description="Add up the decimal digits of a whole number. Use for digit sums.",
+            body="Call python to sum the digits, then submit the printed number.",
+            allowed_tools=("python",),
+            provenance="learned",
+            lifecycle="candidate",
+        )
+    )
+    cases = CaseStore(lib.root)
+    for n in ("4821", "9007"):
+        cases.add(
+            "sum-digits", Case(f"What is the sum of the digits of {n}?", str(sum(map(int, n))))
+        )
+    with ScriptedEndpoint(digit_sums) as fake:
+        args = ("skills", "lift", "--base-url", fake.base_url, "--model", "scripted", "--json")
+        proc = memento(*args, home=home)
+        assert proc.returncode == 0, proc.stderr
+        (row,) = json.loads(proc.stdout)["skills"]  # the one learned skill
+        assert (row["name"], row["was"], row["lifecycle"]) == ("sum-digits", "candidate", "active")
+        assert row["lift"]["value"] == 1.0 and row["lift"]["without_total"] == 2
+        assert without_skill(fake) == 2
+        again = memento(*args[:2], "sum-digits", *args[2:-1], home=home)
+        assert again.returncode == 0, again.stderr
+        assert "sum-digits: lift +1.00 (2/2 vs 0/2), active" in again.stdout
+        assert without_skill(fake) == 2  # the cache spared the replays without the skill
+    shown = json.loads(memento("skills", "show", "sum-digits", "--json", home=home).stdout)
+    assert shown["lifecycle"] == "active" and shown["lift"]["with_passed"] == 2
+
+
+def test_lift_refuses_an_unknown_skill_no_endpoint_and_a_dead_one_changing_nothing(
+    home: Path,
+) -> None:
+    learned_library(home)
+    before = (home / "skills" / "roman-numerals" / "SKILL.md").read_bytes()
+    with ScriptedEndpoint(digit_sums) as fake:
+        url = fake.base_url
+        unknown = memento("skills", "lift", "no-such-skill", "--base-url", url, home=home)
+        assert unknown.returncode == 2 and "no skill named 'no-such-skill'" in unknown.stderr
+        assert fake.requests == []  # refused before any replay
+    offline = memento("skills", "lift", home=home)
+    assert offline.returncode == 2 and "lift needs a model endpoint" in offline.stderr
+    dead = memento("skills", "lift", "--base-url", url, "--model", "scripted", home=home)
+    assert dead.returncode == 3, dead.stderr
+    for proc in (unknown, offline, dead):
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert (home / "skills" / "roman-numerals" / "SKILL.md").read_bytes() == before
