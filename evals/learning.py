@@ -7,7 +7,9 @@ One run dir holds one run and everything it needs, so ablations never share memo
     RUN_DIR/index/         its own Chroma + BM25 index
     RUN_DIR/runs.jsonl     the graph's run log (one record per judged attempt)
     RUN_DIR/results.jsonl  one line per task result (see `_record`)
-    RUN_DIR/rounds.jsonl   the library's size after each training round (round 0: as seeded)
+    RUN_DIR/rounds.jsonl   the library after each training round (round 0: as seeded): its size,
+                           skills per lifecycle state, how many retired, each learned skill's lift
+    RUN_DIR/curation.jsonl one line per curation step at the end of a read-write-optimize round
     RUN_DIR/leaks.json     the last leak check
     RUN_DIR/checkpoints.sqlite   one LangGraph thread per task run, for resuming a killed task
 
@@ -95,6 +97,9 @@ class RunSettings:
 
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
+CURATION_FILE = "curation.jsonl"
+RETIRING = ("retire", "merge")
+"""Curation steps that deprecate a skill (a merge deprecates the skill merged away)."""
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -312,11 +317,20 @@ class LearningRun:
 
     def _snapshot(self, round_: int) -> None:
         from memento_skills.stores.library import SkillLibrary
+        from memento_skills.stores.skill import LIFECYCLES
 
         assert self.rounds is not None
         if any(r["round"] == round_ for r in self.rounds.records):
             return
         skills = SkillLibrary(self.skills_dir).skills()
+        states = {state: 0 for state in LIFECYCLES}
+        for s in skills:
+            states[s.lifecycle] += 1
+        retired = [
+            r
+            for r in self._curation_log()
+            if r.get("round") == round_ and r["applied"] and r["step"]["action"] in RETIRING
+        ]
         self.rounds.append(
             {
                 "round": round_,
@@ -324,9 +338,61 @@ class LearningRun:
                 "learned": sum(1 for s in skills if s.provenance == "learned"),
                 "versions": sum(s.version for s in skills),
                 "names": sorted(s.name for s in skills),
+                "lifecycle": states,
+                "retired": len(retired),
+                "lifts": {
+                    s.name: _lift_record(s)
+                    for s in sorted(skills, key=lambda s: s.name)
+                    if s.provenance == "learned"
+                },
                 "at": _now(),
             }
         )
+
+    # -- curation ------------------------------------------------------------------------------
+
+    def _curation_log(self) -> list[dict[str, Any]]:
+        path = self.dir / CURATION_FILE
+        return JsonlLog(path).records if path.exists() else []
+
+    def _curate(self, round_: int, tasks: Sequence[Task]) -> None:
+        """At the end of a read-write-optimize round: measure each learned skill's lift (on its
+        cases and the round's tasks that route to it), then curate the library with no one to
+        ask (a step that needs approval is logged, not made). Done once per round: the round's
+        snapshot, written after it, marks it done (docs/decisions.md#curation)."""
+        from memento_skills.graph.builder import build_gate_replay
+        from memento_skills.nodes.writing.curator import CurationGate, curate, measure_lifts
+        from memento_skills.nodes.writing.lift import LiftCache, measure_lift
+
+        assert self.rounds is not None
+        if any(r["round"] == round_ for r in self.rounds.records):
+            return
+        workspace = self.workspaces / f"curate-r{round_}"
+        reachable_dir(workspace)
+        ctx = self._context(write_policy="full", attempts=1, temperature=0.0, workspace=workspace)
+        res = self.resources
+        library = res.library(ctx)
+        gate = CurationGate(build_gate_replay(res), res.cases(ctx), ctx)
+        index, _ = res.synced_index(ctx)
+        routed = _routed_cases(index, tasks, ctx)
+        cache = LiftCache(library.root)
+        measure_lifts(
+            library,
+            gate,
+            lambda name, extra: measure_lift(gate.replay, gate.cases, ctx, name, extra, cache),
+            lambda skill: routed.get(skill.name, []),
+        )
+        index, _ = res.synced_index(ctx)
+        log = JsonlLog(self.dir / CURATION_FILE)
+        writer = res.model("writer", ctx)
+        for result in curate(library, index, gate, writer=writer):
+            log.append({"round": round_, **result.to_dict(), "at": _now()})
+            self.say(
+                f"round {round_} curation: {result.step.line()}: "
+                f"{'done' if result.applied else result.detail}"
+            )
+        if not self.settings.keep_workspaces:
+            shutil.rmtree(workspace, ignore_errors=True)
 
     def completed_rounds(self) -> int:
         assert self.rounds is not None
@@ -523,6 +589,8 @@ class LearningRun:
                 )
             finally:
                 self.resources.training_cases = None
+            if mode == "read-write-optimize":
+                self._curate(round_, block)
             self._snapshot(round_)
             if test:
                 outcome.phases.append(self._eval_phase("eval", "test", round_, test, "off"))
@@ -626,6 +694,39 @@ def _record(
         "error": result.error,
         "error_kind": result.error_kind,
         "finished": _now(),
+    }
+
+
+def _lift_record(skill: Any) -> dict[str, Any]:
+    """A learned skill's lifecycle and lift, as the round snapshot keeps them."""
+    lift = skill.lift
+    return {
+        "lifecycle": skill.lifecycle,
+        "lift": None if lift is None else lift.value,
+        "with": None if lift is None else [lift.with_passed, lift.with_total],
+        "without": None if lift is None else [lift.without_passed, lift.without_total],
+    }
+
+
+def _routed_cases(index: Any, tasks: Sequence[Task], ctx: Context) -> dict[str, list[Any]]:
+    """The round's tasks (those without attachments) as cases of each skill they would be
+    routed to: dense similarity to the skill's document at or above ctx.min_route_score, best
+    first, at most ctx.gate_cases per skill."""
+    from memento_skills.stores.cases import Case
+
+    if not index.count():
+        return {}
+    scored: dict[str, list[tuple[float, Any]]] = {}
+    for task in tasks:
+        if task.attachments:
+            continue
+        case = Case(task=task.prompt(), ground_truth=task.answer, task_id=task.id)
+        for name, sim in index.dense_search(case.task, min(index.count(), 20)):
+            if sim >= ctx.min_route_score:
+                scored.setdefault(name, []).append((sim, case))
+    return {
+        name: [c for _, c in sorted(hits, key=lambda h: -h[0])[: max(ctx.gate_cases, 0)]]
+        for name, hits in scored.items()
     }
 
 

@@ -97,6 +97,18 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
         growth.append({k: snap[k] for k in ("round", "skills", "learned", "versions")})
         growth[-1]["accepted_changes"] = accepted
 
+    library_rounds = [
+        {
+            "round": snap["round"],
+            "skills": snap["skills"],
+            "lifecycle": snap["lifecycle"],
+            "retired": snap.get("retired", 0),
+            "lifts": snap.get("lifts") or {},
+        }
+        for snap in sorted(rounds, key=lambda s: s["round"])
+        if "lifecycle" in snap  # rounds recorded before lifecycles existed have none
+    ]
+
     tokens = []
     for (p, r), rs in _by(records, "phase", "round").items():
         tokens.append(
@@ -123,6 +135,7 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
         "final": final,
         "skills": sorted(skills.values(), key=lambda e: e["skill"]),
         "growth": growth,
+        "library_rounds": library_rounds,
         "tokens": tokens,
         "total_tokens": sum(r["tokens"] for r in records),
         "total_cost_usd": _sum_cost(records),
@@ -274,6 +287,37 @@ def _group_rounds(group_curve: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _lift_cell(entry: Mapping[str, Any]) -> str:
+    """`name lifecycle +0.50 (3/4 vs 1/4)` for one learned skill of a round snapshot."""
+    value = entry.get("lift")
+    if value is None:
+        return f"{entry['lifecycle']} (lift not measured)"
+    (wp, wt), (op, ot) = entry["with"], entry["without"]
+    return f"{entry['lifecycle']} {value:+.2f} ({wp}/{wt} vs {op}/{ot})"
+
+
+def _library_rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The library after each round: skills per lifecycle state, retired, each learned lift."""
+    if not rounds:
+        return []
+    states = list(rounds[0]["lifecycle"])
+    lines = [
+        "",
+        "### Library after each round",
+        "",
+        "Lift: success with the skill minus success without it on its cases (with vs without); "
+        "curation (read-write-optimize) retires what the evidence does not support.",
+        "",
+        "| round | skills | " + " | ".join(states) + " | retired in the round | learned skills |",
+        "|---:|---:|" + "---:|" * len(states) + "---:|---|",
+    ]
+    for r in rounds:
+        lifts = "; ".join(f"{n} {_lift_cell(e)}" for n, e in r["lifts"].items()) or "–"
+        counts = " | ".join(str(r["lifecycle"].get(s, 0)) for s in states)
+        lines.append(f"| {r['round']} | {r['skills']} | {counts} | {r['retired']} | {lifts} |")
+    return lines
+
+
 def render(data: Mapping[str, Any]) -> str:
     cfg = data["config"]
     lines = [
@@ -351,6 +395,7 @@ def render(data: Mapping[str, Any]) -> str:
         lines.append(
             f"| {g['round']} | {g['skills']} | {g['learned']} | {g['versions']} | {g['accepted_changes']} |"
         )
+    lines += _library_rounds(data.get("library_rounds") or [])
     lines += [
         "",
         f"![library size]({PLOTS['library_size']})",

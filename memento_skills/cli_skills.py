@@ -547,3 +547,143 @@ def skills_sync(
             f"{report.embedded} embedded in {report.seconds:.2f}s"
         )
     _report_errors(lib.errors)
+
+
+@skills_app.command("rename")
+def skills_rename(
+    old: Annotated[str, typer.Argument(help="The skill's name now.")],
+    new: Annotated[str, typer.Argument(help="Its new name.")],
+    dir: DirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Rename a skill (a new version; its history and regression cases go with it)."""
+    from memento_skills.stores.cases import CaseStore
+
+    lib = library_at(dir)
+    skill = lib.rename(old, new)
+    CaseStore(lib.root).rename(old, new)
+    if json_out:
+        emit_json(_skill_dict(skill))
+    else:
+        out.print(f"{old} renamed to {new} (version {skill.version})", highlight=False)
+
+
+@skills_app.command("curate")
+def skills_curate(
+    dir: DirOpt = None,
+    index: Annotated[
+        Path | None,
+        typer.Option(help="Index folder (default: $MEMENTO_INDEX_DIR or ~/.memento/index)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (one line per step); write nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Apply every step without asking (needed off a terminal).")
+    ] = False,
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="Measure each learned skill's lift with the model first (else the stored lift "
+            "is used).",
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible endpoint for --measure, replays and the writer."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name for every role.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Retire, merge, trim and rename learned skills on evidence (docs/decisions.md#curation).
+
+    Each step is a new version: the output says how to take it back. Without --yes, each step is
+    asked on the terminal; off a terminal pass --yes, or --dry-run to see the plan. A merge or a
+    drop replays the skill's regression cases with the model (--base-url / --model or
+    MEMENTO_BASE_URL) and is taken back on a regression; without a model it waits.
+    """
+    if not dry_run and not yes and (json_out or not sys.stdin.isatty()):
+        raise BadInputError(
+            "curate changes the library and there is no terminal to ask: pass --yes to apply "
+            "the plan, or --dry-run to print it"
+        )
+    from memento_skills.graph.models import resolve_settings
+    from memento_skills.nodes.writing.curator import CurationGate, apply_curation, plan_library
+    from memento_skills.stores.cases import CaseStore
+    from memento_skills.stores.index import SkillIndex
+    from memento_skills.stores.settings import default_index_dir
+
+    lib = library_at(dir)
+    settings = resolve_settings("executor", base_url=base_url, model=model)
+    with_model = measure or not settings.offline_default
+    resources, ctx, replay = _curation_model(lib, index, base_url, model, with_model)
+    gate = CurationGate(replay, CaseStore(lib.root), ctx)
+    if measure:
+        _measure_lifts(lib, gate, resources)
+    idx = SkillIndex(index or default_index_dir(), library=lib.root)
+    idx.sync(lib.skills())
+    plan = plan_library(lib, idx)
+    if dry_run:
+        if json_out:
+            emit_json({"dir": str(lib.root), "dry_run": True, "plan": [s.to_dict() for s in plan]})
+            return
+        if not plan:
+            out.print(f"nothing to curate in {lib.root}", highlight=False)
+        for step in plan:
+            out.print(step.line(), markup=False, highlight=False)
+        return
+    writer = resources.model("writer", ctx) if resources is not None else None
+
+    def ask(step: Any) -> bool:
+        return bool(typer.confirm(f"{step.line()}\napply?", default=False, err=True))
+
+    approve = (lambda _step: True) if yes else ask
+    results = [apply_curation(s, lib, gate, writer=writer, approve=approve) for s in plan]
+    if json_out:
+        emit_json({"dir": str(lib.root), "results": [r.to_dict() for r in results]})
+        return
+    if not results:
+        out.print(f"nothing to curate in {lib.root}", highlight=False)
+    for r in results:
+        if r.applied:
+            out.print(f"{r.detail}; undo: {' && '.join(r.undo)}", markup=False, highlight=False)
+        else:
+            out.print(f"{r.step.line()}: {r.detail}", markup=False, highlight=False)
+
+
+def _curation_model(
+    lib: SkillLibrary, index: Path | None, base_url: str | None, model: str | None, use: bool
+) -> tuple[Any, Any, Any]:
+    """The resources, run configuration and replay graph curation uses (no model: no replay)."""
+    from memento_skills.graph.context import Context
+
+    fields: dict[str, Any] = {"skills_dir": str(lib.root), "web_search": False}
+    if index is not None:
+        fields["index_dir"] = str(index)
+    if base_url:
+        fields["base_url"] = base_url
+    if model:
+        fields.update({f"{r}_model": model for r in ("executor", "judge", "writer")})
+    ctx = Context(**fields)
+    if not use:
+        return None, ctx, None
+    from memento_skills.graph.builder import build_gate_replay
+    from memento_skills.graph.resources import Resources
+
+    resources = Resources(library=lib)
+    return resources, ctx, build_gate_replay(resources)
+
+
+def _measure_lifts(lib: SkillLibrary, gate: Any, resources: Any) -> None:
+    from memento_skills.nodes.writing.curator import measure_lifts
+    from memento_skills.nodes.writing.lift import LiftCache, measure_lift
+
+    cache = LiftCache(lib.root)
+    lifts = measure_lifts(
+        lib,
+        gate,
+        lambda name, extra: measure_lift(gate.replay, gate.cases, gate.ctx, name, extra, cache),
+    )
+    for name, lift in lifts.items():
+        err.print(f"measured {name}: {lift.to_text()}", markup=False, highlight=False)
