@@ -3,8 +3,10 @@ skill library."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -621,9 +623,14 @@ def skills_curate(
     gate = CurationGate(replay, CaseStore(lib.root), ctx)
     if measure:
         _measure_lifts(lib, gate, resources)
-    idx = SkillIndex(index or default_index_dir(), library=lib.root)
-    idx.sync(lib.skills())
-    plan = plan_library(lib, idx)
+    with contextlib.ExitStack() as stack:
+        if dry_run:  # writes nothing anywhere: a throwaway index, not the library's
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="memento-curate-"))
+            idx = stack.enter_context(SkillIndex(Path(scratch)))
+        else:
+            idx = stack.enter_context(SkillIndex(index or default_index_dir(), library=lib.root))
+        idx.sync(lib.skills())
+        plan = plan_library(lib, idx)
     if dry_run:
         if json_out:
             emit_json({"dir": str(lib.root), "dry_run": True, "plan": [s.to_dict() for s in plan]})

@@ -1,0 +1,93 @@
+"""`memento skills curate` as a subprocess on a real library and index."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.settings import open_library
+from memento_skills.stores.skill import Lift, Skill
+
+from support.commands import memento
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under `root` with the hash of its bytes."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> SkillLibrary:
+    """A seeded library with one learned skill whose measured lift is negative."""
+    library = open_library(tmp_path / "skills")
+    library.create(
+        Skill(
+            name="count-vowels",
+            description="Count the vowels in a word. Use when a task asks how many vowels a "
+            "word has.",
+            body="# Vowels\n1. Answer 3.",
+            provenance="learned",
+            lifecycle="candidate",
+        )
+    )
+    library.record_lift("count-vowels", Lift(0, 2, 1, 2, 1))
+    return library
+
+
+def test_dry_run_prints_the_plan_and_changes_no_byte(
+    lib: SkillLibrary, tmp_path: Path, home: Path
+) -> None:
+    before = _tree(lib.root)
+    args = ("skills", "curate", "--dry-run", "--dir", str(lib.root))
+    done = memento(*args, "--index", str(tmp_path / "index"), home=home)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("retire count-vowels: measured lift is not positive")
+    assert "lift -0.50: 0/2 with, 1/2 without" in line
+    assert _tree(lib.root) == before
+    done = memento(*args, "--json", "--index", str(tmp_path / "index"), home=home)
+    (step,) = json.loads(done.stdout)["plan"]
+    assert (step["action"], step["skill"], step["base_version"]) == ("retire", "count-vowels", 2)
+    assert _tree(lib.root) == before
+
+
+def test_without_yes_and_no_terminal_it_refuses(
+    lib: SkillLibrary, tmp_path: Path, home: Path
+) -> None:
+    before = _tree(lib.root)
+    done = memento(
+        "skills", "curate", "--dir", str(lib.root), "--index", str(tmp_path / "index"), home=home
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert "--yes" in line and "--dry-run" in line and "Traceback" not in done.stderr
+    assert _tree(lib.root) == before
+    assert lib.get("count-vowels").lifecycle == "candidate"
+
+
+def test_yes_applies_and_prints_the_undo_that_works(
+    lib: SkillLibrary, tmp_path: Path, home: Path
+) -> None:
+    index = str(tmp_path / "index")
+    done = memento("skills", "curate", "--yes", "--dir", str(lib.root), "--index", index, home=home)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("retired count-vowels (v3)")
+    undo = line.split("undo: ", 1)[1]
+    assert undo == "memento skills rollback count-vowels 2"
+    assert SkillLibrary(lib.root).get("count-vowels").lifecycle == "deprecated"
+    back = memento(*undo.split()[1:], "--dir", str(lib.root), home=home)
+    assert back.returncode == 0, back.stderr
+    assert SkillLibrary(lib.root).get("count-vowels").lifecycle == "candidate"
+    again = memento(
+        "skills", "curate", "--yes", "--dir", str(lib.root), "--index", index, home=home
+    )
+    assert again.stdout.startswith("retired count-vowels")  # the same evidence: retired again
