@@ -362,7 +362,8 @@ class LearningRun:
         snapshot, written after it, marks it done (docs/decisions.md#curation)."""
         from memento_skills.graph.builder import build_gate_replay
         from memento_skills.nodes.writing.curator import CurationGate, curate, measure_lifts
-        from memento_skills.nodes.writing.lift import LiftCache, measure_lift
+        from memento_skills.nodes.writing.lift import measure_lift
+        from memento_skills.stores.lift_cache import LiftCache
 
         assert self.rounds is not None
         if any(r["round"] == round_ for r in self.rounds.records):
@@ -375,7 +376,7 @@ class LearningRun:
         gate = CurationGate(build_gate_replay(res), res.cases(ctx), ctx)
         index, _ = res.synced_index(ctx)
         routed = _routed_cases(index, tasks, ctx)
-        cache = LiftCache(library.root)
+        cache = LiftCache.of_library(library.root)
         measure_lifts(
             library,
             gate,

@@ -684,9 +684,10 @@ def _curation_model(
 
 def _measure_lifts(lib: SkillLibrary, gate: Any, resources: Any) -> None:
     from memento_skills.nodes.writing.curator import measure_lifts
-    from memento_skills.nodes.writing.lift import LiftCache, measure_lift
+    from memento_skills.nodes.writing.lift import measure_lift
+    from memento_skills.stores.lift_cache import LiftCache
 
-    cache = LiftCache(lib.root)
+    cache = LiftCache.of_library(lib.root)
     lifts = measure_lifts(
         lib,
         gate,

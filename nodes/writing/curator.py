@@ -34,9 +34,11 @@ from memento_skills.stores.skill import Skill, SkillError, check_name, parse_ski
 Action = Literal["retire", "merge", "drop", "rename"]
 
 RETIRE_EVIDENCE = 2
-"""Cases measured each way (with and without the skill) before a lift of 0 or less retires it."""
-DRAFT_FAILURES = 2
-"""Judged uses, all failed, after which a draft (live on probation) is retired."""
+"""Cases measured each way (with and without the skill) before a lift moves a skill: retired
+at 0 or less, active above (the lifecycle's MIN_LIFT_CASES)."""
+DRAFT_USES = 3
+"""Judged uses, none passed, after which a draft (live on probation) is retired (the lifecycle's
+rule, nodes/writing/lifecycle.py)."""
 NAME_FIT = 0.15
 """Cosine of a name's words to its own description below which the name says nothing of what
 the skill does (every seed skill is above it: the lowest, `filesystem`, at 0.18)."""
@@ -188,11 +190,8 @@ def retire_reason(skill: Skill) -> tuple[str, str] | None:
     ):
         return "measured lift is not positive", _lift_text(skill)
     u = skill.utility
-    if skill.lifecycle == "draft" and u.successes == 0 and u.failures >= DRAFT_FAILURES:
-        return (
-            "a draft that kept failing",
-            f"{u.failures} judged use(s), none passed",
-        )
+    if skill.lifecycle == "draft" and u.successes == 0 and u.runs >= DRAFT_USES:
+        return "a draft that kept failing", f"{u.runs} judged uses, none passed"
     return None
 
 

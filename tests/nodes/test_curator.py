@@ -19,7 +19,7 @@ from memento_skills.graph.builder import build_gate_replay
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
 from memento_skills.nodes.writing.curator import (
-    DRAFT_FAILURES,
+    DRAFT_USES,
     CurationGate,
     CurationStep,
     Similarities,
@@ -75,8 +75,13 @@ NONE = Similarities()
         ("never measured", skill("new"), None),
         (
             "a draft that kept failing",
-            skill("probation", lifecycle="draft", utility=Utility(0, DRAFT_FAILURES)),
+            skill("probation", lifecycle="draft", utility=Utility(0, DRAFT_USES)),
             "retire",
+        ),
+        (
+            "a draft that failed fewer times",
+            skill("probation", lifecycle="draft", utility=Utility(0, DRAFT_USES - 1)),
+            None,
         ),
         (
             "a draft that once passed",
