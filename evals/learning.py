@@ -373,14 +373,14 @@ class LearningRun:
         ctx = self._context(write_policy="full", attempts=1, temperature=0.0, workspace=workspace)
         res = self.resources
         library = res.library(ctx)
-        gate = CurationGate(build_gate_replay(res), res.cases(ctx), ctx)
+        replay = build_gate_replay(res)
+        gate = CurationGate(replay, res.cases(ctx), ctx)
         index, _ = res.synced_index(ctx)
         routed = _routed_cases(index, tasks, ctx)
         cache = LiftCache.of_library(library.root)
         measure_lifts(
             library,
-            gate,
-            lambda name, extra: measure_lift(gate.replay, gate.cases, ctx, name, extra, cache),
+            lambda name, extra: measure_lift(replay, gate.cases, ctx, name, extra, cache),
             lambda skill: routed.get(skill.name, []),
         )
         index, _ = res.synced_index(ctx)

@@ -622,7 +622,7 @@ def skills_curate(
     resources, ctx, replay = _curation_model(lib, index, base_url, model, with_model)
     gate = CurationGate(replay, CaseStore(lib.root), ctx)
     if measure:
-        _measure_lifts(lib, gate, resources)
+        _measure_lifts(lib, gate)
     with contextlib.ExitStack() as stack:
         if dry_run:  # writes nothing anywhere: a throwaway index, not the library's
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="memento-curate-"))
@@ -682,16 +682,18 @@ def _curation_model(
     return resources, ctx, build_gate_replay(resources)
 
 
-def _measure_lifts(lib: SkillLibrary, gate: Any, resources: Any) -> None:
+def _measure_lifts(lib: SkillLibrary, gate: Any) -> None:
+    """Measure and record each learned skill's lift with the model, saying what was found."""
     from memento_skills.nodes.writing.curator import measure_lifts
     from memento_skills.nodes.writing.lift import measure_lift
     from memento_skills.stores.lift_cache import LiftCache
 
     cache = LiftCache.of_library(lib.root)
+    replay = gate.replay
+    assert replay is not None  # --measure builds it
     lifts = measure_lifts(
         lib,
-        gate,
-        lambda name, extra: measure_lift(gate.replay, gate.cases, gate.ctx, name, extra, cache),
+        lambda name, extra: measure_lift(replay, gate.cases, gate.ctx, name, extra, cache),
     )
     for name, lift in lifts.items():
         err.print(f"measured {name}: {lift.to_text()}", markup=False, highlight=False)

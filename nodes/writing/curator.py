@@ -692,7 +692,6 @@ def promote(library: Any, skill: Skill) -> Skill:
 
 def measure_lifts(
     library: Any,
-    gate: CurationGate,
     measure: Callable[[str, Sequence[Case]], Any],
     extra: Callable[[Skill], Sequence[Case]] = lambda _s: (),
 ) -> dict[str, Any]:
