@@ -15,7 +15,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from bm25s.stopwords import STOPWORDS_EN
 from markdown_it import MarkdownIt
@@ -27,18 +27,16 @@ from memento_skills.graph.models import structured
 from memento_skills.nodes.gate import ReplayGraph, leak_refusal, replay, run_gate
 from memento_skills.nodes.writing.checks import DATA_LANGS
 from memento_skills.nodes.writing.heuristics import slug
+from memento_skills.nodes.writing.lifecycle import DRAFT_USES, MIN_LIFT_CASES, next_state, why
 from memento_skills.nodes.writing.proposals import NEAR_DUPLICATE, apply_patch, ask_patch
 from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
 from memento_skills.stores.skill import Skill, SkillError, check_name, parse_skill
 
 Action = Literal["retire", "merge", "drop", "rename"]
 
-RETIRE_EVIDENCE = 2
+RETIRE_EVIDENCE = MIN_LIFT_CASES
 """Cases measured each way (with and without the skill) before a lift moves a skill: retired
-at 0 or less, active above (the lifecycle's MIN_LIFT_CASES)."""
-DRAFT_USES = 3
-"""Judged uses, none passed, after which a draft (live on probation) is retired (the lifecycle's
-rule, nodes/writing/lifecycle.py)."""
+at 0 or less, active above (the lifecycle's rule, nodes/writing/lifecycle.py)."""
 NAME_FIT = 0.15
 """Cosine of a name's words to its own description below which the name says nothing of what
 the skill does (every seed skill is above it: the lowest, `filesystem`, at 0.18)."""
@@ -675,18 +673,10 @@ def _vet(gate: CurationGate, live: Skill, extra: Sequence[Case]) -> str | None:
 
 
 def promote(library: Any, skill: Skill) -> Skill:
-    """A learned draft or candidate whose lift is shown positive on enough cases becomes
-    active (the lifecycle's rule); anything else is left as it is."""
-    lift = skill.lift
-    if (
-        skill.provenance == "learned"
-        and skill.lifecycle in ("draft", "candidate")
-        and lift is not None
-        and lift.value is not None
-        and lift.value > 0
-        and min(lift.with_total, lift.without_total) >= RETIRE_EVIDENCE
-    ):
-        return library.set_lifecycle(skill.name, "active", reason=f"curator: {_lift_text(skill)}")
+    """A learned draft or candidate whose lift is shown positive becomes active (the lifecycle's
+    rule); retiring on evidence is left to the plan, so it is logged, approved and undoable."""
+    if skill.lifecycle != "active" and next_state(skill) == "active":
+        return cast(Skill, library.set_lifecycle(skill.name, "active", reason=why(skill, "active")))
     return skill
 
 
