@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from memento_skills.stores.cases import Case, CaseStore
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Lift, Skill
 
 from support.commands import memento
+from support.scripted_endpoint import ScriptedEndpoint
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -91,3 +95,78 @@ def test_yes_applies_and_prints_the_undo_that_works(
         "skills", "curate", "--yes", "--dir", str(lib.root), "--index", index, home=home
     )
     assert again.stdout.startswith("retired count-vowels")  # the same evidence: retired again
+
+
+def _vowel_executor(request: dict[str, Any]) -> str:
+    """Counts vowels right on its own, and wrong when the junk skill is in its prompt."""
+    messages = request["messages"]
+    system = " ".join(str(m.get("content")) for m in messages if m.get("role") == "system")
+    if "# Vowels" in system:
+        return "9"
+    task = next(str(m.get("content")) for m in messages if m.get("role") == "user")
+    word = re.findall(r"'(\w+)'", task)[-1]
+    return str(sum(c in "aeiou" for c in word))
+
+
+def test_measure_replays_with_and_without_then_retires(tmp_path: Path, home: Path) -> None:
+    library = open_library(tmp_path / "skills")
+    library.create(
+        Skill(
+            name="count-vowels",
+            description="Count the vowels in a word. Use when a task asks how many vowels a "
+            "word has.",
+            body="# Vowels\n1. Answer 9.",
+            provenance="learned",
+            lifecycle="candidate",
+        )
+    )
+    cases = CaseStore(library.root)
+    for word in ("banana", "stone"):
+        task = f"How many vowels are in the word '{word}'?"
+        gold = str(sum(c in "aeiou" for c in word))
+        cases.add("count-vowels", Case(task=task, ground_truth=gold, task_id=word))
+    with ScriptedEndpoint(_vowel_executor) as fake:
+        done = memento(
+            *("skills", "curate", "--measure", "--yes", "--dir", str(library.root)),
+            *("--index", str(tmp_path / "index"), "--base-url", fake.base_url),
+            *("--model", "scripted"),
+            home=home,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "measured count-vowels: with 0/2 without 2/2 v1" in done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("retired count-vowels") and "rollback count-vowels 2" in line
+    retired = SkillLibrary(library.root).get("count-vowels")
+    assert retired.lifecycle == "deprecated" and retired.lift is not None
+    assert retired.lift.value == -1.0
+
+
+def test_a_rename_is_undone_by_the_command_it_prints(tmp_path: Path, home: Path) -> None:
+    library = open_library(tmp_path / "skills")
+    library.create(
+        Skill(
+            name="csv-analysis",
+            description="Reverse the letters of a word and give the word spelled backward. Use "
+            "when a task asks to spell a word backwards.",
+            body="# Reversing\n1. Give the word's letters in reverse order.",
+            provenance="learned",
+            lifecycle="candidate",
+        )
+    )
+    CaseStore(library.root).add(
+        "csv-analysis", Case(task="Spell 'stone' backward.", ground_truth="enots")
+    )
+    args = ("--dir", str(library.root), "--index", str(tmp_path / "index"))
+    done = memento("skills", "curate", "--yes", *args, home=home)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert line.startswith("renamed csv-analysis to ")
+    undo = line.split("undo: ", 1)[1].split()
+    new = undo[3]
+    assert undo[:3] == ["memento", "skills", "rename"] and undo[4] == "csv-analysis"
+    assert SkillLibrary(library.root).exists(new)
+    back = memento(*undo[1:], "--dir", str(library.root), home=home)
+    assert back.returncode == 0, back.stderr
+    again = SkillLibrary(library.root)
+    assert again.exists("csv-analysis") and not again.exists(new)
+    assert [c.ground_truth for c in CaseStore(library.root).load("csv-analysis")] == ["enots"]
