@@ -31,6 +31,7 @@ import json
 import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -98,8 +99,6 @@ class RunSettings:
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
 CURATION_FILE = "curation.jsonl"
-RETIRING = ("retire", "merge")
-"""Curation steps that deprecate a skill (a merge deprecates the skill merged away)."""
 
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -326,11 +325,12 @@ class LearningRun:
         states = {state: 0 for state in LIFECYCLES}
         for s in skills:
             states[s.lifecycle] += 1
-        retired = [
-            r
-            for r in self._curation_log()
-            if r.get("round") == round_ and r["applied"] and r["step"]["action"] in RETIRING
-        ]
+        deprecated = sorted(s.name for s in skills if s.lifecycle == "deprecated")
+        before = [r for r in self.rounds.records if r["round"] == round_ - 1]
+        # retired in the round: by its curation or by the write phase (a failing draft)
+        retired = set(deprecated) - set(before[-1].get("deprecated") or []) if before else set()
+        log = [r for r in self._curation_log() if r.get("round") == round_]
+        done = next((r for r in log if r.get("event") == "done"), None)
         self.rounds.append(
             {
                 "round": round_,
@@ -339,7 +339,10 @@ class LearningRun:
                 "versions": sum(s.version for s in skills),
                 "names": sorted(s.name for s in skills),
                 "lifecycle": states,
+                "deprecated": deprecated,
                 "retired": len(retired),
+                "curation_steps": sum(1 for r in log if r.get("event") == "step" and r["applied"]),
+                "curation_seconds": done["seconds"] if done else None,
                 "lifts": {
                     s.name: _lift_record(s)
                     for s in sorted(skills, key=lambda s: s.name)
@@ -368,6 +371,7 @@ class LearningRun:
         assert self.rounds is not None
         if any(r["round"] == round_ for r in self.rounds.records):
             return
+        started = time.monotonic()
         workspace = self.workspaces / f"curate-r{round_}"
         reachable_dir(workspace)
         ctx = self._context(write_policy="full", attempts=1, temperature=0.0, workspace=workspace)
@@ -378,7 +382,7 @@ class LearningRun:
         index, _ = res.synced_index(ctx)
         routed = _routed_cases(index, tasks, ctx)
         cache = LiftCache.of_library(library.root)
-        measure_lifts(
+        measured = measure_lifts(
             library,
             lambda name, extra: measure_lift(replay, gate.cases, ctx, name, extra, cache),
             lambda skill: routed.get(skill.name, []),
@@ -386,12 +390,24 @@ class LearningRun:
         index, _ = res.synced_index(ctx)
         log = JsonlLog(self.dir / CURATION_FILE)
         writer = res.model("writer", ctx)
-        for result in curate(library, index, gate, writer=writer):
-            log.append({"round": round_, **result.to_dict(), "at": _now()})
+        results = curate(library, index, gate, writer=writer)
+        for result in results:
+            log.append({"round": round_, "event": "step", **result.to_dict(), "at": _now()})
             self.say(
                 f"round {round_} curation: {result.step.line()}: "
                 f"{'done' if result.applied else result.detail}"
             )
+        log.append(
+            {
+                "round": round_,
+                "event": "done",
+                "measured": {name: lift.to_text() for name, lift in measured.items()},
+                "steps": len(results),
+                "applied": sum(r.applied for r in results),
+                "seconds": round(time.monotonic() - started, 3),
+                "at": _now(),
+            }
+        )
         if not self.settings.keep_workspaces:
             shutil.rmtree(workspace, ignore_errors=True)
 

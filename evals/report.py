@@ -103,6 +103,7 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
             "skills": snap["skills"],
             "lifecycle": snap["lifecycle"],
             "retired": snap.get("retired", 0),
+            "curation_seconds": snap.get("curation_seconds"),
             "lifts": snap.get("lifts") or {},
         }
         for snap in sorted(rounds, key=lambda s: s["round"])
@@ -308,13 +309,18 @@ def _library_rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
         "Lift: success with the skill minus success without it on its cases (with vs without); "
         "curation (read-write-optimize) retires what the evidence does not support.",
         "",
-        "| round | skills | " + " | ".join(states) + " | retired in the round | learned skills |",
-        "|---:|---:|" + "---:|" * len(states) + "---:|---|",
+        "| round | skills | "
+        + " | ".join(states)
+        + " | retired in the round | curation seconds | learned skills |",
+        "|---:|---:|" + "---:|" * len(states) + "---:|---:|---|",
     ]
     for r in rounds:
         lifts = "; ".join(f"{n} {_lift_cell(e)}" for n, e in r["lifts"].items()) or "–"
         counts = " | ".join(str(r["lifecycle"].get(s, 0)) for s in states)
-        lines.append(f"| {r['round']} | {r['skills']} | {counts} | {r['retired']} | {lifts} |")
+        took = "–" if r.get("curation_seconds") is None else f"{r['curation_seconds']:.1f}"
+        lines.append(
+            f"| {r['round']} | {r['skills']} | {counts} | {r['retired']} | {took} | {lifts} |"
+        )
     return lines
 
 

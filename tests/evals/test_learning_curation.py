@@ -9,6 +9,7 @@ library, index, sandbox, gate replays and the lift's with/without replays.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from memento_skills.evals.learning import LearningRun, RunSettings
@@ -72,7 +73,7 @@ def test_each_round_measures_lift_curates_once_and_records_the_library(tmp_path:
     assert rounds[2]["retired"] == 0 and rounds[2]["lifts"][JUNK]["lifecycle"] == "deprecated"
 
     log = [json.loads(line) for line in (run_dir / "curation.jsonl").read_text().splitlines()]
-    retired = [r for r in log if r["step"]["action"] == "retire"]
+    retired = [r for r in log if r["event"] == "step" and r["step"]["action"] == "retire"]
     assert [(r["round"], r["step"]["skill"], r["applied"]) for r in retired] == [(1, JUNK, True)]
     assert retired[0]["undo"] == [
         f"memento skills rollback {JUNK} {retired[0]['step']['base_version']}"
@@ -80,7 +81,12 @@ def test_each_round_measures_lift_curates_once_and_records_the_library(tmp_path:
 
     table = render(summarise(run_dir))
     assert "### Library after each round" in table
-    assert f"| 1 | 7 | 0 | 0 | 6 | 1 | 1 | {JUNK} deprecated +0.00" in table
+    done = [r for r in log if r["event"] == "done"]
+    assert [r["round"] for r in done] == [1, 2] and all(r["seconds"] > 0 for r in done)
+    assert done[0]["measured"][JUNK] == "with 0/2 without 0/2 v1"
+    assert first["curation_steps"] == 1 and first["deprecated"] == [JUNK]
+    row = re.search(r"^\| 1 \| 7 \| 0 \| 0 \| 6 \| 1 \| 1 \| [\d.]+ \| (.*) \|$", table, re.M)
+    assert row is not None and row.group(1).startswith(f"{JUNK} deprecated +0.00 (0/2 vs 0/2)")
 
     # rerun: every task and every round's curation already done, nothing measured or written
     before = (run_dir / "curation.jsonl").read_bytes(), _versions(run_dir)
