@@ -10,13 +10,13 @@ are only retired or renamed, and only with approval.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
+import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, Field
@@ -30,6 +30,7 @@ from memento_skills.nodes.writing.heuristics import slug
 from memento_skills.nodes.writing.lifecycle import DRAFT_USES, MIN_LIFT_CASES, next_state, why
 from memento_skills.nodes.writing.proposals import NEAR_DUPLICATE, apply_patch, ask_patch
 from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
+from memento_skills.stores.embedder import embed
 from memento_skills.stores.skill import Skill, SkillError, check_name, parse_skill
 
 Action = Literal["retire", "merge", "drop", "rename"]
@@ -405,15 +406,14 @@ def _free(name: str, taken: set[str]) -> str:
 # --- what the planner is given -----------------------------------------------------------------
 
 
-def _cosine(a: Any, b: Any) -> float:
-    na = math.sqrt(float((a * a).sum()))
-    nb = math.sqrt(float((b * b).sum()))
-    return float((a * b).sum()) / max(na * nb, 1e-12)
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12)
 
 
 def library_similarities(index: Any, skills: Sequence[Skill]) -> Similarities:
-    """The index's similarities among the skills the curator may touch: their stored document
-    vectors pairwise, and each name's words against the descriptions (embedded here)."""
+    """The index's similarities for the skills the curator may touch: their stored document
+    vectors pairwise, and each name's words against its own description and every other live
+    skill's (seeds included), embedded here in one batch with the index's embedder."""
     live = [s for s in skills if _curatable(s)]
     if not live:
         return Similarities()
@@ -424,25 +424,41 @@ def library_similarities(index: Any, skills: Sequence[Skill]) -> Similarities:
         for b in learned[i + 1 :]:
             key = (min(a.name, b.name), max(a.name, b.name))
             documents[key] = _cosine(vectors[a.name], vectors[b.name])
-    descriptions = {s.name: index.embed_query(s.description) for s in live}
+    described = [s for s in skills if s.lifecycle != "deprecated"]
+    candidates = {s.name: suggest_name(s.description) for s in live}
+    wanted = [c for n, c in candidates.items() if c is not None and c != n]
+    texts = [
+        *(s.description for s in described),
+        *(s.name.replace("-", " ") for s in live),
+        *(c.replace("-", " ") for c in wanted),
+    ]
+    rows = _unit(embed(index.embedder, texts))
+    desc = dict(zip((s.name for s in described), rows[: len(described)], strict=True))
+    names = rows[len(described) : len(described) + len(live)]
+    made = dict(zip(wanted, rows[len(described) + len(live) :], strict=True))
     name_own: dict[str, float] = {}
     name_other: dict[str, tuple[str, float]] = {}
     suggested: dict[str, tuple[str, float]] = {}
-    for s in live:
-        words = index.embed_query(s.name.replace("-", " "))
-        name_own[s.name] = _cosine(words, descriptions[s.name])
+    for s, words in zip(live, names, strict=True):
+        own = desc.get(s.name)
+        if own is None:
+            continue
+        name_own[s.name] = float(words @ own)
         others = [
-            (o.name, _cosine(words, descriptions[o.name]))
-            for o in live
+            (o.name, float(words @ desc[o.name]))
+            for o in described
             if o.name != s.name and o.description != s.description
         ]
         if others:
             name_other[s.name] = max(others, key=lambda x: x[1])
-        candidate = suggest_name(s.description)
-        if candidate is not None and candidate != s.name:
-            fit = _cosine(index.embed_query(candidate.replace("-", " ")), descriptions[s.name])
-            suggested[s.name] = (candidate, fit)
+        candidate = candidates[s.name]
+        if candidate is not None and candidate in made:
+            suggested[s.name] = (candidate, float(made[candidate] @ own))
     return Similarities(documents, name_own, name_other, suggested)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def script_files(library: Any, skills: Sequence[Skill]) -> dict[str, list[str]]:
