@@ -460,3 +460,49 @@ def test_a_step_waits_for_approval_and_a_changed_skill(world: dict[str, Any]) ->
     later = apply_curation(step, library, world["gate"])
     assert not later.applied and "changed since planned" in later.detail
     assert library.get("count-vowels").lifecycle == "candidate"
+
+
+def test_a_drop_that_breaks_a_regression_case_is_taken_back(world: dict[str, Any]) -> None:
+    library, cases = world["library"], world["cases"]
+    body = f"Run {SCRIPT} with run_skill_script and the task's number.\n\n{DIGITS}"
+    library.create(
+        Skill(
+            name="digit-sum",
+            description="Add up the digits of a whole number. Use when a task asks for the sum "
+            "of the digits of a number.",
+            body=body,
+            provenance="learned",
+            lifecycle="candidate",
+        ),
+        files={SCRIPT: b"import sys\nprint(sum(int(c) for c in sys.argv[1]))\n"},
+    )
+    cases.add("digit-sum", case(4821))  # solved by following the steps the drop would remove
+    (step,) = plan(world)
+    assert step.action == "drop" and "# Digit sums" not in step.body
+    result = apply_curation(step, library, world["gate"])
+    assert not result.applied and "broke 1 regression case" in result.detail
+    assert library.get("digit-sum").body == body  # restored (as a new version)
+    bodies = [
+        library.read_version("digit-sum", v.version).body for v in library.history("digit-sum")
+    ]
+    assert step.body not in bodies  # the taken-back drop leaves no version behind
+
+
+def test_an_imported_skill_is_retired_only_when_approved(world: dict[str, Any]) -> None:
+    library = world["library"]
+    library.create(
+        Skill(
+            name="count-vowels",
+            description="Count the vowels in a word.",
+            body="1. Answer 3.",
+            provenance="imported",
+            lifecycle="active",
+        )
+    )
+    library.record_lift("count-vowels", Lift(0, 2, 1, 2, 1))
+    (step,) = plan(world)
+    assert step.action == "retire" and step.needs_approval
+    assert apply_curation(step, library, world["gate"]).detail.startswith("needs approval")
+    assert library.get("count-vowels").lifecycle == "active"
+    done = apply_curation(step, library, world["gate"], approve=lambda s: True)
+    assert done.applied and library.get("count-vowels").lifecycle == "deprecated"
