@@ -616,7 +616,7 @@ def _merge(
             live = library.update(
                 keep.name, body=folded.body, description=folded.description, change=change
             )
-        verdict = _vet(gate, live, theirs)
+        verdict = _vet(gate, live, theirs, gate.cases.load(step.skill))
         if verdict is not None:
             if folded is not None:
                 library.take_back(keep.name, live.version, keep.version)
@@ -659,10 +659,13 @@ def _fold(writer: Any, keep: Skill, other: Skill) -> Skill | None:
     return parse_skill(proposal["skill_md"], f"<merged {keep.name}>", folder_name=keep.name)
 
 
-def _vet(gate: CurationGate, live: Skill, extra: Sequence[Case]) -> str | None:
-    """Why the live change must be taken back (a leak, a broken case), or None."""
+def _vet(
+    gate: CurationGate, live: Skill, extra: Sequence[Case], joining: Sequence[Case] = ()
+) -> str | None:
+    """Why the live change must be taken back, or None: a gold of a case it keeps or gains
+    (`joining`) in its text, or a broken case of its own or of `extra` (replayed with it)."""
     text = live.authored_text()
-    refusal = leak_refusal(text, list(extra))
+    refusal = leak_refusal(text, [*joining, *extra])
     if refusal is not None:
         return refusal
     if gate.replay is None:

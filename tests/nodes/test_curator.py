@@ -506,3 +506,16 @@ def test_an_imported_skill_is_retired_only_when_approved(world: dict[str, Any]) 
     assert library.get("count-vowels").lifecycle == "active"
     done = apply_curation(step, library, world["gate"], approve=lambda s: True)
     assert done.applied and library.get("count-vowels").lifecycle == "deprecated"
+
+
+def test_a_merge_that_would_carry_a_gold_is_taken_back(world: dict[str, Any]) -> None:
+    library = world["library"]
+    keep, _ = _duplicates(world)
+    (step,) = plan(world)
+    gold = case(907).ground_truth  # a case of the skill merged away
+    result = apply_curation(
+        step, library, world["gate"], writer=fold_writer(f"Remember: the answer is {gold}.")
+    )
+    assert not result.applied and "gold answer" in result.detail and gold not in result.detail
+    assert library.get("sum-of-digits").body == keep.body
+    assert library.get("digit-sum").lifecycle == "candidate"
