@@ -1,5 +1,5 @@
-"""`memento skills`: list, show, validate, create, version, trust, import, export and sync the
-skill library."""
+"""`memento skills`: list, show, validate, create, version, rename, curate, trust, import,
+export and sync the skill library."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from memento_skills.cli_common import DirOpt, JsonOpt, emit_json, err, library_at, out
+from memento_skills.cli_common import (
+    DirOpt,
+    JsonOpt,
+    emit_json,
+    err,
+    existing_library_dir,
+    library_at,
+    out,
+)
 from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError, ExitCode
 from memento_skills.stores.library import SkillLibrary
 
@@ -605,6 +613,8 @@ def skills_curate(
     drop replays the skill's regression cases with the model (--base-url / --model or
     MEMENTO_BASE_URL) and is taken back on a regression; without a model it waits.
     """
+    if dir is not None:
+        existing_library_dir(dir)  # a bad --dir is named before anything else
     if not dry_run and not yes and (json_out or not sys.stdin.isatty()):
         raise BadInputError(
             "curate changes the library and there is no terminal to ask: pass --yes to apply "
