@@ -365,7 +365,7 @@ class LearningRun:
         snapshot, written after it, marks it done (docs/decisions.md#curation)."""
         from memento_skills.graph.builder import build_gate_replay
         from memento_skills.nodes.writing.curator import CurationGate, curate, measure_lifts
-        from memento_skills.nodes.writing.lift import measure_lift
+        from memento_skills.nodes.writing.lift import LiftNotMeasured, measure_lift
         from memento_skills.stores.lift_cache import LiftCache
 
         assert self.rounds is not None
@@ -382,11 +382,17 @@ class LearningRun:
         index, _ = res.synced_index(ctx)
         routed = _routed_cases(index, tasks, ctx)
         cache = LiftCache.of_library(library.root)
-        measured = measure_lifts(
-            library,
-            lambda name, extra: measure_lift(replay, gate.cases, ctx, name, extra, cache),
-            lambda skill: routed.get(skill.name, []),
-        )
+        try:
+            measured = measure_lifts(
+                library,
+                lambda name, extra: measure_lift(replay, gate.cases, ctx, name, extra, cache),
+                lambda skill: routed.get(skill.name, []),
+            )
+        except LiftNotMeasured as e:  # the round's curation is not done: a rerun does it
+            raise EndpointError(
+                f"the model endpoint failed while measuring lift after round {round_}: {e}; "
+                "rerun the same command to resume"
+            ) from None
         index, _ = res.synced_index(ctx)
         log = JsonlLog(self.dir / CURATION_FILE)
         writer = res.model("writer", ctx)

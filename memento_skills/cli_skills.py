@@ -620,27 +620,41 @@ def skills_curate(
             "curate changes the library and there is no terminal to ask: pass --yes to apply "
             "the plan, or --dry-run to print it"
         )
-    from memento_skills.graph.models import resolve_settings
-    from memento_skills.nodes.writing.curator import CurationGate, apply_curation, plan_library
+    from memento_skills.graph.models import OPENAI_BASE_URL, probe_endpoint, resolve_settings
+    from memento_skills.nodes.writing.curator import (
+        CurationGate,
+        apply_curation,
+        library_similarities,
+        plan_curation,
+        script_files,
+    )
+    from memento_skills.smoke_run import is_smoke_model
     from memento_skills.stores.cases import CaseStore
     from memento_skills.stores.index import SkillIndex
     from memento_skills.stores.settings import default_index_dir
 
     lib = library_at(dir)
     settings = resolve_settings("executor", base_url=base_url, model=model)
+    if measure and is_smoke_model(settings):
+        raise BadInputError(
+            "--measure needs a model endpoint: set MEMENTO_BASE_URL (or pass --base-url); the "
+            "offline smoke model cannot tell a skill that helps from one that does not"
+        )
     with_model = measure or not settings.offline_default
+    if with_model:
+        probe_endpoint(settings.base_url or OPENAI_BASE_URL, settings.api_key)
     resources, ctx, replay = _curation_model(lib, index, base_url, model, with_model)
     gate = CurationGate(replay, CaseStore(lib.root), ctx)
-    if measure:
-        _measure_lifts(lib, gate)
+    lifts = _measure_lifts(lib, gate, record=not dry_run) if measure else {}
+    skills = [s.with_changes(lift=lifts[s.name]) if s.name in lifts else s for s in lib.skills()]
     with contextlib.ExitStack() as stack:
         if dry_run:  # writes nothing anywhere: a throwaway index, not the library's
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="memento-curate-"))
             idx = stack.enter_context(SkillIndex(Path(scratch)))
         else:
             idx = stack.enter_context(SkillIndex(index or default_index_dir(), library=lib.root))
-        idx.sync(lib.skills())
-        plan = plan_library(lib, idx)
+        idx.sync(skills)
+        plan = plan_curation(skills, library_similarities(idx, skills), script_files(lib, skills))
     if dry_run:
         if json_out:
             emit_json({"dir": str(lib.root), "dry_run": True, "plan": [s.to_dict() for s in plan]})
@@ -692,18 +706,25 @@ def _curation_model(
     return resources, ctx, build_gate_replay(resources)
 
 
-def _measure_lifts(lib: SkillLibrary, gate: Any) -> None:
-    """Measure and record each learned skill's lift with the model, saying what was found."""
+def _measure_lifts(lib: SkillLibrary, gate: Any, *, record: bool) -> dict[str, Any]:
+    """Each learned skill's lift measured with the model (kept with the skill when `record`;
+    a dry run keeps nothing, not even the cache), saying what was found."""
+    from memento_skills.cli_errors import CommandFailed
     from memento_skills.nodes.writing.curator import measure_lifts
-    from memento_skills.nodes.writing.lift import measure_lift
+    from memento_skills.nodes.writing.lift import LiftNotMeasured, measure_lift
     from memento_skills.stores.lift_cache import LiftCache
 
-    cache = LiftCache.of_library(lib.root)
+    cache = LiftCache.of_library(lib.root) if record else None
     replay = gate.replay
     assert replay is not None  # --measure builds it
-    lifts = measure_lifts(
-        lib,
-        lambda name, extra: measure_lift(replay, gate.cases, gate.ctx, name, extra, cache),
-    )
+    try:
+        lifts = measure_lifts(
+            lib,
+            lambda name, extra: measure_lift(replay, gate.cases, gate.ctx, name, extra, cache),
+            record=record,
+        )
+    except LiftNotMeasured as e:
+        raise CommandFailed(str(e), ExitCode.UNREACHABLE) from None
     for name, lift in lifts.items():
         err.print(f"measured {name}: {lift.to_text()}", markup=False, highlight=False)
+    return lifts

@@ -703,10 +703,13 @@ def measure_lifts(
     library: Any,
     measure: Callable[[str, Sequence[Case]], Any],
     extra: Callable[[Skill], Sequence[Case]] = lambda _s: (),
+    *,
+    record: bool = True,
 ) -> dict[str, Any]:
-    """Measure and record the lift of every live learned skill (`measure(name, extra cases)`,
-    i.e. nodes/writing/lift.py's measure_lift bound to a replay graph), promoting those it
-    shows useful; returns name -> Lift. A skill with no case to measure on keeps what it had."""
+    """Measure the lift of every live learned skill (`measure(name, extra cases)`, i.e.
+    nodes/writing/lift.py's measure_lift bound to a replay graph) and, with `record`, keep it
+    and promote those it shows useful; returns name -> Lift. A skill with no case to measure on
+    keeps what it had."""
     lifts: dict[str, Any] = {}
     for skill in library.skills():
         if not _learned(skill):
@@ -714,13 +717,16 @@ def measure_lifts(
         lift = measure(skill.name, extra(skill))
         if lift.with_total == 0:
             continue
+        lifts[skill.name] = lift
+        if not record:
+            continue
         try:
             recorded = library.record_lift(skill.name, lift)
         except SkillError as e:  # changed while it was measured: the next pass measures it
             emit("curator", {"event": "lift_not_recorded", "skill": skill.name, "reason": str(e)})
+            del lifts[skill.name]
             continue
         promote(library, recorded)
-        lifts[skill.name] = lift
     return lifts
 
 

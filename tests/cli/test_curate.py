@@ -108,7 +108,8 @@ def _vowel_executor(request: dict[str, Any]) -> str:
     return str(sum(c in "aeiou" for c in word))
 
 
-def test_measure_replays_with_and_without_then_retires(tmp_path: Path, home: Path) -> None:
+def _vowel_library(tmp_path: Path) -> SkillLibrary:
+    """A learned skill that makes the model count vowels wrong, with two cases it can solve."""
     library = open_library(tmp_path / "skills")
     library.create(
         Skill(
@@ -125,11 +126,27 @@ def test_measure_replays_with_and_without_then_retires(tmp_path: Path, home: Pat
         task = f"How many vowels are in the word '{word}'?"
         gold = str(sum(c in "aeiou" for c in word))
         cases.add("count-vowels", Case(task=task, ground_truth=gold, task_id=word))
+    return library
+
+
+def test_measure_replays_with_and_without_then_retires(tmp_path: Path, home: Path) -> None:
+    library = _vowel_library(tmp_path)
+    index = str(tmp_path / "index")
     with ScriptedEndpoint(_vowel_executor) as fake:
+        model = ("--base-url", fake.base_url, "--model", "scripted")
+        before = _tree(library.root)
+        dry = memento(
+            *("skills", "curate", "--measure", "--dry-run", "--dir", str(library.root)),
+            *("--index", index, *model),
+            home=home,
+        )
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.startswith("retire count-vowels: measured lift is not positive")
+        assert "lift -1.00: 0/2 with, 2/2 without" in dry.stdout
+        assert _tree(library.root) == before  # measured, planned, nothing kept
         done = memento(
             *("skills", "curate", "--measure", "--yes", "--dir", str(library.root)),
-            *("--index", str(tmp_path / "index"), "--base-url", fake.base_url),
-            *("--model", "scripted"),
+            *("--index", index, *model),
             home=home,
         )
     assert done.returncode == 0, done.stderr
@@ -139,6 +156,18 @@ def test_measure_replays_with_and_without_then_retires(tmp_path: Path, home: Pat
     retired = SkillLibrary(library.root).get("count-vowels")
     assert retired.lifecycle == "deprecated" and retired.lift is not None
     assert retired.lift.value == -1.0
+
+
+def test_measure_needs_an_endpoint(tmp_path: Path, home: Path) -> None:
+    library = _vowel_library(tmp_path)
+    args = ("skills", "curate", "--measure", "--dry-run", "--dir", str(library.root))
+    offline = memento(*args, home=home)
+    assert offline.returncode == 2 and "MEMENTO_BASE_URL" in offline.stderr
+    with ScriptedEndpoint(_vowel_executor) as fake:
+        url = fake.base_url
+    gone = memento(*args, "--base-url", url, "--model", "scripted", home=home)
+    assert gone.returncode == 3, gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1 and "Traceback" not in gone.stderr
 
 
 def test_a_rename_is_undone_by_the_command_it_prints(tmp_path: Path, home: Path) -> None:
