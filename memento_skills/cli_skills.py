@@ -667,7 +667,10 @@ def skills_curate(
     writer = resources.model("writer", ctx) if resources is not None else None
 
     def ask(step: Any) -> bool:
-        return bool(typer.confirm(f"{step.line()}\napply?", default=False, err=True))
+        # asked on stderr and read from stdin: stdout keeps only what was done (click's
+        # prompt writes a stray space to stdout)
+        err.print(f"{step.line()}\napply? [y/N] ", end="", markup=False, highlight=False)
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
 
     approve = (lambda _step: True) if yes else ask
     results = [apply_curation(s, lib, gate, writer=writer, approve=approve) for s in plan]

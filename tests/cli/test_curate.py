@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Lift, Skill
 
-from support.commands import memento
+from support.commands import ENDPOINT_VARS, MEMENTO, QUIET, memento
 from support.scripted_endpoint import ScriptedEndpoint
 
 
@@ -199,3 +201,37 @@ def test_a_rename_is_undone_by_the_command_it_prints(tmp_path: Path, home: Path)
     again = SkillLibrary(library.root)
     assert again.exists("csv-analysis") and not again.exists(new)
     assert [c.ground_truth for c in CaseStore(library.root).load("csv-analysis")] == ["enots"]
+
+
+def _on_a_terminal(args: list[str], answer: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`memento ARGS` with its stdin on a real pseudo-terminal, typing `answer`."""
+    leader, follower = os.openpty()
+    env = {**os.environ, "MEMENTO_HOME": str(home), "NO_COLOR": "1", **QUIET}
+    for name in ("MEMENTO_SKILLS_DIR", "MEMENTO_INDEX_DIR", *ENDPOINT_VARS):
+        env.pop(name, None)
+    try:
+        proc = subprocess.Popen(
+            [MEMENTO, *args], stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, text=True,
+        )  # fmt: skip
+        os.write(leader, answer.encode())
+        out, err = proc.communicate(timeout=300)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_on_a_terminal_each_step_is_asked(lib: SkillLibrary, tmp_path: Path, home: Path) -> None:
+    args = ["skills", "curate", "--dir", str(lib.root), "--index", str(tmp_path / "index")]
+    before = _tree(lib.root)
+    no = _on_a_terminal(args, "n\n", home)
+    assert no.returncode == 0, no.stderr
+    assert "retire count-vowels" in no.stderr and "apply?" in no.stderr
+    assert no.stdout.strip().endswith("not approved")
+    # declined: no skill changed (the index's library id, made on its first sync, aside)
+    assert {k: v for k, v in _tree(lib.root).items() if "library.json" not in k} == before
+    yes = _on_a_terminal(args, "y\n", home)
+    assert yes.returncode == 0, yes.stderr
+    assert yes.stdout.startswith("retired count-vowels")
+    assert SkillLibrary(lib.root).get("count-vowels").lifecycle == "deprecated"
