@@ -732,25 +732,26 @@ def _lift_record(skill: Any) -> dict[str, Any]:
 
 
 def _routed_cases(index: Any, tasks: Sequence[Task], ctx: Context) -> dict[str, list[Any]]:
-    """The round's tasks (those without attachments) as cases of each skill they would be
-    routed to: dense similarity to the skill's document at or above ctx.min_route_score, best
-    first, at most ctx.gate_cases per skill."""
-    from memento_skills.stores.cases import Case
+    """The round's tasks as cases of each skill they would be routed to, as the gate picks its
+    siblings (`pick_siblings`: dense similarity to the skill's document at or above
+    ctx.min_route_score, best first, at most ctx.gate_cases; no attachments)."""
+    from memento_skills.nodes.gate import pick_siblings
 
-    if not index.count():
+    cases = _training_cases(tasks)()
+    if not cases or not index.count():
         return {}
-    scored: dict[str, list[tuple[float, Any]]] = {}
-    for task in tasks:
-        if task.attachments:
-            continue
-        case = Case(task=task.prompt(), ground_truth=task.answer, task_id=task.id)
-        for name, sim in index.dense_search(case.task, min(index.count(), 20)):
-            if sim >= ctx.min_route_score:
-                scored.setdefault(name, []).append((sim, case))
-    return {
-        name: [c for _, c in sorted(hits, key=lambda h: -h[0])[: max(ctx.gate_cases, 0)]]
-        for name, hits in scored.items()
+    k = min(index.count(), 50)
+    sims = {c.task: dict(index.dense_search(c.task, k)) for c in cases}
+    names = sorted({name for hits in sims.values() for name in hits})
+
+    def fit(name: str) -> Callable[[str], float]:
+        return lambda task: sims[task].get(name, -1.0)
+
+    routed = {
+        name: pick_siblings(cases, fit(name), "", ctx.min_route_score, ctx.gate_cases)
+        for name in names
     }
+    return {name: picked for name, picked in routed.items() if picked}
 
 
 def _endpoint_message(task_id: str, detail: str) -> str:
