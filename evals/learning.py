@@ -92,6 +92,11 @@ class RunSettings:
     model: str | None = None
     """One model name for the executor, judge and writer (else MEMENTO_*_MODEL / defaults)."""
     max_steps: int | None = None
+    search_tries: int | None = None
+    """The learning-time search's budget per training task (None: the Context's default; 0
+    turns it off); tokens and seconds likewise (docs/decisions.md#learning-search)."""
+    search_tokens: int | None = None
+    search_seconds: float | None = None
     keep_workspaces: bool = False
     library_from: Path | None = None
     """Start a new run's library as a copy of this run dir's (transfer to another suite)."""
@@ -306,6 +311,9 @@ class LearningRun:
         }
         if s.max_steps:
             fields["max_steps"] = s.max_steps
+        for name in ("search_tries", "search_tokens", "search_seconds"):
+            if getattr(s, name) is not None:
+                fields[name] = getattr(s, name)
         if s.base_url:
             fields["base_url"] = s.base_url
         if s.model:
@@ -677,6 +685,7 @@ def _record(
 ) -> dict[str, Any]:
     """One results.jsonl line. No gold: the file is meant to be shared with the report."""
     total = (result.usage or {}).get("total") or {}
+    search = getattr(result, "search", None) or {}
     scorer_total = ((score.usage or {}).get("total") or {}) if score.usage else {}
     changes = [
         {
@@ -716,6 +725,12 @@ def _record(
         "seconds": round(result.seconds, 3),
         "error": result.error,
         "error_kind": result.error_kind,
+        # the learning-time search (0 and None when it did not run: docs/decisions.md#learning-search)
+        "search_tries": int(search.get("tries") or 0),
+        "search_tokens": int(search.get("tokens") or 0),
+        "search_seconds": float(search.get("seconds") or 0.0),
+        "search_found_by": search.get("found_by"),
+        "search_stopped": search.get("stopped"),
         "finished": _now(),
     }
 

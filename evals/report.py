@@ -124,6 +124,24 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
                 "cost_usd": _sum_cost(rs),
             }
         )
+    search = []
+    for (p, r), rs in _by(records, "phase", "round").items():
+        searched = [x for x in rs if x.get("search_tries")]
+        if searched:
+            search.append(
+                {
+                    "phase": p,
+                    "round": r,
+                    "tasks": len(rs),
+                    "searched": len(searched),
+                    "found": sum(1 for x in searched if x.get("search_found_by")),
+                    "tries_per_searched": sum(x["search_tries"] for x in searched) / len(searched),
+                    "tokens_per_searched": sum(x.get("search_tokens", 0) for x in searched)
+                    / len(searched),
+                    "seconds_per_searched": sum(x.get("search_seconds", 0.0) for x in searched)
+                    / len(searched),
+                }
+            )
     leaks_file = root / "leaks.json"
     leaks = json.loads(leaks_file.read_text(encoding="utf-8")) if leaks_file.exists() else None
     return {
@@ -138,6 +156,7 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
         "growth": growth,
         "library_rounds": library_rounds,
         "tokens": tokens,
+        "search": search,
         "total_tokens": sum(r["tokens"] for r in records),
         "total_cost_usd": _sum_cost(records),
         "leaks": leaks,
@@ -419,7 +438,9 @@ def render(data: Mapping[str, Any]) -> str:
             f"{t['tokens_per_task']:.0f} | {t['seconds_per_task']:.1f} | {t['scorer_tokens']:,} | "
             f"{_cost(t['cost_usd'])} |"
         )
-    lines += ["", f"![tokens per task]({PLOTS['tokens_per_task']})", "", "## Leak check", ""]
+    lines += ["", f"![tokens per task]({PLOTS['tokens_per_task']})", ""]
+    lines += _search_lines(data.get("search") or [])
+    lines += ["## Leak check", ""]
     leaks = data["leaks"]
     if leaks is None:
         lines.append("Not run yet (`memento leaks RUN_DIR`).")
@@ -435,6 +456,26 @@ def render(data: Mapping[str, Any]) -> str:
             how = "" if leak.get("form", "verbatim") == "verbatim" else f" ({leak['form']})"
             lines.append(f"- task {leak['task_id']} in `{where}`{how}")
     return "\n".join(lines) + "\n"
+
+
+def _search_lines(search: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The learning-time search per phase and round: how often it ran, found, and its cost
+    (docs/decisions.md#learning-search); nothing when no task was searched."""
+    if not search:
+        return []
+    lines = [
+        "## Learning-time search",
+        "",
+        "| phase | round | tasks | searched | found | tries/searched | tokens/searched | seconds/searched |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in search:
+        lines.append(
+            f"| {s['phase']} | {s['round']} | {s['tasks']} | {s['searched']} | {s['found']} | "
+            f"{s['tries_per_searched']:.1f} | {s['tokens_per_searched']:.0f} | "
+            f"{s['seconds_per_searched']:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def write_report(run_dir: Path | str) -> tuple[Path, dict[str, Any]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig, ensure_config
@@ -28,7 +28,14 @@ from langgraph.types import Checkpointer, Command, Overwrite
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import Attachment, InputState, OutputState, State, attachment_paths
+from memento_skills.graph.state import (
+    Attachment,
+    InputState,
+    OutputState,
+    State,
+    Verdict,
+    attachment_paths,
+)
 from memento_skills.graph.validation import check_context, check_input
 from memento_skills.nodes.execute import build_execute_graph
 from memento_skills.nodes.gate import ReplayGraph, build_replay_graph
@@ -92,6 +99,9 @@ def begin(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         "execute_error_kind": None,
         "verdict": None,
         "proposal": None,
+        "procedure": None,
+        "search": None,
+        "execute_override": None,
         "usage": {},
         "tips": Overwrite([]),
         "writes": Overwrite([]),
@@ -210,10 +220,20 @@ def build_graph(
 
     builder.add_node("judge", judge_step)
     learning = live_router if isinstance(live_router, LearningRouter) else None
+
+    def judge_candidate(state: Mapping[str, Any], ctx: Context) -> Verdict:
+        """The judge on a search candidate's answer (a program's run): its verdict."""
+        return cast(
+            Verdict, judge(cast(State, state), Runtime(context=ctx), resources=res)["verdict"]
+        )
+
     builder.add_node(
         "reflect_write",
         build_reflect_write_graph(
-            res, router=learning, replay=functools.cache(functools.partial(build_gate_replay, res))
+            res,
+            router=learning,
+            replay=functools.cache(functools.partial(build_gate_replay, res)),
+            judge=judge_candidate,
         ),
     )
     builder.add_node("begin", begin)

@@ -186,6 +186,29 @@ class Context:
             "ge": 0,
         },
     )
+    search_tries: int = field(
+        default=6,
+        metadata={
+            "description": "Candidates the learning-time search may judge on a failed task with a "
+            "known answer, before writing (0: no search). docs/decisions.md#learning-search",
+            "ge": 0,
+        },
+    )
+    search_tokens: int = field(
+        default=30_000,
+        metadata={"description": "Tokens the search may spend on one task.", "ge": 1},
+    )
+    search_seconds: float = field(
+        default=600.0,
+        metadata={"description": "Wall time the search may spend on one task, seconds.", "gt": 0},
+    )
+    search_repairs: int = field(
+        default=2,
+        metadata={
+            "description": "Times the writer may repair its program after the judge failed it.",
+            "ge": 0,
+        },
+    )
     approval_required: bool = field(
         default=False,
         metadata={

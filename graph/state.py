@@ -116,6 +116,58 @@ class Procedure(TypedDict):
     """The winning executor trajectory ([] for a writer program)."""
 
 
+class Procedure(TypedDict):
+    """A way of solving the task that the judge passed at learning time."""
+
+    found_by: str
+    """"sample-<i>" | "forced-<tool>" | "program-<try>" (try 1 = the writer's first program)."""
+    script: str
+    """Python source of a parameterised script: it takes the task's values as command-line
+    arguments and prints the answer; "" when the winner was an executor trajectory with no
+    usable program."""
+    args: list[str]
+    """This task's values, as the script's arguments."""
+    output: str
+    """What the winning run answered (the candidate's own answer, never the gold)."""
+    steps: list[ToolStep]
+    """The winning executor trajectory ([] for a writer program)."""
+
+
+SearchStop = Literal[
+    "found",
+    "budget-tries",
+    "budget-tokens",
+    "budget-seconds",
+    "budget-repairs",
+    "exhausted",
+    "no-ground-truth",
+    "off",
+]
+"""Why a search ended: a candidate passed; a budget ran out (tries, tokens, seconds, the repairs
+of the writer's program); every candidate was tried; or it did not run (no ground truth or
+rubric to judge by; search_tries is 0)."""
+
+
+class SearchReport(TypedDict):
+    """What the search tried and what it cost (per task, in the run log and the learn report)."""
+
+    tries: int  # candidates judged
+    tokens: int  # tokens the search spent (executor, writer and judge calls)
+    seconds: float
+    found_by: str | None  # the winner's found_by, None when nothing passed
+    outcomes: list[str]  # one line per try, e.g. "sample-1: fail", "program-2: pass"
+    stopped: SearchStop
+
+
+class ExecuteOverride(TypedDict, total=False):
+    """How the search runs the executor differently from the attempt it failed: a sampling
+    temperature for every model call, and tools its first steps must call (they take the place
+    of the skill's first_tools)."""
+
+    temperature: float
+    first_tools: list[str]
+
+
 class LibraryWrite(TypedDict):
     """A change the write phase made (or proposed and rolled back) to the library."""
 
@@ -163,18 +215,25 @@ class AttemptState(InputState):
     attempt: NotRequired[int]
     usage: NotRequired[dict[str, Any]]
     run_id: NotRequired[str | None]  # this task's run on the thread: keys its side effects
+    procedure: NotRequired[Procedure | None]  # what the learning-time search found (or None)
+    search: NotRequired[SearchReport | None]  # the task's search, once it ran (or None)
 
 
 class State(AttemptState):
     tips: NotRequired[Annotated[list[str], operator.add]]
     writes: NotRequired[Annotated[list[LibraryWrite], operator.add]]
+    execute_override: NotRequired[ExecuteOverride | None]
+    """Internal: the search's replay runs the executor with it; never an input."""
 
 
 class ReflectOutput(TypedDict):
-    """What the write phase hands back: only this attempt's tips and library writes."""
+    """What the write phase hands back: this attempt's tips and library writes, and the task's
+    search with what it found."""
 
     tips: NotRequired[Annotated[list[str], operator.add]]
     writes: NotRequired[Annotated[list[LibraryWrite], operator.add]]
+    procedure: NotRequired[Procedure | None]
+    search: NotRequired[SearchReport | None]
 
 
 @with_config(ConfigDict(use_attribute_docstrings=True))
@@ -189,6 +248,8 @@ class OutputState(TypedDict):
     """The skill the last attempt used (null: none fitted)."""
     writes: NotRequired[list[LibraryWrite]]
     """The changes this task made to the skill library, or proposed and rolled back."""
+    search: NotRequired[SearchReport | None]
+    """The learning-time search on a failed task with a known answer: what it tried and cost."""
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     """The chat, with the answer appended (Studio's chat mode)."""
 

@@ -21,14 +21,19 @@ import typer
 from rich.table import Table
 
 from memento_skills.cli_common import (
+    SEARCH_OPTIONS,
     DirOpt,
     JsonOpt,
+    SearchSecondsOpt,
+    SearchTokensOpt,
+    SearchTriesOpt,
     emit_json,
     err,
     existing_library_dir,
     fail,
     library_at,
     out,
+    search_budget,
 )
 from memento_skills.cli_errors import (
     EXIT_CODES_HELP,
@@ -114,6 +119,9 @@ def run(
             "a task killed mid-run resumes with `memento run --thread ID`.",
         ),
     ] = None,
+    search_tries: SearchTriesOpt = None,
+    search_tokens: SearchTokensOpt = None,
+    search_seconds: SearchSecondsOpt = None,
 ) -> None:
     """Run one task: route to a skill, execute, judge, and learn from the outcome.
 
@@ -130,6 +138,7 @@ def run(
         "approval_required": approve,
         "skills_dir": str(dir) if dir else "",
         "index_dir": str(index) if index else "",
+        **search_budget(search_tries, search_tokens, search_seconds),
     }
     if write_policy is not None:
         given["write_policy"] = write_policy
@@ -150,7 +159,11 @@ def run(
     except RunRefused as e:
         if e.field == "task":
             fail('TASK is empty: say the task in words, e.g. memento run "What is 6 times 7?"')
-        option = {"write_policy": "--write-policy", "max_attempts": "--max-attempts"}
+        option = {
+            "write_policy": "--write-policy",
+            "max_attempts": "--max-attempts",
+            **SEARCH_OPTIONS,
+        }
         fail(f"{option[e.field]}: {e}" if e.field in option else str(e))
     if ctx is not None and ctx.mcp_config:
         from memento_skills.stores.mcp_config import McpConfigError, load_file

@@ -25,6 +25,41 @@ DirOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+SearchTriesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--search-tries",
+        help="Candidates the learning-time search may judge on a failed task with a known "
+        "answer (default 6; 0: no search).",
+    ),
+]
+SearchTokensOpt = Annotated[
+    int | None,
+    typer.Option("--search-tokens", help="Tokens the search may spend per task (default 30000)."),
+]
+SearchSecondsOpt = Annotated[
+    float | None,
+    typer.Option("--search-seconds", help="Seconds the search may take per task (default 600)."),
+]
+SEARCH_OPTIONS = {
+    "search_tries": "--search-tries",
+    "search_tokens": "--search-tokens",
+    "search_seconds": "--search-seconds",
+}
+"""The search budget's Context fields and their options, to name an option in an error."""
+
+
+def search_budget(tries: int | None, tokens: int | None, seconds: float | None) -> dict[str, Any]:
+    """The search budget options given, as Context fields, refused when out of range."""
+    given = {"search_tries": tries, "search_tokens": tokens, "search_seconds": seconds}
+    for name, value in given.items():
+        least = 0 if name == "search_tries" else 1
+        if value is not None and value < least:
+            hint = "0 turns the search off" if name == "search_tries" else "give a positive number"
+            raise BadInputError(
+                f"{SEARCH_OPTIONS[name]} must be at least {least}, not {value} ({hint})"
+            )
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def existing_library_dir(path: Path) -> Path:

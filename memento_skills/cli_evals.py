@@ -19,7 +19,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from memento_skills.cli_common import JsonOpt, emit_json, err, fail, out
+from memento_skills.cli_common import (
+    JsonOpt,
+    SearchSecondsOpt,
+    SearchTokensOpt,
+    SearchTriesOpt,
+    emit_json,
+    err,
+    fail,
+    out,
+    search_budget,
+)
 from memento_skills.cli_errors import EXIT_CODES_HELP, ExitCode
 
 suites_app = typer.Typer(
@@ -291,6 +301,9 @@ def learn(
     base_url: BaseUrlOpt = None,
     model: ModelOpt = None,
     web_search: WebOpt = None,
+    search_tries: SearchTriesOpt = None,
+    search_tokens: SearchTokensOpt = None,
+    search_seconds: SearchSecondsOpt = None,
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.md at the end.")
     ] = True,
@@ -301,6 +314,7 @@ def learn(
 
     if mode not in MODES:
         fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    budget = search_budget(search_tries, search_tokens, search_seconds)
     announce_sandbox()
 
     def go() -> Any:
@@ -316,6 +330,7 @@ def learn(
                 base_url=base_url,
                 model=model,
                 web_search=web_search,
+                **budget,
             ),
             progress=not json_out,
             log=lambda line: err.print(line, highlight=False, markup=False),

@@ -21,7 +21,7 @@ from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.models import UsageTracker
 from memento_skills.graph.resources import Resources
-from memento_skills.graph.state import ExecuteErrorKind
+from memento_skills.graph.state import ExecuteErrorKind, SearchReport
 
 
 @dataclass
@@ -36,6 +36,8 @@ class TaskResult:
     error: str | None = None
     error_kind: ExecuteErrorKind | None = None
     """Why the last attempt ended without an answer (graph/state.py ExecuteErrorKind)."""
+    search: SearchReport | None = None
+    """The learning-time search on the task, when it ran (graph/state.py SearchReport)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class TaskResult:
             "seconds": round(self.seconds, 3),
             "usage": self.usage,
             "error": self.error,
+            "search": self.search,
         }
 
 
@@ -84,6 +87,18 @@ def describe(event: dict[str, Any]) -> str | None:
             return f"library: {event.get('skill')} v{event.get('version')} is live ({event.get('gate')})"
         if kind == "rolled_back":
             return f"library: {event.get('skill')} v{event.get('version')} rolled back ({event.get('gate')})"
+        if kind == "search_try":
+            if event.get("error"):
+                return f"  search: {event.get('candidate')} unusable ({event.get('error')})"
+            verdict = "pass" if event.get("passed") else "fail"
+            return f"  search try {event.get('try')}: {event.get('candidate')} {verdict} ({event.get('tokens')} tokens so far)"
+        if kind in ("search_found", "search_exhausted"):
+            head = (
+                f"search: found by {event.get('found_by')}"
+                if kind == "search_found"
+                else f"search: nothing passed ({event.get('stopped')})"
+            )
+            return f"{head} — {event.get('tries')} tries, {event.get('tokens')} tokens, {float(event.get('seconds') or 0):.1f}s"
     return None
 
 
@@ -170,4 +185,5 @@ def run_task(
         usage=usage.summary(),
         error=state.get("execute_error"),
         error_kind=state.get("execute_error_kind"),
+        search=state.get("search"),
     )

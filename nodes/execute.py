@@ -41,6 +41,7 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.state import (
     Attachment,
     ExecuteErrorKind,
+    ExecuteOverride,
     ToolStep,
     model_failure_kind,
     task_text,
@@ -84,6 +85,7 @@ class ExecuteState(TypedDict):
     messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     usage: NotRequired[dict[str, Any]]
     attachments: NotRequired[list[Attachment]]
+    execute_override: NotRequired[ExecuteOverride | None]  # set by the search's replays only
     # private to the loop
     exec_messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     workspace: NotRequired[str]
@@ -254,7 +256,7 @@ class _Execute:
         base = Path(ctx.workspace_dir) if ctx.workspace_dir else Path(tempfile.gettempdir())
         workspace = reachable_dir(base / "memento-workspaces") / uuid.uuid4().hex[:12]
         workspace.mkdir(exist_ok=True)
-        _copy_attachments(state.get("attachments") or [], workspace)
+        copy_attachments(state.get("attachments") or [], workspace)
         skill = self._read_skill(state, ctx)  # the one read of this attempt
         attempt = OpenAttempt(skill=skill, mcp=self._open_mcp(skill, str(workspace), ctx))
         self.attempts.put(str(workspace), attempt)
@@ -453,7 +455,7 @@ class _Execute:
         return "finish" if state.get("done") else "agent"
 
 
-def _copy_attachments(attachments: list[Attachment], workspace: Path) -> None:
+def copy_attachments(attachments: list[Attachment], workspace: Path) -> None:
     """The task's files into the attempt's workspace, each at its name there, readable by all:
     a case's stored copy is 0600 (the judge's), and the sandbox's uid must read the workspace's."""
     for attachment in attachments:

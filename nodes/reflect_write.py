@@ -1,10 +1,13 @@
 """reflect_write: the write phase — change the library from what happened.
 
-A subgraph of five steps so that a human approval (`interrupt`) never re-runs model calls:
+A subgraph of six steps so that a human approval (`interrupt`) never re-runs model calls:
 
     reflect     — utility counts; on failure: ask the writer why (attribution), `decide` what
                   to change (nodes/writing/decision.py), and propose it: a minimal patch to the
                   skill used, or a new skill when none fitted (near-duplicates are refined)
+    search      — on a failure with a known answer and a write decided: look for a procedure
+                  the judge passes (nodes/writing/search.py); one found is distilled into a
+                  skill that carries it, and that proposal replaces the prose one
     approve     — with approval on, pause with the proposed diff; resume accepts, edits or rejects
     commit      — write the change as a new version, gate it by replaying regression cases and
                   the failing task, roll back on regression
@@ -17,10 +20,11 @@ the gold answer, which the judge and the gate alone handle.
 
 from __future__ import annotations
 
+import importlib
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, NotRequired, Protocol, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -34,6 +38,7 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import (
     AttemptState,
     LibraryWrite,
+    Procedure,
     Proposal,
     ReflectOutput,
     State,
@@ -64,6 +69,7 @@ from memento_skills.nodes.writing.proposals import (
     unchanged,
 )
 from memento_skills.nodes.writing.router_learning import append_run_log, observe_route
+from memento_skills.nodes.writing.search import JudgeCall, Search, not_run, search_gate
 from memento_skills.stores.cases import Case
 from memento_skills.stores.skill import (
     Lifecycle,
@@ -77,9 +83,38 @@ from memento_skills.stores.trust import script_files
 MAY_CHANGE = ("refine", "full")
 """Write policies under which the write phase may change an existing skill (its lifecycle too)."""
 
-ReflectState = State
-"""Inside the subgraph: the full state. It starts from the parent's AttemptState (tips and
-writes empty) and hands back only ReflectOutput, so nothing is appended to the parent twice."""
+
+class ReflectState(State):
+    """Inside the subgraph: the full state and the subgraph's own keys. It starts from the
+    parent's AttemptState (tips and writes empty) and hands back only ReflectOutput, so nothing
+    is appended to the parent twice."""
+
+    write_decided: NotRequired[bool]  # reflect decided a refine or create
+    searched: NotRequired[bool]  # the search ran (or was reported as not run) in this pass
+
+
+class Distil(Protocol):
+    """nodes/writing/distil.py `distil`: the procedure as a skill that carries it."""
+
+    def __call__(
+        self,
+        procedure: Procedure,
+        task: str,
+        writer: Any,
+        library: Any,
+        synced_index: Callable[[], Any],
+        existing: Skill | None,
+    ) -> Proposal: ...
+
+
+def _distil() -> Distil | None:
+    """distil's entry point, None while nodes/writing/distil.py is not there (the search then
+    reports what it found and the prose proposal stands)."""
+    try:
+        module = importlib.import_module("memento_skills.nodes.writing.distil")
+    except ModuleNotFoundError:
+        return None
+    return cast(Distil | None, getattr(module, "distil", None))
 
 
 class _Reflect:
@@ -88,10 +123,12 @@ class _Reflect:
         resources: Resources,
         router: LearningRouter | None,
         replay: Callable[[], ReplayGraph],
+        judge: JudgeCall,
     ) -> None:
         self.resources = resources
         self.router = router
         self.replay = replay
+        self.judge = judge
 
     # ------------------------------------------------------------------ reflect
 
@@ -160,6 +197,7 @@ class _Reflect:
             last_attempt=last_attempt,
             example=example,
         )
+        update["write_decided"] = decision.action in ("refine", "create")
         if decision.behaviour:
             emit("reflect_write", {"event": "behaviour", "policy": dict(decision.policy)})
         if decision.action == "nothing":
@@ -253,6 +291,62 @@ class _Reflect:
             f"critique: {critique or '(none)'}; tip: {tip or '(none)'}"
         )
         return attribution, analysis
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, state: ReflectState, runtime: Runtime[Context]) -> dict[str, Any]:
+        """Search for a procedure that passes (nodes/writing/search.py); distil one found into
+        the proposal. With none found, reflect's proposal stands."""
+        ctx = runtime.context or Context()
+        gate = search_gate(state, ctx, bool(state.get("write_decided")))
+        if gate is None:
+            return {"searched": False}
+        if gate != "run":
+            return {"search": not_run(gate), "procedure": None, "searched": True}
+        library = self.resources.library(ctx)
+        skill = _skill(library, state.get("selected_skill"))
+        procedure, report = Search(
+            state,
+            ctx,
+            replay=self.replay,
+            judge=self.judge,
+            writer=lambda: self.resources.model("writer", ctx),
+            skill=skill,
+        ).run()
+        update: dict[str, Any] = {"search": report, "procedure": procedure, "searched": True}
+        if procedure is None:
+            return update
+        distil = _distil()
+        if distil is None:
+            update["writes"] = [
+                unchanged(
+                    state.get("selected_skill"),
+                    f"the search found a procedure ({procedure['found_by']}), but distil is "
+                    "not available: the reflect proposal stands",
+                )
+            ]
+            return update
+        try:
+            proposal = distil(
+                procedure,
+                task_text(state),
+                self.resources.model("writer", ctx),
+                library,
+                lambda: self.resources.synced_index(ctx)[0],
+                skill,
+            )
+        except Exception as e:  # SkillError, or the writer failing: the prose proposal stands
+            update["writes"] = [
+                unchanged(
+                    state.get("selected_skill"),
+                    f"the search found a procedure ({procedure['found_by']}) that could not be "
+                    f"made a skill: {type(e).__name__}: {e}"[:500],
+                )
+            ]
+            return update
+        update["proposal"] = proposal
+        emit_proposal(proposal)
+        return update
 
     # ------------------------------------------------------------------ approve
 
@@ -495,7 +589,8 @@ class _Reflect:
     def log(self, state: ReflectState, runtime: Runtime[Context]) -> dict[str, Any]:
         """Append the attempt's run-log record, with every write this phase made."""
         ctx = runtime.context or Context()
-        append_run_log(self.resources.run_log(ctx), state, ctx)
+        searched = state.get("search") if state.get("searched") else None
+        append_run_log(self.resources.run_log(ctx), state, ctx, searched)
         return {}
 
     def learn_route(self, state: ReflectState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -513,7 +608,7 @@ class _Reflect:
     # ------------------------------------------------------------------ routing
 
     @staticmethod
-    def after_reflect(state: ReflectState, runtime: Runtime[Context]) -> str:
+    def after_search(state: ReflectState, runtime: Runtime[Context]) -> str:
         ctx = runtime.context or Context()
         if state.get("proposal") and ctx.approval_required:
             return "approve"
@@ -546,21 +641,25 @@ def build_reflect_write_graph(
     *,
     router: LearningRouter | None = None,
     replay: Callable[[], ReplayGraph],
-) -> CompiledStateGraph[State, Context, AttemptState, ReflectOutput]:
+    judge: JudgeCall,
+) -> CompiledStateGraph[ReflectState, Context, AttemptState, ReflectOutput]:
     """The write-phase subgraph; `router` learns from each judged attempt (None: no router
-    learns), `replay` gives the execute → judge graph the gate replays cases with (asked for at
-    the first gate, so a graph that writes nothing never compiles it)."""
-    r = _Reflect(resources, router, replay)
+    learns), `replay` gives the execute → judge graph the gate and the search replay with
+    (asked for at first use, so a graph that writes nothing never compiles it), `judge` judges
+    the search's programs."""
+    r = _Reflect(resources, router, replay, judge)
     builder = StateGraph(
         ReflectState, input_schema=AttemptState, output_schema=ReflectOutput, context_schema=Context
     )
     builder.add_node("reflect", r.reflect)
+    builder.add_node("search", r.search)
     builder.add_node("approve", r.approve)
     builder.add_node("commit", r.commit)
     builder.add_node("log", r.log)
     builder.add_node("learn_route", r.learn_route)
     builder.add_edge(START, "reflect")
-    builder.add_conditional_edges("reflect", r.after_reflect, ["approve", "commit"])
+    builder.add_edge("reflect", "search")
+    builder.add_conditional_edges("search", r.after_search, ["approve", "commit"])
     builder.add_edge("approve", "commit")
     builder.add_edge("commit", "log")
     builder.add_edge("log", "learn_route")

@@ -84,6 +84,8 @@ class Budget:
 
 class ForcedFirstTools:
     """The skill's tool policy: step k must call `first_tools[k]` (when that tool is offered).
+    The learning-time search overrides it for a replay (`execute_override`: its own first tools,
+    a sampling temperature for every call).
 
     Policy binds, it does not suggest: a small model told in prose to compute never did
     (docs/decisions.md#forced-first-tool).
@@ -97,9 +99,13 @@ class ForcedFirstTools:
         offered: Collection[str],
     ) -> None:
         step = int(state.get("steps") or 0)
-        if skill is None or step >= len(skill.first_tools):
+        override: Mapping[str, Any] = state.get("execute_override") or {}
+        first: Sequence[str] = override.get("first_tools") or (skill.first_tools if skill else ())
+        if "temperature" in override:  # the search's resample (docs/decisions.md#learning-search)
+            call.temperature = float(override["temperature"])
+        if step >= len(first):
             return
-        name: str = skill.first_tools[step]
+        name: str = first[step]
         if name in offered:
             call.tool_choice = name
 

@@ -1,5 +1,6 @@
 """What the writer model is asked, and the schemas it fills in: attribution, patch, new skill,
-and the script skill a winning procedure is distilled into."""
+the learning-time search's program and its repair, and the script skill a winning procedure is
+distilled into."""
 
 from __future__ import annotations
 
@@ -110,6 +111,64 @@ Give:
 - computes: one sentence saying what the script computes from its arguments;
 - arguments: one entry per argument, in order: a short name and what value of a task goes there.
 Never write the answer of this particular task."""
+
+
+PROGRAM_PROMPT = """An attempt at a task failed. Write a Python program that computes the answer to
+tasks of this kind, so that it can be run on this task now and on others like it later.
+
+Task:
+{task}
+
+Steps the failed attempt took:
+{trajectory}
+
+Its final answer, which the judge says is wrong: {answer}
+{working}
+Give:
+- script: a complete Python 3 program (standard library only). Every value that changes from one
+  task of this kind to the next (numbers, words, lists, dates, ...) comes in as a command-line
+  argument (argparse or sys.argv); never write this task's values into the code. The wording that
+  defines the problem stays in the code. It prints only the answer, on its last line, in the form
+  the task asks for.
+- args: this task's values, as the command-line arguments to run the script with, in order.
+Files the task came with are in the program's working directory."""
+
+WORKING_CODE = """
+A run that the judge passed computed the answer with this code, written for this task's values:
+```python
+{code}
+```
+Make the script this computation, with the task's values as arguments.
+"""
+
+REPAIR_PROGRAM_PROMPT = """Your program for this task gave an answer the judge says is wrong.
+
+Task:
+{task}
+
+Your program:
+```python
+{script}
+```
+Run with the arguments: {args}
+
+What the run printed:
+{output}
+
+Answer taken from its last line: {answer}
+The judge says this answer is wrong.
+
+Find the mistake (in the computation, in reading the task, in the arguments, or in the form of
+the printed answer) and give a corrected script and args, by the same rules: every value of the
+task as a command-line argument, only the answer printed on the last line."""
+
+
+class Program(BaseModel):
+    script: str = Field(description="Python 3 source; takes the task's values as arguments")
+    args: list[str] = Field(
+        default_factory=list, description="This task's values as the command-line arguments"
+    )
+    rationale: str = ""
 
 
 class Attribution(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.state import LibraryWrite, State, task_text
+from memento_skills.graph.state import LibraryWrite, SearchReport, State, task_text
 from memento_skills.nodes.routing.seams import LearningRouter
 from memento_skills.nodes.writing.proposals import effect_key
 
@@ -26,8 +26,14 @@ def reward(state: Mapping[str, Any]) -> float:
     return 1.0 if verdict.get("passed") else 0.0
 
 
-def run_record(state: State, ctx: Context, writes: Sequence[LibraryWrite]) -> dict[str, Any]:
-    """The run-log line of one judged attempt: what ran, how it was judged, what changed."""
+def run_record(
+    state: State,
+    ctx: Context,
+    writes: Sequence[LibraryWrite],
+    search: SearchReport | None = None,
+) -> dict[str, Any]:
+    """The run-log line of one judged attempt: what ran, how it was judged, what changed, and
+    the learning-time search when it ran on this attempt (`search`)."""
     verdict: Mapping[str, Any] = state.get("verdict") or {}
     steps = state.get("trajectory") or []
     return {
@@ -50,14 +56,17 @@ def run_record(state: State, ctx: Context, writes: Sequence[LibraryWrite]) -> di
         "verdict": {k: verdict.get(k) for k in ("passed", "score", "method")},
         "reward": reward(state),
         "writes": list(writes),
+        "search": search,
         "usage": state.get("usage") or {},
         "write_policy": ctx.write_policy,
     }
 
 
-def append_run_log(run_log: Any, state: State, ctx: Context) -> None:
+def append_run_log(
+    run_log: Any, state: State, ctx: Context, search: SearchReport | None = None
+) -> None:
     """Append the attempt's record (a failed append is reported, never fails the task)."""
-    record = run_record(state, ctx, state.get("writes") or [])
+    record = run_record(state, ctx, state.get("writes") or [], search)
     try:
         run_log.append(record, key=effect_key(state, "log"))
     except OSError as e:

@@ -1,0 +1,427 @@
+"""The learning-time search: before writing from a failed attempt, look for a way of solving the
+task that the judge passes, cheapest candidate first, within a budget per task.
+
+Candidates, in order (docs/decisions.md#learning-search): the executor sampled again with the
+same skill at a temperature above 0; the executor with a computing tool forced first (one the
+failed attempt did not call); the writer's own parameterised program, run in a sandbox of its
+own; and that program repaired, up to `search_repairs` times, from its output and the bare
+verdict. A passing executor run that computed with python is turned into a program too, so the
+procedure carries a script that takes the task's values as arguments.
+
+The judge is the oracle; the gold it holds never reaches the writer: the writer sees the task,
+the failed trajectory, its program, that program's output and "the judge says this answer is
+wrong" — never the gold, never the judge's critique (which may paraphrase the gold). What the
+writer sees is the agent's own work (its calls, its programs' output), never the judge's.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
+
+from memento_skills.graph.context import Context
+from memento_skills.graph.events import emit
+from memento_skills.graph.models import UsageTracker, structured
+from memento_skills.graph.state import (
+    ExecuteOverride,
+    Procedure,
+    SearchReport,
+    SearchStop,
+    ToolStep,
+    Verdict,
+    task_text,
+)
+from memento_skills.nodes.execute import copy_attachments
+from memento_skills.nodes.execution.sandbox import (
+    SandboxError,
+    SandboxLimits,
+    Workspace,
+    reachable_dir,
+)
+from memento_skills.nodes.gate import ReplayGraph
+from memento_skills.nodes.writing.prompts import (
+    PROGRAM_PROMPT,
+    REPAIR_PROGRAM_PROMPT,
+    WORKING_CODE,
+    Program,
+    trajectory_text,
+)
+from memento_skills.stores.cases import Case
+from memento_skills.stores.skill import Skill
+
+SAMPLE_TEMPERATURE = 0.8
+"""The resample's temperature: a different sample, still the same skill and tools."""
+FORCED_TOOLS = ("python", "shell")
+"""Computing tools a candidate may force first, in the order they are tried."""
+OUTPUT_TO_WRITER = 2_000
+"""How much of a program's run (stdout and stderr) the writer sees on a repair."""
+SCRIPT_NAME = "program.py"
+
+JudgeCall = Callable[[Mapping[str, Any], Context], Verdict]
+"""The judge node on a state holding a candidate's answer: its verdict."""
+
+Gate = Literal["run", "off", "no-ground-truth"]
+
+
+def search_gate(state: Mapping[str, Any], ctx: Context, write_decided: bool) -> Gate | None:
+    """Whether the search runs on this attempt: "run"; "off" or "no-ground-truth" (reported,
+    not run); None when nothing about it applies (a pass, no write decided or allowed, or the
+    task already searched — one search per task, across its attempts)."""
+    verdict: Mapping[str, Any] = state.get("verdict") or {}
+    if verdict.get("passed") or not write_decided or ctx.write_policy == "off":
+        return None
+    if state.get("search") is not None:
+        return None
+    if state.get("ground_truth") is None and not state.get("rubric"):
+        return "no-ground-truth"
+    if ctx.search_tries <= 0:
+        return "off"
+    return "run"
+
+
+def not_run(stopped: SearchStop) -> SearchReport:
+    """The report of a search that did not run, and why."""
+    return SearchReport(tries=0, tokens=0, seconds=0.0, found_by=None, outcomes=[], stopped=stopped)
+
+
+@dataclass
+class _Spend:
+    """What the search has spent so far, and the lines of its report."""
+
+    ctx: Context
+    tracker: UsageTracker = field(default_factory=lambda: UsageTracker(prices={}))
+    started: float = field(default_factory=time.monotonic)
+    tries: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.tracker.summary()["total"]["total_tokens"])
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.started
+
+    def exhausted(self) -> SearchStop | None:
+        """The budget that is spent, if one is."""
+        if self.tries >= self.ctx.search_tries:
+            return "budget-tries"
+        if self.tokens >= self.ctx.search_tokens:
+            return "budget-tokens"
+        if self.seconds >= self.ctx.search_seconds:
+            return "budget-seconds"
+        return None
+
+    def config(self) -> RunnableConfig:
+        """The current run's callbacks with this search's usage tracker added, so its calls are
+        counted here and still in the run's own usage."""
+        callbacks = ensure_config().get("callbacks")
+        if isinstance(callbacks, BaseCallbackManager):
+            manager = callbacks.copy()
+            manager.add_handler(self.tracker, inherit=True)
+            return {"callbacks": manager}
+        return {"callbacks": [*(callbacks or []), self.tracker]}
+
+    def judged(self, label: str, passed: bool, note: str = "") -> None:
+        self.tries += 1
+        line = f"{label}: {'pass' if passed else 'fail'}" + (f" ({note})" if note else "")
+        self.outcomes.append(line)
+        emit(
+            "reflect_write",
+            {
+                "event": "search_try",
+                "try": self.tries,
+                "candidate": label,
+                "passed": passed,
+                "tokens": self.tokens,
+            },
+        )
+
+    def report(self, found_by: str | None, stopped: SearchStop) -> SearchReport:
+        return SearchReport(
+            tries=self.tries,
+            tokens=self.tokens,
+            seconds=round(self.seconds, 3),
+            found_by=found_by,
+            outcomes=list(self.outcomes),
+            stopped=stopped,
+        )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One candidate's run: its answer, whether the judge passed it, and what it did."""
+
+    answer: str
+    passed: bool
+    steps: list[ToolStep] = field(default_factory=list)
+    output: str = ""
+
+
+class Search:
+    """One task's search; `run()` gives what it found (None: nothing passed) and its report."""
+
+    def __init__(
+        self,
+        state: Mapping[str, Any],
+        ctx: Context,
+        *,
+        replay: Callable[[], ReplayGraph],
+        judge: JudgeCall,
+        writer: Callable[[], BaseChatModel],
+        skill: Skill | None,
+    ) -> None:
+        self.state = state
+        self.ctx = ctx
+        self.replay = replay
+        self.judge = judge
+        self.writer = writer
+        self.skill = skill
+        self.spend = _Spend(ctx)
+        self.task = task_text(state)
+        self.case = Case(
+            task=self.task,
+            ground_truth=state.get("ground_truth"),
+            rubric=state.get("rubric"),
+            task_id=str(state.get("task_id") or ""),
+        )
+
+    # -------------------------------------------------------------- the candidates
+
+    def executor_candidates(self) -> list[tuple[str, ExecuteOverride]]:
+        """The executor's candidates, cheapest first: a resample, then each computing tool the
+        skill offers and the failed attempt did not call, forced first."""
+        called = {s["tool"] for s in self.state.get("trajectory") or []}
+        offered = set(self.skill.allowed_tools) if self.skill and self.skill.allowed_tools else None
+        candidates: list[tuple[str, ExecuteOverride]] = [
+            ("sample-1", ExecuteOverride(temperature=SAMPLE_TEMPERATURE))
+        ]
+        for tool in FORCED_TOOLS:
+            if tool not in called and (offered is None or tool in offered):
+                candidates.append((f"forced-{tool}", ExecuteOverride(first_tools=[tool])))
+        return candidates
+
+    def run(self) -> tuple[Procedure | None, SearchReport]:
+        """Try the candidates in order until one passes or the budget is spent."""
+        emit("reflect_write", {"event": "search_start", "budget": self._budget()})
+        # keep one try for the writer's program whenever the budget has two or more
+        executor = self.executor_candidates()[: max(1, self.ctx.search_tries - 1)]
+        winner: tuple[str, _Run] | None = None
+        for label, override in executor:
+            stop = self.spend.exhausted()
+            if stop is not None:
+                return self._end(None, stop)
+            run = self._executor(label, override)
+            if run.passed:
+                winner = (label, run)
+                break
+        working = _working_code(winner[1].steps) if winner else None
+        if winner is not None and working is None:
+            label, run = winner
+            return self._end(
+                Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps),
+                "found",
+            )
+        found, stop = self._programs(working)
+        if found is not None:
+            if winner is not None:  # the executor found it; the program parameterises it
+                label, run = winner
+                found = Procedure(**{**found, "found_by": label, "steps": run.steps})
+            return self._end(found, "found")
+        if winner is not None:
+            label, run = winner
+            return self._end(
+                Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps),
+                "found",
+            )
+        return self._end(None, stop)
+
+    def _budget(self) -> dict[str, Any]:
+        c = self.ctx
+        return {
+            "tries": c.search_tries,
+            "tokens": c.search_tokens,
+            "seconds": c.search_seconds,
+            "repairs": c.search_repairs,
+        }
+
+    def _end(
+        self, procedure: Procedure | None, stopped: SearchStop
+    ) -> tuple[Procedure | None, SearchReport]:
+        report = self.spend.report(procedure["found_by"] if procedure else None, stopped)
+        emit(
+            "reflect_write",
+            {
+                "event": "search_found" if procedure else "search_exhausted",
+                "found_by": report["found_by"],
+                "stopped": stopped,
+                "tries": report["tries"],
+                "tokens": report["tokens"],
+                "seconds": report["seconds"],
+            },
+        )
+        return procedure, report
+
+    # -------------------------------------------------------------- the executor
+
+    def _executor(self, label: str, override: ExecuteOverride) -> _Run:
+        """The attempt replayed with `override`: the real execute subgraph and the real judge."""
+        with _scratch(self.ctx) as base:
+            result: dict[str, Any] = self.replay().invoke(
+                {
+                    "task": self.task,
+                    "task_id": self.case.task_id,
+                    "ground_truth": self.case.ground_truth,
+                    "rubric": self.case.rubric,
+                    "selected_skill": self.state.get("selected_skill"),
+                    "attachments": list(self.state.get("attachments") or []),
+                    "tips": [],
+                    "execute_override": override,
+                },
+                config=self.spend.config(),
+                context=replace(self.ctx, workspace_dir=str(base)),
+            )
+        passed = bool((result.get("verdict") or {}).get("passed"))
+        self.spend.judged(label, passed)
+        return _Run(
+            answer=str(result.get("answer") or ""),
+            passed=passed,
+            steps=list(result.get("trajectory") or []),
+        )
+
+    # -------------------------------------------------------------- the writer's program
+
+    def _programs(self, working: str | None) -> tuple[Procedure | None, SearchStop]:
+        """The writer's program and its repairs, until one passes or the budget is spent."""
+        prompt = PROGRAM_PROMPT.format(
+            task=self.task,
+            trajectory=trajectory_text(list(self.state.get("trajectory") or [])),
+            answer=self.state.get("answer") or "(none)",
+            working=WORKING_CODE.format(code=working) if working else "",
+        )
+        for number in range(1, self.ctx.search_repairs + 2):
+            stop = self.spend.exhausted()
+            if stop is not None:
+                return None, stop
+            label = f"program-{number}"
+            try:
+                program = structured(self.writer(), Program, prompt, config=self.spend.config())
+            except Exception as e:  # unusable output, or the endpoint: no program this time
+                self.spend.outcomes.append(f"{label}: unusable ({type(e).__name__})")
+                emit(
+                    "reflect_write",
+                    {"event": "search_try", "candidate": label, "error": type(e).__name__},
+                )
+                continue
+            try:
+                run = self._program(program)
+            except SandboxError as e:  # code cannot run here: no program can be tried
+                self.spend.outcomes.append(f"{label}: not run ({e})"[:300])
+                return None, "exhausted"
+            self.spend.judged(label, run.passed)
+            if run.passed:
+                return (
+                    Procedure(
+                        found_by=label,
+                        script=program.script,
+                        args=list(program.args),
+                        output=run.answer,
+                        steps=[],
+                    ),
+                    "found",
+                )
+            prompt = REPAIR_PROGRAM_PROMPT.format(
+                task=self.task,
+                script=program.script,
+                args=" ".join(_quoted(program.args)) or "(none)",
+                output=self._shown(run),
+                answer=run.answer or "(nothing printed)",
+            )
+        return None, "budget-repairs"
+
+    def _program(self, program: Program) -> _Run:
+        """Run the program in a workspace of its own (the task's files in it, the Context's
+        sandbox limits) and ask the judge about its last printed line."""
+        with _scratch(self.ctx) as base:
+            root = base / "program"
+            root.mkdir()
+            copy_attachments(list(self.state.get("attachments") or []), root)
+            workspace = Workspace(root, isolation=self.ctx.sandbox_level)
+            script = root / SCRIPT_NAME
+            script.write_text(program.script, encoding="utf-8")
+            workspace.adopt(script)
+            result = workspace.run(
+                [workspace.python, "-I", str(script), *program.args],
+                SandboxLimits(
+                    wall_s=self.ctx.sandbox_wall_s,
+                    memory_mb=self.ctx.sandbox_memory_mb,
+                    disk_mb=self.ctx.sandbox_disk_mb,
+                ),
+            )
+        lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+        answer = lines[-1] if lines else ""
+        judge: RunnableLambda[Mapping[str, Any], Verdict] = RunnableLambda(
+            lambda s: self.judge(s, self.ctx)
+        )
+        verdict = judge.invoke(  # a runnable, so the judge's model calls are counted here
+            {
+                "task": self.task,
+                "answer": answer,
+                "ground_truth": self.case.ground_truth,
+                "rubric": self.case.rubric,
+                "execute_error": None if answer else "the program printed nothing",
+            },
+            config=self.spend.config(),
+        )
+        return _Run(answer=answer, passed=bool(verdict.get("passed")), output=result.to_text())
+
+    @staticmethod
+    def _shown(run: _Run) -> str:
+        """The program's run as the writer sees it, its middle cut when it is long."""
+        text = run.output
+        if len(text) <= OUTPUT_TO_WRITER:
+            return text
+        half = OUTPUT_TO_WRITER // 2
+        return f"{text[:half]}\n[... {len(text) - OUTPUT_TO_WRITER} characters cut ...]\n{text[-half:]}"
+
+
+def _working_code(steps: Sequence[ToolStep]) -> str | None:
+    """The python code of a passing run's last clean python call, if it made one."""
+    for step in reversed(steps):
+        code = (step.get("args") or {}).get("code")
+        if (
+            step["tool"] == "python"
+            and not step["error"]
+            and isinstance(code, str)
+            and code.strip()
+        ):
+            return code.strip()
+    return None
+
+
+def _quoted(args: Sequence[str]) -> list[str]:
+    return [shlex.quote(str(a)) for a in args]
+
+
+@contextmanager
+def _scratch(ctx: Context) -> Iterator[Path]:
+    """A folder of the search's own, deleted afterwards; under ctx.workspace_dir when set, so
+    whoever cleans that up also removes what a killed search left behind."""
+    parent = reachable_dir(ctx.workspace_dir) if ctx.workspace_dir else None
+    with tempfile.TemporaryDirectory(
+        prefix="memento-search-", dir=parent, ignore_cleanup_errors=True
+    ) as base:
+        Path(base).chmod(
+            0o711
+        )  # traversable by the sandbox's uid, as a workspace's parents must be
+        yield Path(base)
