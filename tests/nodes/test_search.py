@@ -1,22 +1,19 @@
 """The learning-time search, end to end: the compiled graph with scripted executor and writer,
 the real sandbox running the writer's programs, the real judge, the real library and run log.
 
-The scripted executor never solves the task: it guesses when free to, and when the search forces
-python on it, it writes a program that computes the wrong thing. The scripted writer proposes the
-programs each test gives it, in order. The task is a generic arithmetic one; nothing here is
-shaped like a benchmark's template.
+The scripted executor never solves the task; the scripted writer proposes the programs each test
+gives it, in order (tests/support/scripted_search.py). The task is a generic arithmetic one;
+nothing here is shaped like a benchmark's template.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
@@ -25,76 +22,17 @@ from memento_skills.stores.run_log import RunLog
 from memento_skills.stores.settings import open_library
 from memento_skills.testing import ScriptedChatModel
 
-TASK = "Compute the sum of the squares of 3, 4 and 12."
-GOLD = "169"
-GUESS = "150"
-SUM_OF_SQUARES = (
-    "import sys\nvalues = [int(a) for a in sys.argv[1:]]\nprint(sum(v * v for v in values))\n"
+from support.scripted_search import (
+    CALLS,
+    GOLD,
+    GUESS,
+    PLAIN_SUM,
+    SUM_OF_SQUARES,
+    TASK,
+    Executor,
+    Writer,
+    program,
 )
-PLAIN_SUM = "import sys\nprint(sum(int(a) for a in sys.argv[1:]))\n"
-CALLS = 400
-
-
-def _call(name: str, args: dict[str, Any]) -> AIMessage:
-    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex}])
-
-
-class Executor:
-    """Guesses when free to; forced to a computing tool, computes the wrong thing."""
-
-    def __init__(self) -> None:
-        self.model = ScriptedChatModel(script=[self.reply] * CALLS)
-
-    def reply(self, messages: list[BaseMessage]) -> AIMessage:
-        options = self.model.calls[-1].kwargs
-        last = messages[-1]
-        if isinstance(last, ToolMessage):
-            printed = re.findall(r"-?\d+", str(last.content).split("stdout:")[-1])
-            return _call("submit_answer", {"answer": printed[-1] if printed else "0"})
-        if options.get("tool_choice") == "python":
-            return _call("python", {"code": "print(3 + 4 + 12)"})  # the sum, not of the squares
-        if options.get("tool_choice") == "shell":
-            return _call("shell", {"command": "echo 19"})
-        return AIMessage(content=GUESS)
-
-    def temperatures(self) -> list[Any]:
-        return [c.kwargs.get("temperature") for c in self.model.calls]
-
-
-class Writer:
-    """Explains the failure, proposes a prose patch or skill, and gives `programs` in order."""
-
-    def __init__(self, programs: Sequence[dict[str, Any]]) -> None:
-        self.programs: Iterator[dict[str, Any]] = iter(programs)
-        self.model = ScriptedChatModel(script=[self.reply] * CALLS)
-
-    def reply(self, messages: list[BaseMessage]) -> dict[str, Any]:
-        prompt = "\n".join(str(m.content) for m in messages)
-        if "Work out why" in prompt:
-            return {"cause": "skill", "failed_step": None, "action": "refine", "tip": "Compute it."}
-        if "Improve this skill" in prompt:
-            return {"edits": [], "append": "Check the result once more.", "rationale": "care"}
-        if "Write a new skill" in prompt:
-            return {
-                "name": "sum-of-squares",
-                "description": "Add up the squares of given whole numbers.",
-                "body": "# Sum of squares\n1. Square each number and add them up.",
-                "allowed_tools": ["python"],
-            }
-        if "Write a Python program" in prompt or "Your program for this task" in prompt:
-            return next(self.programs)
-        raise AssertionError(f"unexpected writer prompt: {prompt[:200]}")
-
-    def program_prompts(self) -> list[str]:
-        return [
-            c.text
-            for c in self.model.calls
-            if "Write a Python program" in c.text or "Your program for this task" in c.text
-        ]
-
-
-def program(script: str, args: Sequence[str] = ("3", "4", "12")) -> dict[str, Any]:
-    return {"script": script, "args": list(args), "rationale": ""}
 
 
 @pytest.fixture

@@ -1,0 +1,97 @@
+"""Scripted models for the learning-time search tests: an executor that never solves the task
+and a writer whose programs the test gives, in order.
+
+The executor guesses when free to; when the search forces python (or shell) on it, it computes
+the wrong thing. The writer explains the failure, proposes a prose patch or skill, and answers
+the program prompts with the programs it was given (their args, when left out, are the numbers
+of the task it is shown). Everything else in a run is real.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+from memento_skills.testing import ScriptedChatModel
+
+TASK = "Compute the sum of the squares of 3, 4 and 12."
+GOLD = "169"
+GUESS = "150"
+SUM_OF_SQUARES = (
+    "import sys\nvalues = [int(a) for a in sys.argv[1:]]\nprint(sum(v * v for v in values))\n"
+)
+PLAIN_SUM = "import sys\nprint(sum(int(a) for a in sys.argv[1:]))\n"
+CALLS = 400
+
+
+def _call(name: str, args: dict[str, Any]) -> AIMessage:
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": uuid.uuid4().hex}])
+
+
+class Executor:
+    """Guesses when free to; forced to a computing tool, computes the wrong thing."""
+
+    def __init__(self) -> None:
+        self.model = ScriptedChatModel(script=[self.reply] * CALLS)
+
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
+        options = self.model.calls[-1].kwargs
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            printed = re.findall(r"-?\d+", str(last.content).split("stdout:")[-1])
+            return _call("submit_answer", {"answer": printed[-1] if printed else "0"})
+        if options.get("tool_choice") == "python":
+            task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
+            wrong = " + ".join(re.findall(r"\d+", task))  # the sum, not of the squares
+            return _call("python", {"code": f"print({wrong})"})
+        if options.get("tool_choice") == "shell":
+            return _call("shell", {"command": "echo 19"})
+        return AIMessage(content=GUESS)
+
+    def temperatures(self) -> list[Any]:
+        return [c.kwargs.get("temperature") for c in self.model.calls]
+
+
+class Writer:
+    """Explains the failure, proposes a prose patch or skill, and gives `programs` in order."""
+
+    def __init__(self, programs: Sequence[dict[str, Any]]) -> None:
+        self.programs: Iterator[dict[str, Any]] = iter(programs)
+        self.model = ScriptedChatModel(script=[self.reply] * CALLS)
+
+    def reply(self, messages: list[BaseMessage]) -> dict[str, Any]:
+        prompt = "\n".join(str(m.content) for m in messages)
+        if "Work out why" in prompt:
+            return {"cause": "skill", "failed_step": None, "action": "refine", "tip": "Compute it."}
+        if "Improve this skill" in prompt:
+            return {"edits": [], "append": "Check the result once more.", "rationale": "care"}
+        if "Write a new skill" in prompt:
+            return {
+                "name": "sum-of-squares",
+                "description": "Add up the squares of given whole numbers.",
+                "body": "# Sum of squares\n1. Square each number and add them up.",
+                "allowed_tools": ["python"],
+            }
+        if "Write a Python program" in prompt or "Your program for this task" in prompt:
+            given = dict(next(self.programs))
+            if given.get("args") is None:
+                task = prompt.split("Task:\n", 1)[1].split("\n", 1)[0]
+                given["args"] = re.findall(r"\d+", task)
+            return given
+        raise AssertionError(f"unexpected writer prompt: {prompt[:200]}")
+
+    def program_prompts(self) -> list[str]:
+        return [
+            c.text
+            for c in self.model.calls
+            if "Write a Python program" in c.text or "Your program for this task" in c.text
+        ]
+
+
+def program(script: str, args: Sequence[str] | None = None) -> dict[str, Any]:
+    """A program the writer gives; args None: the numbers of the task."""
+    return {"script": script, "args": None if args is None else list(args), "rationale": ""}
