@@ -128,6 +128,7 @@ def context(tmp: Path, **changes: Any) -> Context:
         "web_search": False,
         "min_route_score": 0.2,
         "router_temperature": 0.0,
+        "search_tries": 0,  # the search's own prompts: test_the_search_prompts
     }
     return Context(**{**defaults, **changes})
 
@@ -236,3 +237,72 @@ def test_the_routers_pick_prompt(tmp_path: Path, snapshot: SnapshotAssertion) ->
     out = graph.invoke({"task": "Summarise this web page in one line."}, context=ctx)
     assert out["selected_skill"] is None and len(router.calls) == 1
     assert recorded(router, tmp_path) == snapshot(name="router")
+
+
+def test_the_search_prompts(tmp_path: Path, snapshot: SnapshotAssertion) -> None:
+    """The learning-time search: the executor resampled and forced to python, the writer's
+    program prompt and its repair (the program's output, the bare verdict)."""
+    library = open_library(tmp_path / "skills")
+    programs = iter(
+        [
+            {
+                "script": "import sys\nprint(int(sys.argv[1]) + int(sys.argv[2]))",
+                "args": ["11", "12"],
+            },
+            {
+                "script": "import sys\nprint(int(sys.argv[1]) * int(sys.argv[2]))",
+                "args": ["11", "12"],
+            },
+        ]
+    )
+
+    def writer(messages: list[BaseMessage]) -> dict[str, Any]:
+        prompt = "\n".join(m.text for m in messages)
+        if "Write a Python program" in prompt or "Your program for this task" in prompt:
+            return next(programs)
+        return writer_policy(messages)
+
+    def executor(messages: list[BaseMessage]) -> AIMessage:
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            printed = re.findall(r"-?\d+", last.text.split("stdout:")[-1])
+            args = {"answer": printed[-1] if printed else "0"}
+            return AIMessage(
+                content="", tool_calls=[{"name": "submit_answer", "args": args, "id": "c2"}]
+            )
+        if forced.calls and forced.calls[-1].kwargs.get("tool_choice") == "python":
+            code = {"code": "print(11 + 12)"}
+            return AIMessage(content="", tool_calls=[{"name": "python", "args": code, "id": "c1"}])
+        return AIMessage(content="12345")
+
+    forced = scripted(executor)
+    the_writer, judge = scripted(writer), scripted("no")
+    graph = build_graph(
+        chat_models={"executor": forced, "writer": the_writer, "judge": judge},
+        library=library,
+        index=SkillIndex(tmp_path / "index"),
+    )
+    out = graph.invoke(
+        {"task": "What is the product of 11 and 12?", "task_id": "t1", "ground_truth": "132"},
+        context=context(tmp_path, search_tries=6, min_route_score=0.99),
+    )
+    assert out["search"]["found_by"] == "program-2"
+    search_calls = [
+        c for c in the_writer.calls if "Python program" in c.text or "Your program" in c.text
+    ]
+    assert len(search_calls) == 2
+    executor_calls = [
+        c for c in forced.calls if "temperature" in c.kwargs or c.kwargs.get("tool_choice")
+    ]
+    assert {
+        "executor": [
+            {k: c.kwargs.get(k) for k in ("temperature", "tool_choice")} for c in executor_calls
+        ],
+        "writer": [
+            {
+                "messages": [_message(m, tmp_path) for m in c.messages],
+                "tool_choice": c.kwargs.get("tool_choice"),
+            }
+            for c in search_calls
+        ],
+    } == snapshot(name="search")
