@@ -86,3 +86,19 @@ def test_search_off_and_a_bad_budget(home: Path) -> None:
     assert bad.returncode == 2
     lines = [line for line in bad.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--search-tries" in lines[0] and "Traceback" not in bad.stderr
+
+
+def test_learn_refuses_a_bad_search_budget_before_running(home: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "tasks.jsonl"
+    suite.write_text(json.dumps({"id": "a", "question": TASK, "answer": "169"}) + "\n")
+    run_dir = tmp_path / "run"
+    proc = memento(
+        "learn",
+        *("--suite", "jsonl", "--path", str(suite), "--run-dir", str(run_dir)),
+        *("--search-tokens", "0"),
+        home=home,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--search-tokens" in lines[0], proc.stderr
+    assert not run_dir.exists()  # refused before the run dir was made

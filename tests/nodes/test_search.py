@@ -56,7 +56,7 @@ def run(tmp_path: Path) -> Any:
                 "judge": judge,
                 "router": judge,
             },
-            library=open_library(tmp_path / f"skills-{name}"),
+            library=(library := open_library(tmp_path / f"skills-{name}")),
             index=SkillIndex(tmp_path / f"index-{name}"),
         )
         ctx = Context(
@@ -83,6 +83,7 @@ def run(tmp_path: Path) -> Any:
             "executor": executor,
             "writer": writer,
             "records": RunLog(ctx.run_log).records(),
+            "library": library,
         }
 
     return go
@@ -171,4 +172,22 @@ def test_a_task_is_searched_once_across_its_attempts(run: Any) -> None:
     first, second = result["records"]
     assert first["search"]["tries"] == 3 and second["search"] is None
     assert len(result["writer"].program_prompts()) == 1
+    assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_found_procedure_becomes_the_proposal_through_distil(run: Any) -> None:
+    """Runs once nodes/writing/distil.py (the distil part of issue 17) is on the branch."""
+    pytest.importorskip("memento_skills.nodes.writing.distil")
+    result = run([program(SUM_OF_SQUARES)], search_tries=3)
+    assert result["out"]["search"]["found_by"] == "program-1"
+    library = result["library"]
+    carried = [
+        path
+        for path in library.root.glob("*/scripts/*.py")
+        if "sum(v * v for v in values)" in path.read_text()
+    ]
+    assert carried, "the winning program should be a script of a skill"
+    skill = carried[0].parent.parent.name
+    written = [w for w in result["out"]["writes"] if w["skill"] == skill and w["accepted"]]
+    assert written and written[0]["action"] in ("create", "refine")
     assert_no_gold_to_the_writer(result["writer"])

@@ -14,7 +14,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
 
 from memento_skills.testing import ScriptedChatModel
 
@@ -48,6 +54,12 @@ class Executor:
             task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
             wrong = " + ".join(re.findall(r"\d+", task))  # the sum, not of the squares
             return _call("python", {"code": f"print({wrong})"})
+        if options.get("tool_choice") == "run_skill_script":  # follows a skill that carries one
+            system = next(str(m.content) for m in messages if isinstance(m, SystemMessage))
+            task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
+            script = re.findall(r"scripts/[\w.-]+\.py", system)
+            args = {"script": script[0] if script else "", "args": re.findall(r"\d+", task)}
+            return _call("run_skill_script", args)
         if options.get("tool_choice") == "shell":
             return _call("shell", {"command": "echo 19"})
         return AIMessage(content=GUESS)
