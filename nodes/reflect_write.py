@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, NotRequired, Protocol, cast
 
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -305,14 +306,24 @@ class _Reflect:
             return {"search": not_run(gate), "procedure": None, "searched": True}
         library = self.resources.library(ctx)
         skill = _skill(library, state.get("selected_skill"))
-        procedure, report = Search(
+        search = Search(
             state,
             ctx,
             replay=self.replay,
             judge=self.judge,
             writer=lambda: self.resources.model("writer", ctx),
             skill=skill,
-        ).run()
+        )
+        try:
+            procedure, report = search.run()
+        except GraphBubbleUp:
+            raise
+        except Exception as e:  # the search is an extra: its failure leaves reflect's proposal
+            failure = f"{type(e).__name__}: {e}"[:300]
+            emit("reflect_write", {"event": "search_error", "error": failure})
+            search.spend.outcomes.append(f"error: {failure}")
+            report = search.spend.report(None, "exhausted")
+            return {"search": report, "procedure": None, "searched": True}
         update: dict[str, Any] = {"search": report, "procedure": procedure, "searched": True}
         if procedure is None:
             return update

@@ -4,9 +4,10 @@ distilled into."""
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from memento_skills.graph.state import ToolStep
 from memento_skills.nodes.writing.heuristics import short_args
@@ -169,6 +170,14 @@ class Program(BaseModel):
         default_factory=list, description="This task's values as the command-line arguments"
     )
     rationale: str = ""
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """Arguments are text on a command line; a model often gives numbers as numbers."""
+        if isinstance(value, list):
+            return [v if isinstance(v, str) else json.dumps(v) for v in value]
+        return value
 
 
 class Attribution(BaseModel):

@@ -95,7 +95,7 @@ def not_run(stopped: SearchStop) -> SearchReport:
 
 
 @dataclass
-class _Spend:
+class Spend:
     """What the search has spent so far, and the lines of its report."""
 
     ctx: Context
@@ -187,7 +187,7 @@ class Search:
         self.judge = judge
         self.writer = writer
         self.skill = skill
-        self.spend = _Spend(ctx)
+        self.spend = Spend(ctx)
         self.task = task_text(state)
         self.case = Case(
             task=self.task,
