@@ -16,6 +16,7 @@ from memento_skills.graph.resources import Resources
 from memento_skills.nodes.routing.hybrid import HybridRouter
 from memento_skills.testing import ScriptedChatModel
 
+from support.commands import memento
 from support.scripted_search import CALLS, SUM_OF_SQUARES, Executor, Writer, program
 
 VALUES = [(2, 5, 7), (1, 8, 9), (6, 3, 10), (4, 11, 2)]
@@ -66,5 +67,8 @@ def test_train_tasks_record_their_search_and_the_report_shows_it(tmp_path: Path)
     report, data = write_report(run_dir)
     (row,) = data["search"]
     assert (row["phase"], row["tasks"], row["searched"], row["found"]) == ("train", 2, 2, 2)
+    report.unlink()
+    proc = memento("report", str(run_dir), home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
     text = report.read_text()
     assert "## Learning-time search" in text and "| train | 1 | 2 | 2 | 2 |" in text

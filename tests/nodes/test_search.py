@@ -44,9 +44,10 @@ def run(tmp_path: Path) -> Any:
         programs: Sequence[dict[str, Any]],
         *,
         ground_truth: str | None = GOLD,
+        right_when_forced: bool = False,
         **fields: Any,
     ) -> dict[str, Any]:
-        executor, writer = Executor(), Writer(programs)
+        executor, writer = Executor(right_when_forced=right_when_forced), Writer(programs)
         judge = ScriptedChatModel(script=[lambda m: "no"] * CALLS)
         name = uuid.uuid4().hex[:6]
         graph = build_graph(
@@ -132,6 +133,27 @@ def test_a_program_repaired_on_the_second_try(run: Any) -> None:
     assert "stdout:\n19" in second and "The judge says this answer is wrong." in second
     assert "Answer taken from its last line: 19" in second
     assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None:
+    result = run([program(SUM_OF_SQUARES)], right_when_forced=True)
+    report = result["out"]["search"]
+    assert report["outcomes"] == ["sample-1: fail", "forced-python: pass", "program-1: pass"]
+    assert report["found_by"] == "forced-python" and report["stopped"] == "found"
+    (prompt,) = result["writer"].program_prompts()
+    assert "A run that the judge passed" in prompt and "print(3**2 + 4**2 + 12**2)" in prompt
+    assert_no_gold_to_the_writer(result["writer"])
+
+    # the writer cannot parameterise it: the passing run itself is what was found
+    unparameterised = run([program(PLAIN_SUM)] * 3, right_when_forced=True)["out"]["search"]
+    assert unparameterised["found_by"] == "forced-python"
+    assert unparameterised["stopped"] == "found"
+    assert unparameterised["outcomes"][1:] == [
+        "forced-python: pass",
+        "program-1: fail",
+        "program-2: fail",
+        "program-3: fail",
+    ]
 
 
 def test_the_budget_stops_the_search(run: Any) -> None:

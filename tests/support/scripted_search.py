@@ -39,9 +39,11 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
 
 
 class Executor:
-    """Guesses when free to; forced to a computing tool, computes the wrong thing."""
+    """Guesses when free to; forced to a computing tool, computes the wrong thing (or, with
+    `right_when_forced`, forced to python it computes the right thing for this task's values)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, right_when_forced: bool = False) -> None:
+        self.right_when_forced = right_when_forced
         self.model = ScriptedChatModel(script=[self.reply] * CALLS)
 
     def reply(self, messages: list[BaseMessage]) -> AIMessage:
@@ -52,8 +54,10 @@ class Executor:
             return _call("submit_answer", {"answer": printed[-1] if printed else "0"})
         if options.get("tool_choice") == "python":
             task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
-            wrong = " + ".join(re.findall(r"\d+", task))  # the sum, not of the squares
-            return _call("python", {"code": f"print({wrong})"})
+            numbers = re.findall(r"\d+", task)
+            if self.right_when_forced:
+                return _call("python", {"code": f"print({' + '.join(f'{n}**2' for n in numbers)})"})
+            return _call("python", {"code": f"print({' + '.join(numbers)})"})  # not the squares
         if options.get("tool_choice") == "run_skill_script":  # follows a skill that carries one
             system = next(str(m.content) for m in messages if isinstance(m, SystemMessage))
             task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
