@@ -225,26 +225,19 @@ class Search:
             if run.passed:
                 winner = (label, run)
                 break
-        working = _working_code(winner[1].steps) if winner else None
-        if winner is not None and working is None:
-            label, run = winner
-            return self._end(
-                Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps),
-                "found",
-            )
-        found, stop = self._programs(working)
+        if winner is None:
+            found, stop = self._programs(None)
+            return self._end(found, stop)
+        label, run = winner
+        kept = Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps)
+        working = _working_code(run.steps)
+        if working is None:
+            return self._end(kept, "found")
+        # the executor found it; a program of the writer's that passes makes it a script
+        found, _ = self._programs(working)
         if found is not None:
-            if winner is not None:  # the executor found it; the program parameterises it
-                label, run = winner
-                found = Procedure(**{**found, "found_by": label, "steps": run.steps})
-            return self._end(found, "found")
-        if winner is not None:
-            label, run = winner
-            return self._end(
-                Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps),
-                "found",
-            )
-        return self._end(None, stop)
+            kept = Procedure(**{**found, "found_by": label, "steps": run.steps})
+        return self._end(kept, "found")
 
     def _budget(self) -> dict[str, Any]:
         c = self.ctx
