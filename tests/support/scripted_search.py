@@ -92,6 +92,14 @@ class Writer:
                 "body": "# Sum of squares\n1. Square each number and add them up.",
                 "allowed_tools": ["python"],
             }
+        if "A tested script solves tasks" in prompt:  # distil describing the script's skill
+            return {
+                "name": "sum-of-squares",
+                "description": "Add up the squares of whole numbers. Use when a task asks for "
+                "the sum of the squares of some numbers.",
+                "computes": "The sum of the squares of its arguments.",
+                "arguments": [{"name": "numbers", "meaning": "the whole numbers to square"}],
+            }
         if "Write a Python program" in prompt or "Your program for this task" in prompt:
             given = dict(next(self.programs))
             if given.get("args") is None:
