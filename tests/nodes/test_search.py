@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
@@ -213,3 +216,31 @@ def test_a_found_procedure_becomes_the_proposal_through_distil(run: Any) -> None
     written = [w for w in result["out"]["writes"] if w["skill"] == skill and w["accepted"]]
     assert written and written[0]["action"] in ("create", "refine")
     assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_an_approval_pause_after_the_search_does_not_search_again(tmp_path: Path) -> None:
+    executor, writer = Executor(), Writer([program(PLAIN_SUM)] * 10)
+    judge = ScriptedChatModel(script=[lambda m: "no"] * CALLS)
+    graph = build_graph(
+        InMemorySaver(),
+        chat_models={"executor": executor.model, "writer": writer.model, "judge": judge},
+        library=open_library(tmp_path / "skills"),
+        index=SkillIndex(tmp_path / "index"),
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        max_attempts=1,
+        web_search=False,
+        approval_required=True,
+        search_tries=3,
+    )
+    config: RunnableConfig = {"configurable": {"thread_id": "approve"}}
+    graph.invoke({"task": TASK, "task_id": "t1", "ground_truth": GOLD}, config, context=ctx)
+    paused = graph.get_state(config)
+    assert paused.next  # waiting for the reviewer, with the search done
+    assert len(writer.program_prompts()) == 1
+    out = graph.invoke(Command(resume="reject"), config, context=ctx)
+    assert len(writer.program_prompts()) == 1  # the resume did not search again
+    assert out["search"]["tries"] == 3 and out["search"]["stopped"] == "budget-tries"
+    assert any(w["action"] == "rejected" for w in out["writes"])
