@@ -116,23 +116,6 @@ class Procedure(TypedDict):
     """The winning executor trajectory ([] for a writer program)."""
 
 
-class Procedure(TypedDict):
-    """A way of solving the task that the judge passed at learning time."""
-
-    found_by: str
-    """"sample-<i>" | "forced-<tool>" | "program-<try>" (try 1 = the writer's first program)."""
-    script: str
-    """Python source of a parameterised script: it takes the task's values as command-line
-    arguments and prints the answer; "" when the winner was an executor trajectory with no
-    usable program."""
-    args: list[str]
-    """This task's values, as the script's arguments."""
-    output: str
-    """What the winning run answered (the candidate's own answer, never the gold)."""
-    steps: list[ToolStep]
-    """The winning executor trajectory ([] for a writer program)."""
-
-
 SearchStop = Literal[
     "found",
     "budget-tries",
