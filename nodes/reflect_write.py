@@ -20,11 +20,10 @@ the gold answer, which the judge and the gate alone handle.
 
 from __future__ import annotations
 
-import importlib
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, NotRequired, Protocol, cast
+from typing import Any, NotRequired, cast
 
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
@@ -39,7 +38,6 @@ from memento_skills.graph.resources import Resources
 from memento_skills.graph.state import (
     AttemptState,
     LibraryWrite,
-    Procedure,
     Proposal,
     ReflectOutput,
     State,
@@ -55,6 +53,7 @@ from memento_skills.nodes.writing.decision import (
     needs_attribution,
     records_outcome,
 )
+from memento_skills.nodes.writing.distil import distil
 from memento_skills.nodes.writing.heuristics import answer_evidence, worked_example
 from memento_skills.nodes.writing.lifecycle import settle
 from memento_skills.nodes.writing.prompts import ATTRIBUTION_PROMPT, Attribution, trajectory_text
@@ -92,30 +91,6 @@ class ReflectState(State):
 
     write_decided: NotRequired[bool]  # reflect decided a refine or create
     searched: NotRequired[bool]  # the search ran (or was reported as not run) in this pass
-
-
-class Distil(Protocol):
-    """nodes/writing/distil.py `distil`: the procedure as a skill that carries it."""
-
-    def __call__(
-        self,
-        procedure: Procedure,
-        task: str,
-        writer: Any,
-        library: Any,
-        synced_index: Callable[[], Any],
-        existing: Skill | None,
-    ) -> Proposal: ...
-
-
-def _distil() -> Distil | None:
-    """distil's entry point, None while nodes/writing/distil.py is not there (the search then
-    reports what it found and the prose proposal stands)."""
-    try:
-        module = importlib.import_module("memento_skills.nodes.writing.distil")
-    except ModuleNotFoundError:
-        return None
-    return cast(Distil | None, getattr(module, "distil", None))
 
 
 class _Reflect:
@@ -326,16 +301,6 @@ class _Reflect:
             return {"search": report, "procedure": None, "searched": True}
         update: dict[str, Any] = {"search": report, "procedure": procedure, "searched": True}
         if procedure is None:
-            return update
-        distil = _distil()
-        if distil is None:
-            update["writes"] = [
-                unchanged(
-                    state.get("selected_skill"),
-                    f"the search found a procedure ({procedure['found_by']}), but distil is "
-                    "not available: the reflect proposal stands",
-                )
-            ]
             return update
         try:
             proposal = distil(
