@@ -201,8 +201,7 @@ def test_a_task_is_searched_once_across_its_attempts(run: Any) -> None:
 
 
 def test_a_found_procedure_becomes_the_proposal_through_distil(run: Any) -> None:
-    """Runs once nodes/writing/distil.py (the distil part of issue 17) is on the branch."""
-    pytest.importorskip("memento_skills.nodes.writing.distil")
+    """distil (nodes/writing/distil.py) makes the search's program a skill that carries it."""
     result = run([program(SUM_OF_SQUARES)], search_tries=3)
     assert result["out"]["search"]["found_by"] == "program-1"
     library = result["library"]
