@@ -1,6 +1,7 @@
-"""The learning-time search in `memento learn`'s runner: its cost per training task in
-results.jsonl (none for test tasks, which never write), inside the task's own token count, and
-the report's search table. Real graph, library, sandbox and judge; scripted executor and writer
+"""The learning-time search in `memento learn`'s runner: what the search finds on the first
+training task becomes a skill (distil) that solves the next one and the held-out tasks; its cost
+per training task in results.jsonl (none for test tasks, which never write), inside the task's
+own token count, and the report's search table. Real graph, library, sandbox and judge; scripted executor and writer
 (tests/support/scripted_search.py)."""
 
 from __future__ import annotations
@@ -59,16 +60,31 @@ def test_train_tasks_record_their_search_and_the_report_shows_it(tmp_path: Path)
     train = [r for r in records if r["phase"] == "train"]
     tests = [r for r in records if r["phase"] == "eval"]
     assert len(train) == 2 and tests
+    searched = [r for r in train if r["search_tries"]]
+    assert searched and searched[0] is train[0]  # the first training task failed: searched
     for r in train:
+        # a failed training task is searched; one solved (by the skill learned from the search)
+        # is not
+        assert bool(r["search_tries"]) is not r["correct"]
+    for r in searched:
         assert r["search_tries"] >= 2 and r["search_found_by"] == "program-1"
         assert 0 < r["search_tokens"] <= r["tokens"]  # the task's own count includes the search
         assert r["search_seconds"] > 0 and r["search_stopped"] == "found"
     assert all(r["search_tries"] == 0 and r["search_found_by"] is None for r in tests)
+    # the program the search found became a skill (distil) that solves the next task of the kind
+    assert train[1]["correct"] and train[1]["skill"] == "sum-of-squares"
+    assert all(r["correct"] for r in records if r["phase"] == "eval" and r["round"] == 1)
     report, data = write_report(run_dir)
     (row,) = data["search"]
-    assert (row["phase"], row["tasks"], row["searched"], row["found"]) == ("train", 2, 2, 2)
+    assert (row["phase"], row["tasks"], row["searched"], row["found"]) == (
+        "train",
+        2,
+        len(searched),
+        len(searched),
+    )
     report.unlink()
     proc = memento("report", str(run_dir), home=tmp_path / "home")
     assert proc.returncode == 0, proc.stderr
     text = report.read_text()
-    assert "## Learning-time search" in text and "| train | 1 | 2 | 2 | 2 |" in text
+    n = len(searched)
+    assert "## Learning-time search" in text and f"| train | 1 | 2 | {n} | {n} |" in text
