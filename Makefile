@@ -23,7 +23,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev,local,evals]"
+	$(BIN)/pip install --quiet -e ".[dev,local,evals,postgres]"
 	touch $@ $(VENV)/.installed-run
 
 install: $(VENV)/.installed-run

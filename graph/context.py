@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Literal, cast
 
 from memento_skills.graph.models.settings import base_url_env, role_model_env
-from memento_skills.stores.settings import chroma_collection_env, chroma_url_env
+from memento_skills.stores.settings import (
+    chroma_collection_env,
+    chroma_url_env,
+    store_library_env,
+    store_url_env,
+)
 
 WritePolicy = Literal["off", "create", "refine", "full"]
 RouterMode = Literal["hybrid", "dense", "lexical"]
@@ -71,6 +76,22 @@ class Context:
     index_dir: str = field(
         default="",
         metadata={"description": "Index folder (empty: $MEMENTO_INDEX_DIR or ~/.memento/index)."},
+    )
+    store_url: str = field(
+        default_factory=store_url_env,
+        metadata={
+            "description": "Shared skill store, e.g. postgresql://memento@127.0.0.1:5432/memento "
+            "(empty: $MEMENTO_STORE_URL, else the skills_dir folder).",
+            "pattern": r"^(|postgres(ql)?://\S*)$",
+        },
+    )
+    store_library: str = field(
+        default_factory=store_library_env,
+        metadata={
+            "description": "The library's name within store_url: workers naming the same one "
+            "share it (default: $MEMENTO_STORE_LIBRARY or default).",
+            "pattern": r"^[a-z0-9](?:[a-z0-9_-]{0,62})$",
+        },
     )
     chroma_url: str = field(
         default_factory=chroma_url_env,

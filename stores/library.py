@@ -9,6 +9,7 @@ Layout under the library root:
     .memento/tmp/                                        staging: a new version's folder is built here
     .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
                                                          (or the keyed change about to be written)
+    .memento/generation                                  a counter every write bumps (`generation`)
 
 A version appears whole or not at all: it is built complete in `.memento/tmp/`, then switched in by
 renaming the live folder into history and the new folder into place, under a journal written
@@ -76,6 +77,7 @@ from memento_skills.stores.skill import (
 from memento_skills.stores.skill_folder import folder_files, folder_mcp_servers
 
 META_DIR = ".memento"
+GENERATION_FILE = "generation"
 MAX_AUX_FILE_BYTES = 5 * 1024 * 1024
 OUTCOME_KEYS = 16
 """How many of the last counted runs a skill remembers: more than can be in flight on it."""
@@ -122,11 +124,40 @@ class SkillLibrary:
         self._locks: dict[str, FileLock] = {}  # one per name, so nested locking re-enters
         self._tmp = self._meta / "tmp"
         self._journal = self._meta / "journal"
+        self._generation = os.path.join(self._meta, GENERATION_FILE)
+        # not a skill name (those never start with "."), so no skill's lock can be this one
+        self._generation_lock = FileLock(
+            self._meta / "locks" / ".generation.lock", timeout=self._lock_timeout_s
+        )
         self.recovered_switches: list[str] = []
         self.recover_switches()
         self.recovered = self.recover_trials()
 
     # ----------------------------------------------------------------- reading
+
+    def generation(self) -> str:
+        """A value that moves whenever a write through any SkillLibrary on this folder lands:
+        one small file read. A hand edit of a skill folder does not move it."""
+        try:
+            with open(self._generation, "rb") as f:
+                return f.read(32).decode("ascii", "replace").strip() or "0"
+        except FileNotFoundError:
+            return "0"
+
+    def _bump_generation(self) -> None:
+        """Count one landed write (after it landed, so a reader that sees the new value sees
+        the write); under a library-wide lock, so concurrent writers never count once."""
+        (self._meta / "locks").mkdir(parents=True, exist_ok=True)
+        try:
+            with self._generation_lock:
+                current = self.generation()
+                count = int(current) if current.isdigit() else 0
+                atomic_write(Path(self._generation), f"{count + 1}\n".encode("ascii"))
+        except Timeout:
+            raise SkillLockedError(
+                f"timed out after {self._lock_timeout_s}s waiting for "
+                f"{self._generation_lock.lock_file}: remove it if no memento process is running"
+            ) from None
 
     def scan(self) -> LoadReport:
         """Load every skill folder, re-parsing only SKILL.md files whose stat changed."""
@@ -308,6 +339,7 @@ class SkillLibrary:
                 fsync_dir(self.root)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+            self._bump_generation()
         return self.get(skill.name)
 
     def update(
@@ -364,6 +396,7 @@ class SkillLibrary:
             outcomes = (*current.outcomes, key)[-OUTCOME_KEYS:] if key else current.outcomes
             data = serialise(current.with_changes(utility=utility, outcomes=outcomes))
             atomic_write(self.skill_dir(name) / SKILL_FILE, data)
+            self._bump_generation()
         return self.get(name)
 
     def set_lifecycle(self, name: str, state: Lifecycle, *, reason: str = "") -> Skill:
@@ -442,6 +475,7 @@ class SkillLibrary:
             self._retire(name, folder, archive)
             fsync_dir(self.root)
             self._clear_leftovers(name)
+            self._bump_generation()
         self._cache.pop(name, None)
 
     def rename(self, old: str, new: str) -> Skill:
@@ -670,6 +704,7 @@ class SkillLibrary:
             self._scrub(name, base_version)  # live again: history keeps replaced versions only
             self._scrub(name, live.version)
             self._clear_leftovers(name)
+            self._bump_generation()  # history changed after the switch counted
         self._cache.pop(name, None)
         return True
 
@@ -726,6 +761,7 @@ class SkillLibrary:
             self._scrub(name, version)
             if live is not None and live.version != version:
                 self._clear_leftovers(name)
+                self._bump_generation()  # its history changed
                 return False
             if base_version is None:
                 if folder.is_dir():
@@ -736,6 +772,7 @@ class SkillLibrary:
             else:
                 self._restore(name, base_version, floor=version, keep_live=False)
             self._clear_leftovers(name)
+            self._bump_generation()
         self._cache.pop(name, None)
         return True
 
@@ -901,6 +938,7 @@ class SkillLibrary:
         fsync_dir(self.root)
         self._cache.pop(name, None)
         self._cache.pop(to, None)
+        self._bump_generation()
 
     def _retire(self, name: str, folder: Path, archive: int | None) -> None:
         """Move a live folder out: into history as version `archive`, or away to be deleted."""

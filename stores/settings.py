@@ -15,6 +15,9 @@ from memento_skills.stores.library import SkillLibrary
 
 CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
 COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
+STORE_URL_ENV = "MEMENTO_STORE_URL"
+STORE_LIBRARY_ENV = "MEMENTO_STORE_LIBRARY"
+DEFAULT_STORE_LIBRARY = "default"
 
 
 def chroma_url_env() -> str:
@@ -25,6 +28,16 @@ def chroma_url_env() -> str:
 def chroma_collection_env() -> str:
     """$MEMENTO_CHROMA_COLLECTION as given, "" when unset: the default of Context and SkillIndex."""
     return os.environ.get(COLLECTION_ENV, "")
+
+
+def store_url_env() -> str:
+    """$MEMENTO_STORE_URL as given, "" when unset (the folder library): Context's default."""
+    return os.environ.get(STORE_URL_ENV, "")
+
+
+def store_library_env() -> str:
+    """$MEMENTO_STORE_LIBRARY, "default" when unset: the library's name within the store."""
+    return os.environ.get(STORE_LIBRARY_ENV, "") or DEFAULT_STORE_LIBRARY
 
 
 def memento_home() -> Path:

@@ -48,7 +48,13 @@ def memento(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[s
         "NO_COLOR": "1",
         **env,
     }
-    for name in ("MEMENTO_SKILLS_DIR", "MEMENTO_INDEX_DIR", "MEMENTO_CHROMA_URL", "MEMENTO_DEBUG"):
+    for name in (
+        "MEMENTO_SKILLS_DIR",
+        "MEMENTO_INDEX_DIR",
+        "MEMENTO_CHROMA_URL",
+        "MEMENTO_STORE_URL",
+        "MEMENTO_DEBUG",
+    ):
         if name not in env:
             full.pop(name, None)
     for name in ENDPOINT_VARS:

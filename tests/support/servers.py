@@ -1,8 +1,9 @@
-"""Real servers the tests start from the venv's own commands: `chroma run` and `langgraph dev`.
+"""Real servers the tests start from the venv's own commands: `chroma run` and `langgraph dev`,
+and Postgres from the binaries the `pgserver` wheel ships.
 
-Each binds a free loopback port, is up once its health URL answers, and dies with its process
-group when the `with` block ends; a server that exits or never answers fails the test with the
-tail of its log.
+Each binds a free loopback port (Postgres: a unix socket in its data folder), is up once its
+health URL answers, and dies with its process group when the `with` block ends; a server that
+exits or never answers fails the test with the tail of its log.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,3 +121,25 @@ def serve_langgraph_dev(home: Path, log: Path) -> Iterator[str]:
         timeout_s=120,
     ):
         yield url
+
+
+@contextlib.contextmanager
+def serve_postgres(folder: Path) -> Iterator[str]:
+    """A real Postgres (the `pgserver` wheel's binaries) with its data under `folder`, listening
+    on a unix socket there only; yields the URL of a fresh database `memento` in it."""
+    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError:
+            pytest.fail("pgserver is missing: install the dev extra (pip install -e '.[dev]')")
+    import psycopg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE memento")
+        yield server.get_uri("memento")
+    finally:
+        server.cleanup()

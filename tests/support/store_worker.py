@@ -1,0 +1,43 @@
+"""A worker process on a skill store, for the tests that need real separate writers.
+
+python store_worker.py SPEC count NAME N      N read-modify-write updates, +1 each
+python store_worker.py SPEC update NAME BODY  one update of the body
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # import `support`
+
+from support.stores import open_spec
+
+COUNTER = re.compile(r"count: (\d+)")
+
+
+def bump(skill: object) -> dict[str, object]:
+    """The next body: the counter in it plus one (computed from the live version given)."""
+    body = skill.body  # type: ignore[attr-defined]
+    n = int(COUNTER.search(body).group(1))  # type: ignore[union-attr]
+    return {"body": COUNTER.sub(f"count: {n + 1}", body)}
+
+
+def main() -> None:
+    spec, command, *args = sys.argv[1:]
+    store = open_spec(json.loads(spec))
+    if command == "count":
+        name, n = args[0], int(args[1])
+        for _ in range(n):
+            store.update(name, apply=bump)
+    elif command == "update":
+        store.update(args[0], body=args[1])
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
