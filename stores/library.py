@@ -371,7 +371,7 @@ class SkillLibrary:
                 updated=now(),
             )
             if "lift" not in changes and (
-                staged_files or remove_files or _content_changed(current, new)
+                staged_files or remove_files or content_changed(current, new)
             ):
                 new = new.with_changes(lift=None)  # it measured what is no longer there
             data = serialise(new)
@@ -460,7 +460,7 @@ class SkillLibrary:
         live = self._version_files(name, self._read_live(name).version)
         was = parse_skill(old.pop(SKILL_FILE), f"<{name} v{version}>")
         now_ = parse_skill(live.pop(SKILL_FILE), f"<{name} live>")
-        return old != live or _content_changed(was, now_)
+        return old != live or content_changed(was, now_)
 
     def delete(self, name: str) -> None:
         """Remove the live skill; its last version goes to history, so `rollback` brings it back."""
@@ -525,9 +525,9 @@ class SkillLibrary:
                     s = self.read_version(name, int(entry.name))
                 except SkillError:
                     continue
-                versions[s.version] = _version_info(s, live=False)
+                versions[s.version] = version_info(s, live=False)
         if live is not None:
-            versions[live.version] = _version_info(live, live=True)
+            versions[live.version] = version_info(live, live=True)
         if not versions:
             raise SkillNotFoundError(f"no skill or history named {name!r} in {self.root}")
         return [versions[v] for v in sorted(versions)]
@@ -546,25 +546,7 @@ class SkillLibrary:
 
     def diff(self, name: str, a: int, b: int) -> str:
         """Unified diff of SKILL.md and the skill's files between versions `a` and `b`."""
-        fa, fb = self._version_files(name, a), self._version_files(name, b)
-        out: list[str] = []
-        for rel in sorted(set(fa) | set(fb)):
-            left, right = fa.get(rel), fb.get(rel)
-            if left == right:
-                continue
-            if _is_binary(left) or _is_binary(right):
-                out.append(f"Binary file {rel} differs between v{a} and v{b}\n")
-                continue
-            out.extend(
-                difflib.unified_diff(
-                    (left or b"").decode("utf-8").splitlines(keepends=True),
-                    (right or b"").decode("utf-8").splitlines(keepends=True),
-                    fromfile=f"{name}@v{a}/{rel}" if left is not None else "/dev/null",
-                    tofile=f"{name}@v{b}/{rel}" if right is not None else "/dev/null",
-                )
-            )
-        text = "".join(out)
-        return text if not text or text.endswith("\n") else text + "\n"
+        return render_diff(name, a, b, self._version_files(name, a), self._version_files(name, b))
 
     def rollback(self, name: str, version: int) -> Skill:
         """Make `version`'s content live again, as a new version (so the rollback is undoable)."""
@@ -800,23 +782,10 @@ class SkillLibrary:
 
     @staticmethod
     def _check_changes(name: str, changes: Mapping[str, object]) -> None:
-        if "name" in changes and changes["name"] != name:
-            raise SkillError("use rename() to change a skill's name")
-        managed = {"version", "parent_version", "created", "updated", "path", "utility", "outcomes"}
-        forbidden = managed & set(changes)
-        if forbidden:
-            raise SkillError(f"{sorted(forbidden)} are managed by the library and cannot be set")
+        check_changes(name, changes)
 
     def _check_files(self, files: Mapping[str, bytes]) -> dict[str, bytes]:
-        checked: dict[str, bytes] = {}
-        for rel, data in files.items():
-            p = safe_relative(rel)
-            if str(p) == SKILL_FILE:
-                raise SkillError("SKILL.md is written from the skill's fields; pass it as changes")
-            if len(data) > MAX_AUX_FILE_BYTES:
-                raise SkillError(f"{rel}: {len(data)} bytes, the limit is {MAX_AUX_FILE_BYTES}")
-            checked[str(p)] = bytes(data)
-        return checked
+        return check_files(files)
 
     def _staging(self, name: str) -> Path:
         """A fresh path in .memento/tmp for a new folder of `name` (caller holds its lock)."""
@@ -1046,12 +1015,57 @@ class SkillLibrary:
                 p.unlink()
 
 
-def _content_changed(a: Skill, b: Skill) -> bool:
+def content_changed(a: Skill, b: Skill) -> bool:
     """Whether `b` does something else than `a` when routed (CONTENT_FIELDS)."""
     return any(getattr(a, f) != getattr(b, f) for f in CONTENT_FIELDS)
 
 
-def _version_info(skill: Skill, *, live: bool) -> VersionInfo:
+def check_changes(name: str, changes: Mapping[str, object]) -> None:
+    """Refuse changes a caller may not make: the name (rename() does) and the bookkeeping."""
+    if "name" in changes and changes["name"] != name:
+        raise SkillError("use rename() to change a skill's name")
+    managed = {"version", "parent_version", "created", "updated", "path", "utility", "outcomes"}
+    forbidden = managed & set(changes)
+    if forbidden:
+        raise SkillError(f"{sorted(forbidden)} are managed by the library and cannot be set")
+
+
+def check_files(files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """A skill's files to write, by safe relative path; SKILL.md and oversized files refused."""
+    checked: dict[str, bytes] = {}
+    for rel, data in files.items():
+        p = safe_relative(rel)
+        if str(p) == SKILL_FILE:
+            raise SkillError("SKILL.md is written from the skill's fields; pass it as changes")
+        if len(data) > MAX_AUX_FILE_BYTES:
+            raise SkillError(f"{rel}: {len(data)} bytes, the limit is {MAX_AUX_FILE_BYTES}")
+        checked[str(p)] = bytes(data)
+    return checked
+
+
+def render_diff(name: str, a: int, b: int, fa: Mapping[str, bytes], fb: Mapping[str, bytes]) -> str:
+    """The unified diff between two versions' files (SKILL.md included), binary ones named."""
+    out: list[str] = []
+    for rel in sorted(set(fa) | set(fb)):
+        left, right = fa.get(rel), fb.get(rel)
+        if left == right:
+            continue
+        if _is_binary(left) or _is_binary(right):
+            out.append(f"Binary file {rel} differs between v{a} and v{b}\n")
+            continue
+        out.extend(
+            difflib.unified_diff(
+                (left or b"").decode("utf-8").splitlines(keepends=True),
+                (right or b"").decode("utf-8").splitlines(keepends=True),
+                fromfile=f"{name}@v{a}/{rel}" if left is not None else "/dev/null",
+                tofile=f"{name}@v{b}/{rel}" if right is not None else "/dev/null",
+            )
+        )
+    text = "".join(out)
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def version_info(skill: Skill, *, live: bool) -> VersionInfo:
     return VersionInfo(
         skill.version,
         skill.parent_version,
