@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from memento_skills.stores.adapt import Adapted, adapt_skill
-from memento_skills.stores.library import MAX_AUX_FILE_BYTES, SkillLibrary
+from memento_skills.stores.library import MAX_AUX_FILE_BYTES
 from memento_skills.stores.paths import (
     RefusedFileError,
     read_regular_file,
@@ -39,6 +39,7 @@ from memento_skills.stores.skill import (
     Utility,
 )
 from memento_skills.stores.skill_folder import folder_files
+from memento_skills.stores.skill_store import SkillStore
 from memento_skills.stores.trust import script_files
 
 MAX_PACK_BYTES = 100 * 1024 * 1024
@@ -86,7 +87,7 @@ class ImportReport:
 
 
 def import_pack(
-    library: SkillLibrary,
+    library: SkillStore,
     source: Path,
     *,
     provenance: str = "imported",
@@ -122,7 +123,7 @@ def import_pack(
 
 
 def _import_tree(
-    library: SkillLibrary,
+    library: SkillStore,
     tree: Path,
     shown: Shown,
     label: str,
@@ -368,7 +369,7 @@ def _unpack(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
         raise zipfile.BadZipFile(f"{written} bytes, it declares {member.file_size}")
 
 
-def export_pack(library: SkillLibrary, dest: Path, names: list[str] | None = None) -> list[str]:
+def export_pack(library: SkillStore, dest: Path, names: list[str] | None = None) -> list[str]:
     """Write the live versions of `names` (default: every valid skill) into a zip at `dest`."""
     skills = {s.name: s for s in library.skills()}
     chosen = names or sorted(skills)

@@ -12,6 +12,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.skill import SkillError
+from memento_skills.stores.skill_store import SkillStore
 
 CHROMA_URL_ENV = "MEMENTO_CHROMA_URL"
 COLLECTION_ENV = "MEMENTO_CHROMA_COLLECTION"
@@ -68,3 +70,41 @@ def open_library(path: Path | str | None = None, *, seed: bool = True) -> SkillL
 
         import_pack(library, seed_skills_dir(), provenance="seed", trusted=True)
     return library
+
+
+def open_store(
+    url: str,
+    library: str = DEFAULT_STORE_LIBRARY,
+    *,
+    cache_dir: Path | str,
+    skills_dir: Path | str | None = None,
+    seed: bool = True,
+) -> SkillStore:
+    """The library a deployment names: the Postgres store library `library` at `url` (its
+    local copy under `cache_dir`), or with an empty `url` the folder `skills_dir` as
+    `open_library` opens it. A store library no write ever reached is seeded, once, however
+    many workers open it at the same time."""
+    if not url:
+        return open_library(skills_dir, seed=seed)
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise SkillError(
+            f"store URL {url!r} is not a Postgres URL: give postgresql://USER@HOST:PORT/DB, "
+            f"or unset {STORE_URL_ENV} to use the skills folder"
+        )
+    try:
+        from memento_skills.stores.pg_store import PgSkillStore
+    except ImportError:
+        raise SkillError(
+            f"{STORE_URL_ENV} names a Postgres store, but psycopg is not installed: "
+            "pip install 'memento-skills[postgres]'"
+        ) from None
+    store = PgSkillStore(url, library=library, cache_dir=cache_dir)
+    if seed and store.generation() == "0":
+        from memento_skills.stores.packs import import_pack
+
+        seeds = seed_skills_dir()
+        names = sorted(p.name for p in seeds.iterdir() if (p / "SKILL.md").is_file())
+        with store.lock(*names):  # the workers racing to seed wait here; one seeds
+            if store.generation() == "0":
+                import_pack(store, seeds, provenance="seed", trusted=True)
+    return store

@@ -18,9 +18,9 @@ import os
 import stat
 from pathlib import Path
 
-from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill, SkillError, now
 from memento_skills.stores.skill_folder import folder_files
+from memento_skills.stores.skill_store import SkillStore
 
 SCRIPT_SUFFIXES: tuple[str, ...] = (".py", ".sh", ".bash")
 """What run_skill_script runs with an interpreter; other files run only if executable."""
@@ -76,7 +76,7 @@ def operator_name(by: str | None = None) -> str:
     return name
 
 
-def set_trust(library: SkillLibrary, name: str, trusted: bool, by: str) -> tuple[Skill, bool]:
+def set_trust(library: SkillStore, name: str, trusted: bool, by: str) -> tuple[Skill, bool]:
     """Trust or untrust `name` as a new version recording `by` and the time.
 
     Returns the live skill and whether anything changed: a skill already in the wanted state

@@ -11,7 +11,7 @@ from typing import Protocol
 from langchain_core.language_models import BaseChatModel
 
 from memento_skills.graph.context import Context
-from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.skill_store import SkillStore
 
 
 class ExecuteResources(Protocol):
@@ -22,4 +22,4 @@ class ExecuteResources(Protocol):
 
     def model(self, role: str, ctx: Context) -> BaseChatModel: ...
 
-    def library(self, ctx: Context) -> SkillLibrary: ...
+    def library(self, ctx: Context) -> SkillStore: ...

@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.library import SkillLibrary, SkillLockedError
 from memento_skills.stores.skill import (
     Skill,
     SkillError,
@@ -49,18 +49,22 @@ def spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def open_store(spec: dict[str, Any], tmp_path: Path) -> Opener:
+def open_store(spec: dict[str, Any], tmp_path: Path) -> Iterator[Opener]:
     """Open another handle on the test's library, as another worker would (own cache)."""
-    count = 0
+    opened: list[SkillStore] = []
 
     def opener() -> SkillStore:
-        nonlocal count
-        count += 1
         if spec["backend"] == "postgres":
-            return open_spec({**spec, "cache": str(tmp_path / f"cache-{count}")})
-        return open_spec(spec)
+            opened.append(open_spec({**spec, "cache": str(tmp_path / f"cache-{len(opened)}")}))
+        else:
+            opened.append(open_spec(spec))
+        return opened[-1]
 
-    return opener
+    yield opener
+    for handle in opened:
+        close = getattr(handle, "close", None)
+        if close is not None:
+            close()
 
 
 @pytest.fixture
@@ -249,6 +253,23 @@ def test_another_worker_sees_every_write(open_store: Opener) -> None:
     assert b.names() == ["beta"] and not b.skill_dir("alpha").exists()
     a.delete("beta")
     assert b.names() == [] and not b.exists("beta")
+
+
+def test_a_held_write_lock_keeps_other_workers_writes_out_until_released(
+    spec: dict[str, Any], store: SkillStore
+) -> None:
+    store.create(make("alpha", body="one"))
+    holder = worker(spec, "hold-lock", "alpha", stdin=subprocess.PIPE)
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "locked"
+    impatient = open_spec({**spec, "lock_timeout_s": 1, "cache": f"{spec.get('cache')}-x"})
+    with pytest.raises(SkillLockedError, match="timed out"):
+        impatient.update("alpha", body="two")
+    assert impatient.get("alpha").body.strip() == "one"  # reads never wait
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.wait(timeout=60) == 0
+    assert impatient.update("alpha", body="two").version == 2
 
 
 # ------------------------------------------------------------------ trials

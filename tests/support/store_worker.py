@@ -60,6 +60,10 @@ def main() -> None:
         with store.trial(name, live.version, base):
             print("on trial", flush=True)
             sys.stdin.readline()
+    elif command == "hold-lock":
+        with store.lock(args[0]):
+            print("locked", flush=True)
+            sys.stdin.readline()
     elif command == "die-mid-write":
         pause_mid_write(store)
         store.update(args[0], body="torn?", files={"scripts/a.py": b"# torn?\n"})

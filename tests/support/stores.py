@@ -20,11 +20,14 @@ WORKER = Path(__file__).with_name("store_worker.py")
 
 
 def open_spec(spec: dict[str, Any]) -> SkillStore:
+    timeout = float(spec.get("lock_timeout_s", 30.0))
     if spec["backend"] == "folder":
-        return SkillLibrary(spec["root"])
+        return SkillLibrary(spec["root"], lock_timeout_s=timeout)
     from memento_skills.stores.pg_store import PgSkillStore
 
-    return PgSkillStore(spec["url"], library=spec["library"], cache_dir=spec["cache"])
+    return PgSkillStore(
+        spec["url"], library=spec["library"], cache_dir=spec["cache"], lock_timeout_s=timeout
+    )
 
 
 def worker(spec: dict[str, Any], *args: str, **popen: Any) -> subprocess.Popen[str]:
