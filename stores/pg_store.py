@@ -56,7 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from filelock import FileLock
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from memento_skills.stores.atomic import atomic_write, exchange_folders
 from memento_skills.stores.library import (
@@ -199,6 +199,26 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _boot_id() -> str:
+    """This boot of the machine (Linux); "" where the system does not say."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Replace a file of the local copy whole (readers see the old or the new), without the
+    fsync a source of truth needs: the copy is rebuilt from the store after a reboot."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class PgSkillStore:
     """A skill library in Postgres, read through a local materialised folder (see module doc)."""
 
@@ -247,11 +267,13 @@ class PgSkillStore:
         for folder in (self._stamps, self._tmp, self._meta / "locks"):
             folder.mkdir(parents=True, exist_ok=True)
         self._write_library_id()
+        self._check_boot()
         self._held = _Held()
         self._refresh_lock = threading.Lock()
         self._materialise_lock = FileLock(self._meta / "locks" / ".materialise.lock")
         self._rows: dict[str, _Row] = {}  # live names only
         self._parsed: dict[str, Skill | SkillValidationError] = {}
+        self._text_current: set[str] = set()  # live skills whose version text has their counts
         self._seen = -1  # the generation the copy is in line with
         self.errors: list[SkillValidationError] = []
         self._refresh()
@@ -306,16 +328,44 @@ class PgSkillStore:
             pass
         atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
 
+    def _check_boot(self) -> None:
+        """Forget the copy's stamps after a reboot, so every folder is rebuilt: its files are
+        written without fsync (it is a cache), and a power loss may have lost some."""
+        path = self._meta / "boot_id"
+        here = _boot_id()
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() == here:
+                return
+        with FileLock(self._meta / "locks" / ".materialise.lock"):
+            shutil.rmtree(self._stamps, ignore_errors=True)
+            self._stamps.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, f"{here}\n".encode())
+
     # ----------------------------------------------------------------- connections
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        """The connection holding this thread's write locks, else one from the pool."""
-        if self._held.conn is not None:
-            yield self._held.conn
-            return
-        with self._pool.connection() as conn:
-            yield conn
+        """The connection holding this thread's write locks, else one from the pool; a lost
+        server is a one-line SkillError (the write in flight rolled back whole)."""
+        try:
+            if self._held.conn is not None:
+                yield self._held.conn
+                return
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as e:
+            if e.sqlstate is not None and not e.sqlstate.startswith("08"):
+                raise  # a server answer (a lock timeout, say), handled by the caller
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise SkillError(
+                f"lost the skill store at {safe_url(self.url)}: {first}; nothing half-written "
+                "was kept, retry once it is back"
+            ) from None
+        except PoolTimeout:
+            raise SkillError(
+                f"no connection to the skill store at {safe_url(self.url)} within "
+                f"{self._lock_timeout_s}s: is the server up and not over its connection limit?"
+            ) from None
 
     @contextlib.contextmanager
     def _tx(self, *names: str) -> Iterator[psycopg.Connection[Any]]:
@@ -536,6 +586,10 @@ class PgSkillStore:
             skill = parse_skill(text, path, folder_name=name)
         except SkillValidationError as e:
             return e
+        if (skill.utility, skill.outcomes) == (row.utility, row.outcomes):
+            self._text_current.add(name)
+        else:
+            self._text_current.discard(name)
         return skill.with_changes(utility=row.utility, outcomes=row.outcomes, path=path)
 
     def _check_mcp(self, name: str) -> None:
@@ -547,12 +601,15 @@ class PgSkillStore:
                 self._parsed[name] = e
 
     def _live_bytes(self, name: str, text: bytes) -> bytes:
-        """The SKILL.md the copy shows: the version's, with the live counts."""
+        """The SKILL.md the copy shows: the version's, with the live counts (serialised
+        again only when a count moved since the version was written)."""
         skill = self._parsed.get(name)
-        return serialise(skill) if isinstance(skill, Skill) else text
+        if name in self._text_current or not isinstance(skill, Skill):
+            return text
+        return serialise(skill)
 
     def _write_skill_md(self, name: str, text: bytes) -> None:
-        atomic_write(self.root / name / SKILL_FILE, self._live_bytes(name, text))
+        _replace(self.root / name / SKILL_FILE, self._live_bytes(name, text))
 
     def _materialise(
         self, name: str, row: _Row, text: bytes, files: Mapping[str, tuple[int, bytes]]
@@ -603,7 +660,7 @@ class PgSkillStore:
             return None
 
     def _write_stamp(self, name: str, row: _Row) -> None:
-        atomic_write(self._stamps / name, f"{row.version} {row.stamp}\n".encode())
+        _replace(self._stamps / name, f"{row.version} {row.stamp}\n".encode())
 
     # ----------------------------------------------------------------- store internals
 
