@@ -26,6 +26,7 @@ from memento_skills.stores.skill import (
     UnsafePathError,
 )
 from memento_skills.stores.skill_store import SkillStore
+from memento_skills.stores.trust import scripts_trusted, set_trust
 
 from support.stores import open_spec, worker
 
@@ -270,6 +271,27 @@ def test_a_held_write_lock_keeps_other_workers_writes_out_until_released(
     holder.stdin.flush()
     assert holder.wait(timeout=60) == 0
     assert impatient.update("alpha", body="two").version == 2
+
+
+def test_trusting_scripts_takes_the_lock_and_writes_a_version(store: SkillStore) -> None:
+    store.create(
+        make("alpha").with_changes(trusted=False), files={"scripts/run.py": b"print(1)\n"}
+    )
+    live, changed = set_trust(store, "alpha", True, "ops")  # lock() around get + update
+    assert changed and live.version == 2 and live.trusted and live.trust_by == "ops"
+    assert scripts_trusted(live, store.skill_dir("alpha"))
+    assert set_trust(store, "alpha", True, "ops") == (store.get("alpha"), False)
+    store.update("alpha", files={"scripts/run.py": b"print(2)\n"})  # an edit needs trust again
+    assert not scripts_trusted(store.get("alpha"), store.skill_dir("alpha"))
+
+
+def test_a_skill_folder_mcp_json_is_read_from_the_live_folder(store: SkillStore) -> None:
+    config = b'{"mcpServers": {"calc": {"command": "python3", "args": ["-m", "calc"]}}}'
+    store.create(make("alpha"), files={"mcp.json": config})
+    assert [s.name for s in store.mcp_servers(store.get("alpha"))] == ["calc"]
+    with pytest.raises(SkillValidationError, match="mcp.json"):  # written, then read back
+        store.update("alpha", files={"mcp.json": b"{not json"})
+    assert store.names() == [] and "mcp.json" in str(store.scan().errors[0])
 
 
 # ------------------------------------------------------------------ trials
