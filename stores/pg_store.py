@@ -50,7 +50,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -97,6 +97,8 @@ TRIAL_LOCKS = 0x4D454D02
 """Advisory-lock class of the trials: held by the process vetting a change while it runs."""
 SCHEMA_LOCK = 0x4D454D00
 """Advisory-lock class taken while creating the tables."""
+APPLICATION_NAME = "memento-skill-store"
+"""How the store's connections name themselves to the server (pg_stat_activity)."""
 NEW_FILE_MODE = 0o644
 """The mode of a file a write adds (the folder's, under the usual umask)."""
 
@@ -153,8 +155,14 @@ CREATE TABLE IF NOT EXISTS memento_skill_trials (
 );
 """
 
+_T = TypeVar("_T")
 FileRef = tuple[str, int]
 """A version's file: the sha256 of its bytes (in memento_skill_blobs) and its mode."""
+
+
+class LostStoreError(SkillError):
+    """The connection to the store broke (a restart, a network cut); what was in flight rolled
+    back, or (for a write whose answer was lost) may have committed."""
 
 
 class StaleWriteError(SkillError):
@@ -240,6 +248,7 @@ class PgSkillStore:
         self.library = library
         self._where = f"store library {library!r} at {safe_url(url)}"
         self._lock_timeout_s = lock_timeout_s
+        self._max_connections = max_connections
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
                 library_uid = self._ensure_schema(conn)
@@ -254,7 +263,7 @@ class PgSkillStore:
             url,
             min_size=1,
             max_size=max_connections,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
             open=False,
             timeout=lock_timeout_s,
             name=f"memento-{library}",
@@ -354,12 +363,14 @@ class PgSkillStore:
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as e:
-            if e.sqlstate is not None and not e.sqlstate.startswith("08"):
+            if e.sqlstate is not None and not e.sqlstate.startswith(("08", "57P")):
                 raise  # a server answer (a lock timeout, say), handled by the caller
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise SkillError(
-                f"lost the skill store at {safe_url(self.url)}: {first}; nothing half-written "
-                "was kept, retry once it is back"
+            with contextlib.suppress(Exception):
+                self._pool.check()  # drop the other dead connections now, not one per call
+            raise LostStoreError(
+                f"lost the skill store at {safe_url(self.url)}: {first}; a write in flight "
+                "landed whole or not at all: check and retry once the server is back"
             ) from None
         except PoolTimeout:
             raise SkillError(
@@ -437,8 +448,23 @@ class PgSkillStore:
 
     def generation(self) -> str:
         """The library's write counter: one indexed SELECT."""
-        with self._conn() as conn:
-            return str(self._generation(conn))
+
+        def read() -> str:
+            with self._conn() as conn:
+                return str(self._generation(conn))
+
+        return self._reading(read)
+
+    def _reading(self, read: Callable[[], _T]) -> _T:
+        """Run a read, again on a fresh connection if the server dropped the one it had (a
+        restart): the pool discards each dead connection as it finds it. Writes are never
+        run twice this way, since a lost answer may hide a commit."""
+        for _ in range(self._max_connections):
+            try:
+                return read()
+            except LostStoreError:
+                continue
+        return read()
 
     def _generation(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute(
@@ -499,6 +525,9 @@ class PgSkillStore:
     def _refresh(self) -> None:
         """Bring the local copy in line with the store: nothing but one SELECT when the
         generation has not moved; else the rows moved since, and only their folders."""
+        self._reading(self._refresh_once)
+
+    def _refresh_once(self) -> None:
         with self._refresh_lock:
             with self._conn() as conn:
                 gen = self._generation(conn)

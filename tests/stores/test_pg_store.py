@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from memento_skills.stores.library_id import library_id
-from memento_skills.stores.pg_store import PgSkillStore
+from memento_skills.stores.pg_store import APPLICATION_NAME, PgSkillStore
 from memento_skills.stores.settings import open_store, seed_skills_dir
 from memento_skills.stores.skill import Skill, SkillError
 
@@ -148,3 +148,30 @@ def test_an_unreachable_or_wrong_store_is_a_one_line_error(tmp_path: Path) -> No
         open_store("mysql://db/x", cache_dir=tmp_path)
     with pytest.raises(SkillError, match="store library name"):
         PgSkillStore("postgresql://127.0.0.1:1/x", library="Bad Name", cache_dir=tmp_path)
+
+
+def test_a_server_dropping_the_connections_is_a_one_line_error_and_reads_recover(
+    open_pg, postgres_url: str
+) -> None:
+    store = open_pg()
+    store.create(make("alpha"))
+
+    def drop_all() -> int:
+        import psycopg
+
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            return len(
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchall()
+            )
+
+    assert drop_all() >= 1
+    assert store.get("alpha").name == "alpha"  # a read finds a fresh connection
+    assert drop_all() >= 1
+    with pytest.raises(SkillError) as e:  # a write is not retried blind: it says so
+        store.record_outcome("alpha", True)
+    assert "lost the skill store" in str(e.value) and "\n" not in str(e.value)
+    assert store.record_outcome("alpha", True).utility.successes == 1

@@ -274,9 +274,7 @@ def test_a_held_write_lock_keeps_other_workers_writes_out_until_released(
 
 
 def test_trusting_scripts_takes_the_lock_and_writes_a_version(store: SkillStore) -> None:
-    store.create(
-        make("alpha").with_changes(trusted=False), files={"scripts/run.py": b"print(1)\n"}
-    )
+    store.create(make("alpha").with_changes(trusted=False), files={"scripts/run.py": b"print(1)\n"})
     live, changed = set_trust(store, "alpha", True, "ops")  # lock() around get + update
     assert changed and live.version == 2 and live.trusted and live.trust_by == "ops"
     assert scripts_trusted(live, store.skill_dir("alpha"))
@@ -289,7 +287,7 @@ def test_a_skill_folder_mcp_json_is_read_from_the_live_folder(store: SkillStore)
     config = b'{"mcpServers": {"calc": {"command": "python3", "args": ["-m", "calc"]}}}'
     store.create(make("alpha"), files={"mcp.json": config})
     assert [s.name for s in store.mcp_servers(store.get("alpha"))] == ["calc"]
-    with pytest.raises(SkillValidationError, match="mcp.json"):  # written, then read back
+    with pytest.raises(SkillValidationError, match=r"mcp\.json"):  # written, then read back
         store.update("alpha", files={"mcp.json": b"{not json"})
     assert store.names() == [] and "mcp.json" in str(store.scan().errors[0])
 
