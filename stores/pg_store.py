@@ -277,6 +277,7 @@ class PgSkillStore:
             folder.mkdir(parents=True, exist_ok=True)
         self._write_library_id()
         self._check_boot()
+        self._clear_leftovers()
         self._held = _Held()
         self._refresh_lock = threading.Lock()
         self._materialise_lock = FileLock(self._meta / "locks" / ".materialise.lock")
@@ -349,6 +350,12 @@ class PgSkillStore:
             shutil.rmtree(self._stamps, ignore_errors=True)
             self._stamps.mkdir(parents=True, exist_ok=True)
             atomic_write(path, f"{here}\n".encode())
+
+    def _clear_leftovers(self) -> None:
+        """Remove the half-built folders of a process killed while it updated the copy."""
+        with FileLock(self._meta / "locks" / ".materialise.lock"):
+            for entry in os.listdir(self._tmp):
+                shutil.rmtree(self._tmp / entry, ignore_errors=True)
 
     # ----------------------------------------------------------------- connections
 
@@ -475,8 +482,9 @@ class PgSkillStore:
     def scan(self) -> LoadReport:
         """The live skills and the malformed ones, after bringing the local copy in line."""
         self._refresh()
-        skills = [s for _, s in sorted(self._parsed.items()) if isinstance(s, Skill)]
-        return LoadReport(skills, list(self.errors))
+        with self._refresh_lock:  # another thread's refresh may be changing the dict
+            parsed = sorted(self._parsed.items())
+        return LoadReport([s for _, s in parsed if isinstance(s, Skill)], list(self.errors))
 
     def skills(self) -> list[Skill]:
         return self.scan().skills
