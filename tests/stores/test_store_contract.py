@@ -273,6 +273,19 @@ def test_a_held_write_lock_keeps_other_workers_writes_out_until_released(
     assert impatient.update("alpha", body="two").version == 2
 
 
+def test_a_write_lock_dies_with_the_process_holding_it(
+    spec: dict[str, Any], store: SkillStore
+) -> None:
+    store.create(make("alpha", body="one"))
+    holder = worker(spec, "hold-lock", "alpha", stdin=subprocess.PIPE)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    os.kill(holder.pid, signal.SIGKILL)
+    assert holder.wait(timeout=30) == -signal.SIGKILL
+    impatient = open_spec({**spec, "lock_timeout_s": 5, "cache": f"{spec.get('cache')}-x"})
+    assert impatient.update("alpha", body="two").version == 2
+
+
 def test_trusting_scripts_takes_the_lock_and_writes_a_version(store: SkillStore) -> None:
     store.create(make("alpha").with_changes(trusted=False), files={"scripts/run.py": b"print(1)\n"})
     live, changed = set_trust(store, "alpha", True, "ops")  # lock() around get + update
