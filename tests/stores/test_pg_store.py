@@ -175,3 +175,20 @@ def test_a_server_dropping_the_connections_is_a_one_line_error_and_reads_recover
         store.record_outcome("alpha", True)
     assert "lost the skill store" in str(e.value) and "\n" not in str(e.value)
     assert store.record_outcome("alpha", True).utility.successes == 1
+
+
+def test_two_workers_sharing_one_copy_keep_it_right(open_pg) -> None:
+    a, b = open_pg(cache="shared"), open_pg(cache="shared")
+    assert a.root == b.root
+    a.create(make("alpha", body="one"), files={"scripts/a.py": b"a\n"})
+    assert b.get("alpha").body.strip() == "one"  # a built the folder, b takes it as it is
+    b.update("alpha", body="two", files={"scripts/a.py": b"A\n"})
+    a.record_outcome("alpha", True)
+    for worker in (a, b):
+        live = worker.get("alpha")
+        assert (live.version, live.body.strip(), live.utility.successes) == (2, "two", 1)
+        assert worker.read_file("alpha", "scripts/a.py") == b"A\n"
+        assert worker.scan().errors == []
+    text = (a.skill_dir("alpha") / "SKILL.md").read_bytes()
+    assert b"two" in text and b"memento-successes: '1'" in text
+    assert [p.name for p in (a.root / ".memento" / "tmp").iterdir()] == []
