@@ -56,6 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from filelock import FileLock
 from psycopg import errors as pg_errors
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from memento_skills.stores.atomic import atomic_write, exchange_folders
@@ -268,7 +269,14 @@ class PgSkillStore:
             timeout=lock_timeout_s,
             name=f"memento-{library}",
         )
-        self._pool.open(wait=True, timeout=30)
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except PoolTimeout:
+            self._pool.close()
+            raise SkillError(
+                f"cannot open connections to the skill store at {safe_url(url)} within 30s: "
+                "is it over its connection limit?"
+            ) from None
         self.root = Path(cache_dir).expanduser().absolute() / library_uid
         self._meta = self.root / META_DIR
         self._stamps = self._meta / "stamps"
@@ -538,27 +546,36 @@ class PgSkillStore:
     def _refresh_once(self) -> None:
         with self._refresh_lock:
             with self._conn() as conn:
-                gen = self._generation(conn)
-                if gen == self._seen:
+                if self._generation(conn) == self._seen:
                     return
-                moved = conn.execute(
-                    "SELECT name, version, successes, failures, outcomes, stamp "
-                    "FROM memento_skills WHERE library = %s AND stamp > %s",
-                    (self.library, self._seen),
-                ).fetchall()
-                rows = {r[0]: _Row(r[1], r[2], r[3], tuple(r[4]), r[5]) for r in moved}
-                live = {n: r for n, r in rows.items() if r.version is not None}
-                texts = self._skill_texts(conn, {n: r.version for n, r in live.items()})
-                with self._materialise_lock:
-                    missing = self._bring_in_line(rows, texts)
-                    if missing:
-                        contents = self._file_contents(conn, missing)
-                        for name in missing:
-                            self._materialise(name, live[name], texts[name], contents[name])
+                idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
+                with conn.transaction() if idle else contextlib.nullcontext():
+                    if idle:  # one snapshot: the generation, its rows and their texts agree
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    gen = self._refresh_rows(conn)
             if self._seen < 0:  # the first look: folders of skills the store no longer has
                 self._drop_strays(set(self._rows))
             self._seen = gen
             self.errors = [e for e in self._parsed.values() if isinstance(e, SkillValidationError)]
+
+    def _refresh_rows(self, conn: psycopg.Connection[Any]) -> int:
+        """Apply the rows moved since the generation last seen; returns the generation now."""
+        gen = self._generation(conn)
+        moved = conn.execute(
+            "SELECT name, version, successes, failures, outcomes, stamp "
+            "FROM memento_skills WHERE library = %s AND stamp > %s",
+            (self.library, self._seen),
+        ).fetchall()
+        rows = {r[0]: _Row(r[1], r[2], r[3], tuple(r[4]), r[5]) for r in moved}
+        live = {n: r for n, r in rows.items() if r.version is not None}
+        texts = self._skill_texts(conn, {n: r.version for n, r in live.items()})
+        with self._materialise_lock:
+            missing = self._bring_in_line(rows, texts)
+            if missing:
+                contents = self._file_contents(conn, missing)
+                for name in missing:
+                    self._materialise(name, live[name], texts[name], contents[name])
+        return gen
 
     def _skill_texts(
         self, conn: psycopg.Connection[Any], versions: Mapping[str, int | None]

@@ -99,12 +99,14 @@ def open_store(
             "pip install 'memento-skills[postgres]'"
         ) from None
     store = PgSkillStore(url, library=library, cache_dir=cache_dir)
-    if seed and store.generation() == "0":
+    if seed:
         from memento_skills.stores.packs import import_pack
 
         seeds = seed_skills_dir()
         names = sorted(p.name for p in seeds.iterdir() if (p / "SKILL.md").is_file())
-        with store.lock(*names):  # the workers racing to seed wait here; one seeds
+        # always through the seeds' locks: a worker opening while another seeds waits for
+        # the whole seed, not only its first skills
+        with store.lock(*names):
             if store.generation() == "0":
                 import_pack(store, seeds, provenance="seed", trusted=True)
     return store
