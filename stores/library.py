@@ -425,6 +425,7 @@ class SkillLibrary:
             if current.lifecycle != state:
                 marked = current.with_changes(lifecycle=state, lifecycle_reason=reason[:300])
                 atomic_write(self.skill_dir(name) / SKILL_FILE, serialise(marked))
+                self._bump_generation()
         return self.get(name)
 
     def record_lift(self, name: str, lift: Lift) -> Skill:

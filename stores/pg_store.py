@@ -69,6 +69,7 @@ from memento_skills.stores.library import (
     VersionInfo,
     check_changes,
     check_files,
+    content_changed,
     render_diff,
     version_info,
 )
@@ -77,7 +78,10 @@ from memento_skills.stores.mcp_config import McpServer
 from memento_skills.stores.paths import read_regular_file, resolve_inside, safe_relative
 from memento_skills.stores.paths import safe_skill_dir as _safe_skill_dir
 from memento_skills.stores.skill import (
+    LIFECYCLES,
     SKILL_FILE,
+    Lifecycle,
+    Lift,
     Skill,
     SkillError,
     SkillExistsError,
@@ -980,6 +984,8 @@ class PgSkillStore:
                 utility=row.utility,
                 outcomes=row.outcomes,
             )
+            if "lift" not in edits and (staged or removed or content_changed(current, new)):
+                new = new.with_changes(lift=None)  # it measured what is no longer there
             data = serialise(new)
             refs = {rel: ref for rel, ref in base_files.items() if rel not in removed}
             refs.update({rel: (_sha(d), NEW_FILE_MODE) for rel, d in staged.items()})
@@ -1018,6 +1024,81 @@ class PgSkillStore:
                     (self._bump(conn), self.library, name),
                 )
         return self._after_write(name)
+
+    def set_lifecycle(self, name: str, state: Lifecycle, *, reason: str = "") -> Skill:
+        """Move `name` to lifecycle `state` as a new version, so `rollback` takes it back; the
+        live skill unchanged when it is there already."""
+        if state not in LIFECYCLES:
+            raise SkillError(f"unknown lifecycle {state!r}; use one of {', '.join(LIFECYCLES)}")
+        with self.lock(name):
+            current = self.get(name)
+            if current.lifecycle == state:
+                return current
+            return self.update(name, lifecycle=state, lifecycle_reason=reason[:300])
+
+    def record_gate(self, name: str, version: int, state: Lifecycle, *, reason: str = "") -> Skill:
+        """The gate's verdict on `version`, the change it just vetted, written in place on
+        that version (as a count is), so it stays the version its change key names. Refused
+        when `version` is no longer live."""
+        if state not in LIFECYCLES:
+            raise SkillError(f"unknown lifecycle {state!r}; use one of {', '.join(LIFECYCLES)}")
+        self.skill_dir(name)
+        with self._tx(name) as conn:
+            row = self._lock_row(conn, name)
+            current = self._live(conn, name, row)
+            if current is None:
+                raise self._not_found(name)
+            if current.version != version:
+                raise SkillError(f"{name!r} is at v{current.version}, not the vetted v{version}")
+            if current.lifecycle != state:
+                marked = current.with_changes(lifecycle=state, lifecycle_reason=reason[:300])
+                conn.execute(
+                    "UPDATE memento_skill_versions SET skill_md = %s "
+                    "WHERE library = %s AND name = %s AND version = %s",
+                    (serialise(marked), self.library, name, version),
+                )
+                conn.execute(
+                    "UPDATE memento_skills SET stamp = %s WHERE library = %s AND name = %s",
+                    (self._bump(conn), self.library, name),
+                )
+        return self._after_write(name)
+
+    def record_lift(self, name: str, lift: Lift) -> Skill:
+        """Keep `lift`, measured on `lift.version`, with the skill as a new version; unchanged
+        when the same lift is there already; refused when the skill changed since."""
+        with self.lock(name):
+            with self._conn() as conn:
+                current = self._live(conn, name, self._read_row(conn, name))
+                if current is None:
+                    raise self._not_found(name)
+                if current.lift == lift:
+                    return self.get(name)
+                if lift.version > current.version:
+                    raise SkillError(
+                        f"lift of {name!r} v{lift.version} measured on a version after the live "
+                        f"v{current.version}; measure the live skill"
+                    )
+                if lift.version != current.version and self._changed_since(
+                    conn, name, lift.version, current.version
+                ):
+                    raise SkillError(
+                        f"{name!r} changed since v{lift.version} was measured (live: "
+                        f"v{current.version}); measure its lift again"
+                    )
+            return self.update(name, lift=lift)
+
+    def _changed_since(
+        self, conn: psycopg.Connection[Any], name: str, version: int, live: int
+    ) -> bool:
+        """Whether the live skill does something else than its `version` did."""
+        try:
+            old = self._version_files(conn, name, version)
+        except SkillError:
+            return True
+        new = self._version_files(conn, name, live)
+        was = parse_skill(old.pop(SKILL_FILE), f"<{name} v{version}>")
+        now_ = parse_skill(new.pop(SKILL_FILE), f"<{name} live>")
+        return old != new or content_changed(was, now_)
 
     def delete(self, name: str) -> None:
         """Remove the live skill; its versions stay in history, so `rollback` brings it back."""

@@ -18,6 +18,7 @@ import pytest
 
 from memento_skills.stores.library import SkillLibrary, SkillLockedError
 from memento_skills.stores.skill import (
+    Lift,
     Skill,
     SkillError,
     SkillExistsError,
@@ -303,6 +304,72 @@ def test_a_skill_folder_mcp_json_is_read_from_the_live_folder(store: SkillStore)
     with pytest.raises(SkillValidationError, match=r"mcp\.json"):  # written, then read back
         store.update("alpha", files={"mcp.json": b"{not json"})
     assert store.names() == [] and "mcp.json" in str(store.scan().errors[0])
+
+
+# ------------------------------------------------------------------ lifecycle and lift
+
+
+def learned(name: str = "base-convert") -> Skill:
+    return make(name, body="Call python with int(value, base).").with_changes(
+        provenance="learned", lifecycle="candidate"
+    )
+
+
+def test_a_lifecycle_move_is_a_versioned_reversible_write(store: SkillStore) -> None:
+    v1 = store.create(learned())
+    assert store.set_lifecycle(v1.name, "candidate").version == 1  # already there
+    v2 = store.set_lifecycle(v1.name, "deprecated", reason="lift -0.50 on 2 cases")
+    assert (v2.version, v2.lifecycle, v2.lifecycle_reason) == (
+        2,
+        "deprecated",
+        "lift -0.50 on 2 cases",
+    )
+    assert [(v.version, v.lifecycle) for v in store.history(v1.name)] == [
+        (1, "candidate"),
+        (2, "deprecated"),
+    ]
+    assert store.rollback(v1.name, 1).lifecycle == "candidate"
+    with pytest.raises(SkillError, match="unknown lifecycle"):
+        store.set_lifecycle(v1.name, "retired")  # type: ignore[arg-type]
+    assert store.get(v1.name).version == 3
+
+
+def test_a_lift_is_kept_until_the_content_it_measured_changes(store: SkillStore) -> None:
+    v1 = store.create(learned())
+    lift = Lift(2, 2, 0, 2, 1)
+    assert store.record_lift(v1.name, lift).version == 2
+    assert store.record_lift(v1.name, lift).version == 2  # the same lift: nothing written
+    assert (
+        b"memento-lift: with 2/2 without 0/2 v1"
+        in (store.skill_dir(v1.name) / "SKILL.md").read_bytes()
+    )
+    assert store.set_lifecycle(v1.name, "active").lift == lift  # bookkeeping keeps it
+    assert store.record_lift(v1.name, Lift(1, 2, 0, 2, 1)).version == 4  # v1's content is live
+    changed = store.update(v1.name, body="Call python with format(value, 'x').")
+    assert (changed.lift, changed.lifecycle) == (None, "active")
+    with pytest.raises(SkillError, match="changed since v1"):
+        store.record_lift(v1.name, Lift(2, 2, 0, 2, 1))
+    with pytest.raises(SkillError, match="after the live"):
+        store.record_lift(v1.name, Lift(2, 2, 0, 2, 9))
+    store.record_lift(v1.name, Lift(2, 2, 0, 2, 5))
+    assert store.update(v1.name, files={"scripts/c.py": b"print(1)\n"}).lift is None
+
+
+def test_the_gate_marks_the_vetted_version_in_place_and_only_while_live(
+    open_store: Opener,
+) -> None:
+    store, other = open_store(), open_store()
+    v1 = store.create(learned().with_changes(lifecycle="draft", change="change-1"))
+    before = store.generation()
+    marked = store.record_gate(v1.name, 1, "candidate", reason="passed its gate")
+    assert (marked.version, marked.lifecycle, marked.change) == (1, "candidate", "change-1")
+    assert store.generation() != before
+    assert other.get(v1.name).lifecycle == "candidate"  # another worker sees it
+    assert store.find_change(v1.name, "change-1") == (1, True)
+    store.update(v1.name, body="Another body.")
+    with pytest.raises(SkillError, match="not the vetted v1"):
+        store.record_gate(v1.name, 1, "draft")
+    assert other.get(v1.name).lifecycle == "candidate"
 
 
 # ------------------------------------------------------------------ trials
