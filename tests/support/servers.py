@@ -131,9 +131,9 @@ def serve_postgres(folder: Path) -> Iterator[str]:
         warnings.simplefilter("ignore")
         try:
             import pgserver
-        except ImportError:
-            pytest.fail("pgserver is missing: install the dev extra (pip install -e '.[dev]')")
-    import psycopg
+            import psycopg
+        except ImportError as e:
+            pytest.fail(f"{e.name} is missing: pip install -e '.[dev,postgres]' (make test does)")
 
     folder.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
