@@ -442,6 +442,24 @@ def test_a_trial_killed_with_its_process_is_taken_back_by_the_next_open(
     assert store.get("alpha").body.strip() == "vetted"  # and a worker already open sees it
 
 
+def test_a_keyed_change_killed_on_trial_leaves_no_trace(
+    spec: dict[str, Any], store: SkillStore, open_store: Opener
+) -> None:
+    store.create(make("alpha", body="vetted"))
+    proc = worker(spec, "change-trial", "alpha", stdin=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "on trial", proc.stderr.read() if proc.stderr else ""
+    assert store.find_change("alpha", "change-k1") == (2, True)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    fresh = open_store()
+    assert fresh.recovered == ["alpha"]
+    back = fresh.get("alpha")
+    assert (back.version, back.body.strip()) == (1, "vetted")  # as if it had never been made
+    assert [v.version for v in fresh.history("alpha")] == [1]
+    assert fresh.find_change("alpha", "change-k1") is None
+
+
 # ------------------------------------------------------------------ concurrency and crashes
 
 

@@ -60,6 +60,13 @@ def main() -> None:
         with store.trial(name, live.version, base):
             print("on trial", flush=True)
             sys.stdin.readline()
+    elif command == "change-trial":
+        name = args[0]
+        base = store.get(name).version
+        with store.change_on_trial(name, base, "change-k1"):
+            store.update(name, body="unvetted", change="change-k1")
+            print("on trial", flush=True)
+            sys.stdin.readline()
     elif command == "hold-lock":
         with store.lock(args[0]):
             print("locked", flush=True)
