@@ -102,6 +102,8 @@ TRIAL_LOCKS = 0x4D454D02
 """Advisory-lock class of the trials: held by the process vetting a change while it runs."""
 SCHEMA_LOCK = 0x4D454D00
 """Advisory-lock class taken while creating the tables."""
+POOL_WAIT_S = 30.0
+"""How long a call waits for a free pooled connection (at least; a longer lock wait extends it)."""
 APPLICATION_NAME = "memento-skill-store"
 """How the store's connections name themselves to the server (pg_stat_activity)."""
 NEW_FILE_MODE = 0o644
@@ -270,7 +272,7 @@ class PgSkillStore:
             max_size=max_connections,
             kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
             open=False,
-            timeout=lock_timeout_s,
+            timeout=max(lock_timeout_s, POOL_WAIT_S),
             name=f"memento-{library}",
         )
         try:
@@ -394,7 +396,8 @@ class PgSkillStore:
         except PoolTimeout:
             raise SkillError(
                 f"no connection to the skill store at {safe_url(self.url)} within "
-                f"{self._lock_timeout_s}s: is the server up and not over its connection limit?"
+                f"{max(self._lock_timeout_s, POOL_WAIT_S)}s: is the server up and not over its "
+                "connection limit?"
             ) from None
 
     @contextlib.contextmanager
