@@ -3,7 +3,8 @@
 Postgres holds every version; each worker keeps a local folder of the live versions (its
 materialised copy, under the worker's cache dir) so the code that reads files (the execute node,
 the sandbox running skill scripts, the index) reads them exactly as it reads the folder library.
-The copy is brought in line when `generation()` moves, for the skills whose row moved only.
+The copy is brought in line when `generation()` moves, for the skills whose row moved only
+(stores/pg_copy.py keeps it).
 
 Tables (one library per `library` value, so many libraries share one database):
 
@@ -39,27 +40,21 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import random
 import re
-import shutil
-import stat
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from filelock import FileLock
 from psycopg import errors as pg_errors
 from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from memento_skills.stores.atomic import atomic_write, exchange_folders
 from memento_skills.stores.library import (
     MAX_AUX_FILE_BYTES,
     META_DIR,
@@ -73,10 +68,10 @@ from memento_skills.stores.library import (
     render_diff,
     version_info,
 )
-from memento_skills.stores.library_id import ID_FILE
 from memento_skills.stores.mcp_config import McpServer
 from memento_skills.stores.paths import read_regular_file, resolve_inside, safe_relative
 from memento_skills.stores.paths import safe_skill_dir as _safe_skill_dir
+from memento_skills.stores.pg_copy import LiveRow, LocalCopy
 from memento_skills.stores.skill import (
     LIFECYCLES,
     SKILL_FILE,
@@ -176,21 +171,6 @@ class StaleWriteError(SkillError):
     """A write based on a version that is no longer live: refused whole (`update` retries)."""
 
 
-@dataclass(frozen=True)
-class _Row:
-    """A live row: the live version (None: deleted) and its counts."""
-
-    version: int | None
-    successes: int
-    failures: int
-    outcomes: tuple[str, ...]
-    stamp: int
-
-    @property
-    def utility(self) -> Utility:
-        return Utility(self.successes, self.failures)
-
-
 class _Held(threading.local):
     """This thread's advisory write locks: one connection holds them, with a count per name."""
 
@@ -212,26 +192,6 @@ def safe_url(url: str) -> str:
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _boot_id() -> str:
-    """This boot of the machine (Linux); "" where the system does not say."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Replace a file of the local copy whole (readers see the old or the new), without the
-    fsync a source of truth needs: the copy is rebuilt from the store after a reboot."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class PgSkillStore:
@@ -284,20 +244,9 @@ class PgSkillStore:
                 "is it over its connection limit?"
             ) from None
         self.root = Path(cache_dir).expanduser().absolute() / library_uid
-        self._meta = self.root / META_DIR
-        self._stamps = self._meta / "stamps"
-        self._tmp = self._meta / "tmp"
-        for folder in (self._stamps, self._tmp, self._meta / "locks"):
-            folder.mkdir(parents=True, exist_ok=True)
-        self._write_library_id()
-        self._check_boot()
-        self._clear_leftovers()
+        self._copy = LocalCopy(self.root, library_uid)
         self._held = _Held()
         self._refresh_lock = threading.Lock()
-        self._materialise_lock = FileLock(self._meta / "locks" / ".materialise.lock")
-        self._rows: dict[str, _Row] = {}  # live names only
-        self._parsed: dict[str, Skill | SkillValidationError] = {}
-        self._text_current: set[str] = set()  # live skills whose version text has their counts
         self._seen = -1  # the generation the copy is in line with
         self.errors: list[SkillValidationError] = []
         self._refresh()
@@ -337,39 +286,6 @@ class PgSkillStore:
             ).fetchone()
         assert row is not None
         return str(row[0])
-
-    def _write_library_id(self) -> None:
-        """Record the store's library id in the copy, so `library_id(root)` (the Chroma
-        collection's name) is the same in every worker."""
-        path = self._meta / ID_FILE
-        real = os.path.realpath(self.root)
-        st = os.stat(real)
-        record = {"id": self.library_id, "path": real, "inode": [st.st_dev, st.st_ino]}
-        try:
-            if json.loads(path.read_text("utf-8")) == record:
-                return
-        except (OSError, ValueError):
-            pass
-        atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())
-
-    def _check_boot(self) -> None:
-        """Forget the copy's stamps after a reboot, so every folder is rebuilt: its files are
-        written without fsync (it is a cache), and a power loss may have lost some."""
-        path = self._meta / "boot_id"
-        here = _boot_id()
-        with contextlib.suppress(OSError):
-            if path.read_text().strip() == here:
-                return
-        with FileLock(self._meta / "locks" / ".materialise.lock"):
-            shutil.rmtree(self._stamps, ignore_errors=True)
-            self._stamps.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, f"{here}\n".encode())
-
-    def _clear_leftovers(self) -> None:
-        """Remove the half-built folders of a process killed while it updated the copy."""
-        with FileLock(self._meta / "locks" / ".materialise.lock"):
-            for entry in os.listdir(self._tmp):
-                shutil.rmtree(self._tmp / entry, ignore_errors=True)
 
     # ----------------------------------------------------------------- connections
 
@@ -498,7 +414,7 @@ class PgSkillStore:
         """The live skills and the malformed ones, after bringing the local copy in line."""
         self._refresh()
         with self._refresh_lock:  # another thread's refresh may be changing the dict
-            parsed = sorted(self._parsed.items())
+            parsed = sorted(self._copy.parsed.items())
         return LoadReport([s for _, s in parsed if isinstance(s, Skill)], list(self.errors))
 
     def skills(self) -> list[Skill]:
@@ -511,7 +427,7 @@ class PgSkillStore:
         """The live skill `name`. Raises SkillNotFoundError, or SkillValidationError if malformed."""
         self.skill_dir(name)
         self._refresh()
-        result = self._parsed.get(name)
+        result = self._copy.parsed.get(name)
         if result is None:
             raise SkillNotFoundError(f"no skill named {name!r} in the {self._where}")
         if isinstance(result, SkillValidationError):
@@ -521,7 +437,7 @@ class PgSkillStore:
     def exists(self, name: str) -> bool:
         self.skill_dir(name)
         self._refresh()
-        return name in self._rows
+        return name in self._copy.rows
 
     def skill_dir(self, name: str) -> Path:
         """The live skill's folder in the local copy (read it; never write it)."""
@@ -561,9 +477,9 @@ class PgSkillStore:
                         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     gen = self._refresh_rows(conn)
             if self._seen < 0:  # the first look: folders of skills the store no longer has
-                self._drop_strays(set(self._rows))
+                self._copy.drop_strays()
             self._seen = gen
-            self.errors = [e for e in self._parsed.values() if isinstance(e, SkillValidationError)]
+            self.errors = list(self._copy.errors)
 
     def _refresh_rows(self, conn: psycopg.Connection[Any]) -> int:
         """Apply the rows moved since the generation last seen; returns the generation now."""
@@ -573,15 +489,10 @@ class PgSkillStore:
             "FROM memento_skills WHERE library = %s AND stamp > %s",
             (self.library, self._seen),
         ).fetchall()
-        rows = {r[0]: _Row(r[1], r[2], r[3], tuple(r[4]), r[5]) for r in moved}
-        live = {n: r for n, r in rows.items() if r.version is not None}
-        texts = self._skill_texts(conn, {n: r.version for n, r in live.items()})
-        with self._materialise_lock:
-            missing = self._bring_in_line(rows, texts)
-            if missing:
-                contents = self._file_contents(conn, missing)
-                for name in missing:
-                    self._materialise(name, live[name], texts[name], contents[name])
+        rows = {r[0]: LiveRow(r[1], r[2], r[3], tuple(r[4]), r[5]) for r in moved}
+        live = {n: r.version for n, r in rows.items() if r.version is not None}
+        texts = self._skill_texts(conn, live)
+        self._copy.apply(rows, texts, lambda versions: self._file_contents(conn, versions))
         return gen
 
     def _skill_texts(
@@ -614,124 +525,15 @@ class PgSkillStore:
             out[str(name)][str(rel)] = (int(mode), bytes(data))
         return out
 
-    def _bring_in_line(
-        self, rows: Mapping[str, _Row], texts: Mapping[str, bytes]
-    ) -> dict[str, int]:
-        """Apply the moved rows to the copy; returns the skills whose folder must be rebuilt
-        (their files fetched), name -> version. Caller holds the materialise lock."""
-        rebuild: dict[str, int] = {}
-        for name, row in rows.items():
-            folder = self.root / name
-            if row.version is None or name not in texts:
-                self._rows.pop(name, None)
-                self._parsed.pop(name, None)
-                self._remove_folder(name)
-                continue
-            self._rows[name] = row
-            self._parsed[name] = self._parse_live(name, row, texts[name])
-            on_disk = self._read_stamp(name)
-            if on_disk == (row.version, row.stamp) and folder.is_dir():
-                self._check_mcp(name)
-                continue  # another process sharing this copy wrote it already
-            if on_disk is not None and on_disk[0] == row.version and folder.is_dir():
-                self._write_skill_md(name, texts[name])  # only its counts moved
-                self._write_stamp(name, row)
-                self._check_mcp(name)
-                continue
-            rebuild[name] = row.version
-        return rebuild
-
-    def _parse_live(self, name: str, row: _Row, text: bytes) -> Skill | SkillValidationError:
-        path = self.root / name / SKILL_FILE
-        try:
-            skill = parse_skill(text, path, folder_name=name)
-        except SkillValidationError as e:
-            return e
-        if (skill.utility, skill.outcomes) == (row.utility, row.outcomes):
-            self._text_current.add(name)
-        else:
-            self._text_current.discard(name)
-        return skill.with_changes(utility=row.utility, outcomes=row.outcomes, path=path)
-
-    def _check_mcp(self, name: str) -> None:
-        skill = self._parsed.get(name)
-        if isinstance(skill, Skill):
-            try:
-                folder_mcp_servers(self.root / name, skill)
-            except SkillValidationError as e:
-                self._parsed[name] = e
-
-    def _live_bytes(self, name: str, text: bytes) -> bytes:
-        """The SKILL.md the copy shows: the version's, with the live counts (serialised
-        again only when a count moved since the version was written)."""
-        skill = self._parsed.get(name)
-        if name in self._text_current or not isinstance(skill, Skill):
-            return text
-        return serialise(skill)
-
-    def _write_skill_md(self, name: str, text: bytes) -> None:
-        _replace(self.root / name / SKILL_FILE, self._live_bytes(name, text))
-
-    def _materialise(
-        self, name: str, row: _Row, text: bytes, files: Mapping[str, tuple[int, bytes]]
-    ) -> None:
-        """Build the live folder of `name` complete beside the copy, then switch it in."""
-        staging = self._tmp / f"{name}.new-{uuid.uuid4().hex[:12]}"
-        try:
-            staging.mkdir(parents=True)
-            for rel, (mode, data) in files.items():
-                path = resolve_inside(staging, rel)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-                os.chmod(path, stat.S_IMODE(mode))
-            (staging / SKILL_FILE).write_bytes(self._live_bytes(name, text))
-            target = self.root / name
-            if not target.is_dir():
-                os.rename(staging, target)
-            elif not exchange_folders(staging, target):
-                aside = self._tmp / f"{name}.old-{uuid.uuid4().hex[:12]}"
-                os.rename(target, aside)
-                os.rename(staging, target)
-                shutil.rmtree(aside, ignore_errors=True)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)  # the old folder, after an exchange
-        self._write_stamp(name, row)
-        self._check_mcp(name)
-
-    def _remove_folder(self, name: str) -> None:
-        folder = self.root / name
-        (self._stamps / name).unlink(missing_ok=True)
-        if folder.is_dir():
-            trash = self._tmp / f"{name}.old-{uuid.uuid4().hex[:12]}"
-            os.rename(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-    def _drop_strays(self, live: set[str]) -> None:
-        with self._materialise_lock:
-            for entry in os.listdir(self.root):
-                if entry.startswith(".") or entry in live or check_name(entry):
-                    continue
-                self._remove_folder(entry)
-
-    def _read_stamp(self, name: str) -> tuple[int, int] | None:
-        try:
-            version, stamp = (self._stamps / name).read_text().split()
-            return int(version), int(stamp)
-        except (OSError, ValueError):
-            return None
-
-    def _write_stamp(self, name: str, row: _Row) -> None:
-        _replace(self._stamps / name, f"{row.version} {row.stamp}\n".encode())
-
     # ----------------------------------------------------------------- store internals
 
-    def _lock_row(self, conn: psycopg.Connection[Any], name: str) -> _Row | None:
+    def _lock_row(self, conn: psycopg.Connection[Any], name: str) -> LiveRow | None:
         r = conn.execute(
             "SELECT version, successes, failures, outcomes, stamp FROM memento_skills "
             "WHERE library = %s AND name = %s FOR UPDATE",
             (self.library, name),
         ).fetchone()
-        return None if r is None else _Row(r[0], r[1], r[2], tuple(r[3]), r[4])
+        return None if r is None else LiveRow(r[0], r[1], r[2], tuple(r[3]), r[4])
 
     def _bump(self, conn: psycopg.Connection[Any]) -> int:
         """Count the write (the last lock a write takes: commits land in stamp order)."""
@@ -838,7 +640,7 @@ class PgSkillStore:
                     [(self.library, name, version, rel, s, m) for rel, (s, m) in files.items()],
                 )
 
-    def _archive(self, conn: psycopg.Connection[Any], skill: Skill, row: _Row) -> None:
+    def _archive(self, conn: psycopg.Connection[Any], skill: Skill, row: LiveRow) -> None:
         """Keep the live version's final counts in its history copy, as the folder does."""
         conn.execute(
             "UPDATE memento_skill_versions SET skill_md = %s "
@@ -866,7 +668,7 @@ class PgSkillStore:
                 (self.library, shas),
             )
 
-    def _live(self, conn: psycopg.Connection[Any], name: str, row: _Row | None) -> Skill | None:
+    def _live(self, conn: psycopg.Connection[Any], name: str, row: LiveRow | None) -> Skill | None:
         """The live skill as the store holds it (with its counts), None when deleted."""
         if row is None or row.version is None:
             return None
@@ -877,13 +679,13 @@ class PgSkillStore:
         )
         return skill.with_changes(utility=row.utility, outcomes=row.outcomes)
 
-    def _read_row(self, conn: psycopg.Connection[Any], name: str) -> _Row | None:
+    def _read_row(self, conn: psycopg.Connection[Any], name: str) -> LiveRow | None:
         r = conn.execute(
             "SELECT version, successes, failures, outcomes, stamp FROM memento_skills "
             "WHERE library = %s AND name = %s",
             (self.library, name),
         ).fetchone()
-        return None if r is None else _Row(r[0], r[1], r[2], tuple(r[3]), r[4])
+        return None if r is None else LiveRow(r[0], r[1], r[2], tuple(r[3]), r[4])
 
     def _not_found(self, name: str) -> SkillNotFoundError:
         return SkillNotFoundError(f"no skill named {name!r} in the {self._where}")
