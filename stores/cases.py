@@ -9,6 +9,9 @@ A case keeps the files its task was given (a GAIA spreadsheet, a PDF): replayed 
 task it solved fails whatever the change, and the gate would refuse good changes for it. They
 are kept by content under `.memento/cases/files/<sha256>/<name>`, so a file many cases share is
 stored once, and a file no case refers to any more is deleted.
+
+`Cases` is what the gate and the write phase use; `CaseStore` keeps them in the library folder,
+`PgCaseStore` (stores/pg_cases.py) in the shared store, with the same guarantees.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from filelock import FileLock
 
@@ -72,7 +75,18 @@ class Case:
         return cls(**record, attachments=files)
 
 
+class Cases(Protocol):
+    """Where a library's regression cases are kept, and the files they were given."""
+
+    def add(self, skill: str, case: Case, files: Mapping[str, Path] | None = None) -> bool: ...
+    def load(self, skill: str) -> list[Case]: ...
+    def files_of(self, case: Case) -> dict[str, Path]: ...
+    def rename(self, old: str, new: str) -> None: ...
+
+
 class CaseStore:
+    """The regression cases of the library folder at `library_root`."""
+
     def __init__(self, library_root: Path):
         self.library_root = Path(library_root)
         self.root = Path(library_root) / ".memento" / "cases"
@@ -95,19 +109,19 @@ class CaseStore:
         """
         path = self._path(skill)
         files = dict(files or {})
-        case = replace(case, attachments=_describe(files))
+        case = replace(case, attachments=describe_files(files))
         self._seal()
         # the store-wide lock orders every add against the deletion of files no case refers to
         with FileLock(str(self.root / "files.lock")), FileLock(str(path) + ".lock"):
             cases = self.load(skill)
-            same_task = [c for c in cases if _key(c) == _key(case)]
+            same_task = [c for c in cases if same_task_key(c) == same_task_key(case)]
             if any(c.attachments == case.attachments for c in same_task):
                 return False
             for attachment in case.attachments:
                 self._keep(attachment, files[attachment.name])
             kept = [*(c for c in cases if c not in same_task), case][-MAX_CASES_PER_SKILL:]
             tmp = path.with_suffix(".tmp")
-            _write_private(tmp, "".join(json.dumps(asdict(c)) + "\n" for c in kept).encode())
+            write_private(tmp, "".join(json.dumps(asdict(c)) + "\n" for c in kept).encode())
             tmp.replace(path)
             if any(c.attachments and c not in kept for c in cases):
                 self._prune()
@@ -137,9 +151,7 @@ class CaseStore:
 
     def _seal(self) -> None:
         """Create the store's folders 0700, and close up those an older version left open."""
-        for folder in (self.root.parent, self.root):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            folder.chmod(0o700)
+        seal(self.root)
         for path in self.root.glob("*.jsonl"):
             path.chmod(0o600)
 
@@ -165,7 +177,14 @@ class CaseStore:
                     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def seal(cases_root: Path) -> None:
+    """Create `<library>/.memento/cases` 0700 (and `.memento`), closing up ones left open."""
+    for folder in (cases_root.parent, cases_root):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
     """Write `path` readable by its owner only, from its first byte."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -185,11 +204,11 @@ def _read(path: Path) -> list[Case]:
     return out
 
 
-def _key(case: Case) -> tuple[str, str | None]:
+def same_task_key(case: Case) -> tuple[str, str | None]:
     return case.task, case.ground_truth
 
 
-def _describe(files: Mapping[str, Path]) -> tuple[Attachment, ...]:
+def describe_files(files: Mapping[str, Path]) -> tuple[Attachment, ...]:
     total = sum(path.stat().st_size for path in files.values())
     if total > MAX_CASE_FILES_BYTES:
         raise CaseNotRecorded(

@@ -9,6 +9,12 @@ A save writes the new file (temp, fsync, rename) before the pointer is switched 
 so a crash leaves the previous state live. The checksum in the pointer catches a truncated or
 hand-edited weights file: loading it raises `RouterWeightsError`, which the router turns into a
 warning and the untrained score, never a crash of the agent. Old versions are pruned to a few.
+
+A library kept in a shared store (stores/pg_router_weights.py) keeps its weights there instead:
+the store registers itself for the weights folder of its local copy with `share_weights`, and a
+`RouterWeightsStore` made for that folder reads and writes the shared versions, so every worker
+routes with the same learned state. The bytes and their checks are the same either way
+(`encode`, `decode`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from filelock import FileLock
@@ -44,27 +50,77 @@ def weights_dir(library_root: Path | str) -> Path:
 @dataclass(frozen=True)
 class Saved:
     version: int
-    path: Path
+    path: Path | str
+    """The file it went to, or where in the shared store (no password)."""
     sha256: str
+
+
+class SharedWeights(Protocol):
+    """Router weights kept in a shared store rather than in the library's folder."""
+
+    def exists(self) -> bool: ...
+    def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved: ...
+    def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None: ...
+
+
+_shared: dict[Path, SharedWeights] = {}
+
+
+def share_weights(library_root: Path | str, store: SharedWeights) -> None:
+    """Keep the router weights of the library whose local copy is `library_root` in `store`."""
+    _shared[weights_dir(library_root).absolute()] = store
+
+
+def encode(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> tuple[bytes, str]:
+    """One saved state as bytes (an .npz with a JSON header) and their sha256."""
+    buffer = io.BytesIO()
+    head = json.dumps({**header, "format": FORMAT}).encode("utf-8")
+    savez: Any = np.savez  # its stubs type **arrays as its own keyword flags
+    savez(buffer, __header__=np.frombuffer(head, dtype=np.uint8), **arrays)
+    data = buffer.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def decode(
+    data: bytes, expected_sha256: str, where: str, fix: str, *, recorded_in: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays, header) of a saved state; RouterWeightsError naming `where` when it is damaged."""
+    if hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise RouterWeightsError(
+            f"{where} does not match the checksum recorded in {recorded_in} "
+            f"(truncated or edited): {fix}"
+        )
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        header = json.loads(arrays.pop("__header__").tobytes().decode("utf-8"))
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise RouterWeightsError(f"{where} is not a router weights file ({e}): {fix}") from None
+    if header.get("format") != FORMAT:
+        raise RouterWeightsError(
+            f"{where} has format {header.get('format')!r}, this version reads {FORMAT}: {fix}"
+        )
+    return arrays, header
 
 
 class RouterWeightsStore:
     def __init__(self, root: Path | str):
         self.root = Path(root).expanduser()
         self.pointer = self.root / POINTER
+        self.shared = _shared.get(self.root.absolute())
+        """The shared store that keeps this library's weights, None for the folder."""
 
     def exists(self) -> bool:
+        if self.shared is not None:
+            return self.shared.exists()
         return self.pointer.exists()
 
     def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved:
         """Write a new version and make it live; returns where it went."""
+        if self.shared is not None:
+            return self.shared.save(arrays, header)
         self.root.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        head = json.dumps({**header, "format": FORMAT}).encode("utf-8")
-        savez: Any = np.savez  # its stubs type **arrays as its own keyword flags
-        savez(buffer, __header__=np.frombuffer(head, dtype=np.uint8), **arrays)
-        data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
+        data, digest = encode(arrays, header)
         with FileLock(str(self.root / ".lock")):
             version = max(self._versions(), default=0) + 1
             path = self.root / f"v{version:06d}.npz"
@@ -78,6 +134,8 @@ class RouterWeightsStore:
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None:
         """(arrays, header, version) of the live state; None when nothing was ever saved."""
+        if self.shared is not None:
+            return self.shared.load()
         if not self.pointer.exists():
             return None
         fix = f"delete {self.root} to start untrained, or rebuild it with `memento router train`"
@@ -93,21 +151,7 @@ class RouterWeightsStore:
             data = path.read_bytes()
         except OSError as e:
             raise RouterWeightsError(f"cannot read {path} ({e.strerror or e}): {fix}") from None
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise RouterWeightsError(
-                f"{path} does not match the checksum recorded in {POINTER} "
-                f"(truncated or edited): {fix}"
-            )
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            header = json.loads(arrays.pop("__header__").tobytes().decode("utf-8"))
-        except (OSError, ValueError, KeyError, EOFError) as e:
-            raise RouterWeightsError(f"{path} is not a router weights file ({e}): {fix}") from None
-        if header.get("format") != FORMAT:
-            raise RouterWeightsError(
-                f"{path} has format {header.get('format')!r}, this version reads {FORMAT}: {fix}"
-            )
+        arrays, header = decode(data, expected, str(path), fix, recorded_in=POINTER)
         return arrays, header, version
 
     def _versions(self) -> list[int]:

@@ -1,0 +1,127 @@
+"""Where a shared library lives: $MEMENTO_STORE_URL read, checked and connected to, one pool per
+process, with errors that say which setting is wrong and how to fix it.
+
+Empty means the folder library, as before. A URL names a Postgres database
+(`postgresql://user@host:5432/memento`); several libraries share one database by name
+(`Context.store_library`, default $MEMENTO_STORE_LIBRARY or "default"). psycopg and psycopg-pool
+are the optional extra `postgres` (`pip install memento-skills[postgres]`): a folder user never
+needs them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+STORE_URL_ENV = "MEMENTO_STORE_URL"
+STORE_LIBRARY_ENV = "MEMENTO_STORE_LIBRARY"
+DEFAULT_LIBRARY = "default"
+LIBRARY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+CONNECT_TIMEOUT_S = 10.0
+_EXAMPLE = "postgresql://user@127.0.0.1:5432/memento"
+_UNSET = f"or unset {STORE_URL_ENV} to use the library folder"
+
+
+class StoreUrlError(ValueError):
+    """The store URL or library name is unusable as written (a bad input: exit 2)."""
+
+
+class StoreUnreachable(ConnectionError):
+    """The database the store URL names does not answer (exit 3, like an unreachable model)."""
+
+
+def store_url_env() -> str:
+    """$MEMENTO_STORE_URL as given, "" when unset: the default of `Context.store_url`."""
+    return os.environ.get(STORE_URL_ENV, "").strip()
+
+
+def store_library_env() -> str:
+    """$MEMENTO_STORE_LIBRARY, "default" when unset: the default of `Context.store_library`."""
+    return os.environ.get(STORE_LIBRARY_ENV, "").strip() or DEFAULT_LIBRARY
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"^([a-z]+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def check_store_url(url: str) -> str:
+    """`url` if it names a Postgres database; StoreUrlError saying how to write one otherwise."""
+    shown = redacted(url)
+    if not re.match(r"^postgres(ql)?://", url):
+        raise StoreUrlError(
+            f"{STORE_URL_ENV}={shown!r} is not a Postgres URL: write it as {_EXAMPLE}, {_UNSET}"
+        )
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        raise StoreUrlError(
+            f"{STORE_URL_ENV} is set but psycopg is not installed: "
+            f"`pip install 'memento-skills[postgres]'`, {_UNSET}"
+        ) from None
+    try:
+        conninfo_to_dict(url)
+    except Exception as e:  # psycopg.ProgrammingError: its message names the bad part
+        detail = " ".join(str(e).split())
+        raise StoreUrlError(
+            f"{STORE_URL_ENV}={shown!r} cannot be read ({detail}): write it as {_EXAMPLE}"
+        ) from None
+    return url
+
+
+def check_library_name(name: str) -> str:
+    if not LIBRARY_NAME.fullmatch(name):
+        raise StoreUrlError(
+            f"{STORE_LIBRARY_ENV}={name!r} is not a library name: use 1-63 letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+_pools: dict[str, ConnectionPool[Any]] = {}
+_pools_lock = threading.Lock()
+
+
+def connection_pool(url: str) -> ConnectionPool[Any]:
+    """The process's pool of connections to `url`, opened (and checked) on first use.
+
+    Raises StoreUrlError for a URL that cannot name a database and StoreUnreachable, naming the
+    variable and the fix, when the database does not answer within CONNECT_TIMEOUT_S.
+    """
+    check_store_url(url)
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is not None:
+            return pool
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        try:  # one direct connection first: its error says why (a pool's wait() only times out)
+            psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+        except psycopg.Error as e:
+            raise unreachable(url, e) from None
+        pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=4,
+            timeout=CONNECT_TIMEOUT_S,
+            kwargs={"autocommit": True},
+            name="memento-store",
+            open=True,
+        )
+        _pools[url] = pool
+        return pool
+
+
+def unreachable(url: str, error: BaseException) -> StoreUnreachable:
+    """The one-line error for a database that refused or did not answer."""
+    detail = " ".join(str(error).split()) or type(error).__name__
+    return StoreUnreachable(
+        f"{STORE_URL_ENV}={redacted(url)!r}: cannot connect ({detail}): start Postgres there "
+        f"or fix the URL (e.g. {_EXAMPLE}), {_UNSET}"
+    )
