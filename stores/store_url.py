@@ -1,16 +1,15 @@
 """Where a shared library lives: $MEMENTO_STORE_URL read, checked and connected to, one pool per
 process, with errors that say which setting is wrong and how to fix it.
 
-Empty means the folder library, as before. A URL names a Postgres database
-(`postgresql://user@host:5432/memento`); several libraries share one database by name
-(`Context.store_library`, default $MEMENTO_STORE_LIBRARY or "default"). psycopg and psycopg-pool
+Empty means the folder library, as before (stores/settings.py reads the variables). A URL names
+a Postgres database (`postgresql://user@host:5432/memento`); several libraries share one
+database by name (`Context.store_library`, default $MEMENTO_STORE_LIBRARY or "default"). psycopg and psycopg-pool
 are the optional extra `postgres` (`pip install memento-skills[postgres]`): a folder user never
 needs them.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -18,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-STORE_URL_ENV = "MEMENTO_STORE_URL"
-STORE_LIBRARY_ENV = "MEMENTO_STORE_LIBRARY"
-DEFAULT_LIBRARY = "default"
-LIBRARY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+from memento_skills.stores.settings import STORE_LIBRARY_ENV, STORE_URL_ENV
+
+LIBRARY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+"""The name of a library within a store (Context.store_library's pattern)."""
 CONNECT_TIMEOUT_S = 10.0
 _EXAMPLE = "postgresql://user@127.0.0.1:5432/memento"
 _UNSET = f"or unset {STORE_URL_ENV} to use the library folder"
@@ -33,16 +32,6 @@ class StoreUrlError(ValueError):
 
 class StoreUnreachable(ConnectionError):
     """The database the store URL names does not answer (exit 3, like an unreachable model)."""
-
-
-def store_url_env() -> str:
-    """$MEMENTO_STORE_URL as given, "" when unset: the default of `Context.store_url`."""
-    return os.environ.get(STORE_URL_ENV, "").strip()
-
-
-def store_library_env() -> str:
-    """$MEMENTO_STORE_LIBRARY, "default" when unset: the default of `Context.store_library`."""
-    return os.environ.get(STORE_LIBRARY_ENV, "").strip() or DEFAULT_LIBRARY
 
 
 def redacted(url: str) -> str:
@@ -77,8 +66,8 @@ def check_store_url(url: str) -> str:
 def check_library_name(name: str) -> str:
     if not LIBRARY_NAME.fullmatch(name):
         raise StoreUrlError(
-            f"{STORE_LIBRARY_ENV}={name!r} is not a library name: use 1-63 letters, digits, "
-            "'.', '_' or '-', starting with a letter or digit"
+            f"{STORE_LIBRARY_ENV}={name!r} is not a library name: use 1-63 lowercase letters, "
+            "digits, '_' or '-', starting with a letter or digit"
         )
     return name
 

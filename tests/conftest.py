@@ -58,20 +58,3 @@ def langgraph_dev(langgraph_dev_server: tuple[str, Path]) -> str:
 def home(tmp_path: Path) -> Path:
     """A fresh MEMENTO_HOME for a `memento` subprocess (created by the command itself)."""
     return tmp_path / "home"
-
-
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One real Postgres (pgserver) for the session, on a unix socket in a throwaway folder."""
-    from support.postgres import serve_postgres
-
-    with serve_postgres(tmp_path_factory.mktemp("pg") / "data") as server:
-        yield server
-
-
-@pytest.fixture
-def store_url(postgres_server: object) -> str:
-    """The URL of a fresh database of its own on the session's Postgres."""
-    from support.postgres import fresh_database
-
-    return fresh_database(postgres_server)
