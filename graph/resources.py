@@ -3,6 +3,9 @@
 They are expensive to build (a local model server, a Chroma client, an ONNX session) and not
 serialisable, so they live outside the graph state: built once per process from the run's
 Context, or injected by an embedding application (and by tests, with a scripted model).
+
+With `Context.store_url` set the library is a shared store's (stores/shared_store.py): its skills,
+regression cases, run log and router weights are the ones every worker uses.
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.models import ROLES, UsageTracker, chat_model, resolve_settings
-from memento_skills.stores.cases import Case
-from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.cases import Case, Cases
 from memento_skills.stores.settings import default_index_dir, default_skills_dir, open_library
 from memento_skills.stores.skill import Skill
+from memento_skills.stores.skill_store import SkillStore
+
+if TYPE_CHECKING:
+    from memento_skills.stores.shared_store import SharedLibrary
 
 
 class Resources:
@@ -29,7 +35,7 @@ class Resources:
         self,
         *,
         chat_models: Mapping[str, BaseChatModel] | None = None,
-        library: SkillLibrary | None = None,
+        library: SkillStore | None = None,
         index: Any | None = None,
         approve_script: Callable[[str], bool] | None = None,
         router: Any | None = None,
@@ -40,7 +46,7 @@ class Resources:
         self._models: dict[Any, BaseChatModel] = dict(chat_models or {})
         self._library = library
         self._index = index
-        self._libraries: dict[Path, SkillLibrary] = {}
+        self._libraries: dict[Path, SkillStore] = {}
         self._indexes: dict[tuple[Path, Path, str, str], Any] = {}
         self._lock = threading.Lock()
         self.approve_script = approve_script
@@ -67,9 +73,21 @@ class Resources:
                 self._models[key] = chat_model(role, settings)
             return self._models[key]
 
-    def library(self, ctx: Context) -> SkillLibrary:
+    def shared(self, ctx: Context) -> SharedLibrary | None:
+        """The shared store's library the run names (`store_url`), None for a library folder
+        (or when a library was injected)."""
+        if self._library is not None or not ctx.store_url:
+            return None
+        from memento_skills.stores.shared_store import open_shared
+
+        return open_shared(ctx.store_url, ctx.store_library)
+
+    def library(self, ctx: Context) -> SkillStore:
         if self._library is not None:
             return self._library
+        shared = self.shared(ctx)
+        if shared is not None:
+            return shared.skills
         root = Path(ctx.skills_dir).expanduser() if ctx.skills_dir else default_skills_dir()
         with self._lock:
             if root not in self._libraries:
@@ -94,15 +112,23 @@ class Resources:
                 )
             return self._indexes[key]
 
-    def cases(self, ctx: Context) -> Any:
+    def cases(self, ctx: Context) -> Cases:
+        shared = self.shared(ctx)
+        if shared is not None:
+            return shared.cases
         from memento_skills.stores.cases import CaseStore
 
         return CaseStore(self.library(ctx).root)
 
     def run_log(self, ctx: Context) -> Any:
+        """The run's log: the file `run_log` names; else the shared store's; else
+        $MEMENTO_HOME/runs.jsonl."""
         from memento_skills.stores.run_log import RunLog
         from memento_skills.stores.settings import memento_home
 
+        shared = None if ctx.run_log else self.shared(ctx)
+        if shared is not None:
+            return shared.run_log
         return RunLog(ctx.run_log or memento_home() / "runs.jsonl")
 
     def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:

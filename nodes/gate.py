@@ -25,7 +25,7 @@ from memento_skills.graph.events import emit
 from memento_skills.graph.state import Attachment, State
 from memento_skills.nodes.execution.sandbox import reachable_dir
 from memento_skills.nodes.writing.checks import answer_refusal
-from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
+from memento_skills.stores.cases import Case, Cases, MissingCaseFiles
 from memento_skills.stores.gold_match import HOW, GoldScan
 
 
@@ -146,7 +146,7 @@ def _own_workspace(ctx: Context) -> Iterator[Context]:
 
 def run_gate(
     graph: ReplayGraph,
-    store: CaseStore,
+    store: Cases,
     ctx: Context,
     skill: str,
     skill_text: str,

@@ -43,6 +43,15 @@ class PgRouterWeights:
             ).fetchone()
         return row is not None
 
+    def live_version(self) -> int | None:
+        """The live version (one indexed read); None when nothing was ever saved."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT max(version) FROM memento_router_weights WHERE library = %s",
+                (self.library,),
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved:
         """Insert a new version and make it live; returns where it went."""
         data, digest = encode(arrays, header)

@@ -59,6 +59,7 @@ class SharedWeights(Protocol):
     """Router weights kept in a shared store rather than in the library's folder."""
 
     def exists(self) -> bool: ...
+    def live_version(self) -> int | None: ...
     def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved: ...
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None: ...
 
@@ -131,6 +132,15 @@ class RouterWeightsStore:
                 with contextlib.suppress(OSError):
                     (self.root / f"v{old:06d}.npz").unlink()
         return Saved(version, path, digest)
+
+    def live_version(self) -> int | None:
+        """The live version (one small read); None when unsaved or unreadable."""
+        if self.shared is not None:
+            return self.shared.live_version()
+        try:
+            return int(json.loads(self.pointer.read_bytes())["version"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None:
         """(arrays, header, version) of the live state; None when nothing was ever saved."""

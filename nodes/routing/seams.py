@@ -17,8 +17,8 @@ import numpy as np
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.state import Candidate
-from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.skill import Skill
+from memento_skills.stores.skill_store import SkillStore
 
 
 @runtime_checkable
@@ -42,7 +42,7 @@ class Retriever(Protocol):
 class RetrieverSource(Protocol):
     """Gives a run's library and its retriever, first brought in line with the library."""
 
-    def library(self, ctx: Context) -> SkillLibrary: ...
+    def library(self, ctx: Context) -> SkillStore: ...
 
     def synced_index(self, ctx: Context) -> tuple[Retriever, list[Skill]]: ...
 

@@ -359,7 +359,7 @@ def test_weights_persist_and_reload_in_a_fresh_process(
     folder = tmp_path / "router"
     router = copy_router(world, weights_dir=folder)
     saved = router.save()
-    assert saved is not None and saved.version == 1 and saved.path.exists()
+    assert saved is not None and saved.version == 1 and Path(saved.path).exists()
     text = "translate 'good evening' into Korean"
     router.observe(text, world["index"].embed_query(text), "translate-text", 1.0)
     assert router.save() is not None and RouterWeightsStore(folder).load() is not None
@@ -402,8 +402,8 @@ def test_corrupt_weights_give_a_clear_error_and_untrained_routing(
     folder = tmp_path / "router"
     saved = copy_router(world, weights_dir=folder).save()
     assert saved is not None
-    data = saved.path.read_bytes()
-    saved.path.write_bytes(data[: len(data) // 2])  # truncated by a crash or a bad copy
+    data = Path(saved.path).read_bytes()
+    Path(saved.path).write_bytes(data[: len(data) // 2])  # truncated by a crash or a bad copy
     with pytest.raises(RouterWeightsError, match=r"checksum.*memento router train"):
         RouterWeightsStore(folder).load()
     with pytest.warns(UserWarning, match="routing untrained"):
