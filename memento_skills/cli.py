@@ -34,6 +34,7 @@ from memento_skills.cli_common import (
     library_at,
     out,
     search_budget,
+    shared_library,
 )
 from memento_skills.cli_errors import (
     EXIT_CODES_HELP,
@@ -152,6 +153,14 @@ def run(
     fields = smoke_fields(settings, given)
     if thread is not None and not thread.strip():
         fail("--thread: the thread id is empty; give a name, e.g. --thread my-task")
+    if dir is not None:
+        given["store_url"] = ""  # an explicit folder wins over $MEMENTO_STORE_URL
+    else:
+        from memento_skills.stores.settings import store_url_env
+        from memento_skills.stores.store_url import check_store_url
+
+        if store_url_env().strip():
+            check_store_url(store_url_env().strip())  # its own message, before the Context's
     try:  # the graph checks again as the run starts; here it fails before the library is seeded
         if task is not None or thread is None:
             check_input({"task": task, "ground_truth": ground_truth})
@@ -174,6 +183,8 @@ def run(
             fail(f"MEMENTO_MCP_CONFIG: {e}")
     if dir is not None:
         existing_library_dir(dir)
+    else:
+        shared_library(None)  # a store that does not answer fails here, in one line
     endpoint = _check_endpoint(base_url, model)
     from memento_skills.cli_evals import announce_sandbox
 

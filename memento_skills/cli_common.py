@@ -1,5 +1,6 @@
 """What every `memento` command shares: the consoles, the --dir and --json options, the library
-at --dir, JSON output and the bad-input error."""
+at --dir (or the shared store's, when MEMENTO_STORE_URL is set and --dir is not), JSON output
+and the bad-input error."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import json
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from memento_skills.cli_errors import BadInputError
-from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.skill_store import SkillStore
+
+if TYPE_CHECKING:
+    from memento_skills.stores.cases import Cases
+    from memento_skills.stores.shared_store import SharedLibrary
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -21,7 +26,9 @@ err = Console(stderr=True, soft_wrap=True)
 DirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--dir", help="Skill library folder (default: $MEMENTO_SKILLS_DIR or ~/.memento/skills)."
+        "--dir",
+        help="Skill library folder (default: the shared store $MEMENTO_STORE_URL names, else "
+        "$MEMENTO_SKILLS_DIR or ~/.memento/skills).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
@@ -75,11 +82,40 @@ def existing_library_dir(path: Path) -> Path:
     return path
 
 
-def library_at(path: Path | None) -> SkillLibrary:
-    """The library at --dir (which must exist), or the default one (created on first use)."""
+def shared_library(path: Path | None, *, seed: bool = True) -> SharedLibrary | None:
+    """The shared store's library when MEMENTO_STORE_URL is set and no --dir is given (a new
+    one seeded, as a new library folder is, unless `seed` is False).
+
+    A URL that cannot be right is a bad input (exit 2), a database that does not answer is
+    unreachable (exit 3): one line each, naming the variable and the fix.
+    """
+    from memento_skills.stores.settings import store_library_env, store_url_env
+
+    url = store_url_env().strip()
+    if path is not None or not url:
+        return None
+    from memento_skills.stores.shared_store import open_shared
+
+    return open_shared(url, store_library_env().strip(), seed=seed)
+
+
+def library_at(path: Path | None) -> SkillStore:
+    """The library at --dir (which must exist), else the shared store's (MEMENTO_STORE_URL),
+    else the default folder (created on first use)."""
     from memento_skills.stores.settings import open_library
 
+    shared = shared_library(path)
+    if shared is not None:
+        return shared.skills
     return open_library(existing_library_dir(path) if path is not None else None)
+
+
+def cases_at(path: Path | None, library: SkillStore) -> Cases:
+    """The regression cases of the library `library_at(path)` gave."""
+    from memento_skills.stores.cases import CaseStore
+
+    shared = shared_library(path)
+    return shared.cases if shared is not None else CaseStore(library.root)
 
 
 def emit_json(data: Any) -> None:

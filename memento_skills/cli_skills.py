@@ -1,5 +1,5 @@
 """`memento skills`: list, show, validate, create, version, rename, curate, trust, import,
-export and sync the skill library."""
+export, dump, load and sync the skill library."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from rich.table import Table
 from memento_skills.cli_common import (
     DirOpt,
     JsonOpt,
+    cases_at,
     emit_json,
     err,
     existing_library_dir,
     library_at,
     out,
+    shared_library,
 )
 from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError, ExitCode
 from memento_skills.stores.library import SkillLibrary
@@ -524,6 +526,83 @@ def skills_export(
         emit_json({"zip": str(dest), "skills": written})
     else:
         out.print(f"wrote {_count(len(written), 'skill')} to {dest}", highlight=False)
+
+
+def _print_transfer(report: Any, verb: str, where: str) -> None:
+    for name in report.skipped:
+        out.print(f"[yellow]skipped[/] {name}: already in the store (use --replace)")
+    for problem in report.problems:
+        err.print(f"[yellow]left out[/] {escape(problem)}", highlight=False)
+    weights = (
+        "no router weights"
+        if report.router_version is None
+        else f"the router weights (as version {report.router_version})"
+    )
+    out.print(
+        f"{verb} {_count(len(report.skills), 'skill')}, "
+        f"{_count(report.cases, 'regression case')} and {weights} {where}",
+        highlight=False,
+    )
+
+
+@skills_app.command("dump")
+def skills_dump(
+    dest: Annotated[Path, typer.Argument(help="The new (or empty) folder to write.")],
+    dir: DirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the whole library (the shared store's, or --dir) out as a library folder: every
+    skill's live version byte for byte, its regression cases with their files, and the router
+    weights. History is not included. `memento skills load` reads it back."""
+    from memento_skills.stores.library_transfer import dump_library
+    from memento_skills.stores.router_weights import RouterWeightsStore, weights_dir
+
+    dest = dest.expanduser()
+    if dest.exists() and not dest.is_dir():
+        raise BadInputError(f"{dest} is a file: name a new or empty folder to dump into")
+    if dest.is_dir() and any(dest.iterdir()):
+        raise BadInputError(f"{dest} is not empty: name a new or empty folder to dump into")
+    lib = library_at(dir)
+    weights = RouterWeightsStore(weights_dir(lib.root))
+    report = dump_library(lib, cases_at(dir, lib), weights, dest)
+    if json_out:
+        emit_json({"dir": str(dest), **asdict(report)})
+    else:
+        _print_transfer(report, "wrote", f"to {dest}")
+
+
+@skills_app.command("load")
+def skills_load(
+    source: Annotated[Path, typer.Argument(help="A library folder (e.g. from `skills dump`).")],
+    replace: Annotated[
+        bool, typer.Option(help="Replace skills the store already has (as a new version).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Read a library folder into the shared store MEMENTO_STORE_URL names: each skill exactly as
+    the folder holds it (version, counts and trust kept), its regression cases with their files,
+    and the router weights. The folder's history is not carried."""
+    from memento_skills.stores.library_transfer import load_library
+    from memento_skills.stores.router_weights import RouterWeightsStore, weights_dir
+    from memento_skills.stores.settings import STORE_URL_ENV
+
+    source = source.expanduser()
+    if not source.is_dir():
+        raise BadInputError(f"{source} is not a folder: give a library folder to load")
+    shared = shared_library(None, seed=False)  # a new store holds what is loaded, no seeds
+    if shared is None:
+        raise BadInputError(
+            f"load writes into a shared store: set {STORE_URL_ENV} "
+            "(e.g. postgresql://user@127.0.0.1:5432/memento); a folder library is a copy away"
+        )
+    weights = RouterWeightsStore(weights_dir(shared.skills.root))
+    report = load_library(source, shared.skills, shared.cases, weights, replace=replace)
+    if json_out:
+        emit_json({"store": shared.where, **asdict(report)})
+    else:
+        _print_transfer(report, "loaded", f"into {shared.where}")
+    if report.problems:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @skills_app.command("sync")
