@@ -81,18 +81,3 @@ def library_id(root: Path | str) -> str:
         raise
     except OSError:  # read-only: an id that depends on the place only
         return f"{_label(root)}-{hashlib.sha256(real.encode()).hexdigest()[:12]}"
-
-
-def pin_library_id(root: Path | str, library_id: str) -> None:
-    """Give the folder at `root` the id `library_id` (a shared store's local copy of a library:
-    every worker's copy is the same library, so they share one collection)."""
-    root = Path(root).expanduser()
-    real = os.path.realpath(root)
-    path = root / META_DIR / ID_FILE
-    known = _read(path)
-    if known is not None and known.get("id") == library_id and known.get("path") == real:
-        return
-    st = os.stat(real)
-    record = {"id": library_id, "path": real, "inode": [st.st_dev, st.st_ino], "shared": True}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(record, indent=1) + "\n").encode())

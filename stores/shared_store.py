@@ -3,8 +3,8 @@
 `open_shared(url, library)` gives the skills (`PgSkillStore`, stores/pg_store.py), the regression
 cases, the run log and the router weights of one library in one database, opened once per
 process. The skills are mirrored into a local folder per worker (the store's `root`), where the
-execute node, the sandbox and the index read files as they read a library folder; that copy gets
-the library's stable id, so every worker's index uses one Chroma collection for it.
+execute node, the sandbox and the index read files as they read a library folder; that copy holds
+the library's id in the store, so every worker's index uses one Chroma collection for it.
 """
 
 from __future__ import annotations
@@ -82,7 +82,6 @@ def open_shared(
         if found is not None:
             return found
         pool = connection_pool(url)
-        from memento_skills.stores.library_id import pin_library_id
         from memento_skills.stores.pg_cases import PgCaseStore
         from memento_skills.stores.pg_router_weights import PgRouterWeights
         from memento_skills.stores.pg_run_log import PgRunLog
@@ -91,7 +90,6 @@ def open_shared(
 
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(url, library)
         skills = PgSkillStore(url, library=library, cache_dir=cache)
-        pin_library_id(skills.root, f"store-{library}-{database_key(url)}")
         where = describe(url, library)
         shared = SharedLibrary(
             url=url,
