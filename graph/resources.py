@@ -74,9 +74,10 @@ class Resources:
             return self._models[key]
 
     def shared(self, ctx: Context) -> SharedLibrary | None:
-        """The shared store's library the run names (`store_url`), None for a library folder
-        (or when a library was injected)."""
-        if self._library is not None or not ctx.store_url:
+        """The shared store's library the run names (`store_url`, `store_library`); None for a
+        library folder: when a library was injected, or the run names its folder (`skills_dir`,
+        as `memento run --dir` and a learning run's own library do), or no store is set."""
+        if self._library is not None or ctx.skills_dir or not ctx.store_url:
             return None
         from memento_skills.stores.shared_store import open_shared
 

@@ -7,12 +7,12 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from memento_skills.cli_common import DirOpt, JsonOpt, emit_json, fail, out
+from memento_skills.cli_common import DirOpt, JsonOpt, emit_json, fail, out, shared_library
 from memento_skills.cli_errors import EXIT_CODES_HELP
 
 router_app = typer.Typer(
@@ -48,12 +48,22 @@ def train(
 
     if dir is not None and not dir.expanduser().is_dir():
         fail(f"no skill library at {dir}: check --dir, or create one with `memento skills init`")
-    logs = from_ or [memento_home() / "runs.jsonl"]
+    shared = shared_library(dir)  # the shared store's library and run log, when one is set
+    logs: list[Any] = []
+    if shared is not None and not from_:
+        logs, where = [shared.run_log], f"the run log of the {shared.where}"
+    else:
+        paths = from_ or [memento_home() / "runs.jsonl"]
+        for path in paths:
+            if not path.exists():
+                fail(
+                    f"no run log at {path}: run some tasks first (`memento run ...`) or pass --from"
+                )
+            logs.append(RunLog(path))
+        where = ", ".join(map(str, paths))
     samples = []
-    for path in logs:
-        if not path.exists():
-            fail(f"no run log at {path}: run some tasks first (`memento run ...`) or pass --from")
-        for record in RunLog(path):
+    for log in logs:
+        for record in log:
             task, skill = record.get("task"), record.get("skill")
             if not isinstance(task, str) or not isinstance(skill, str) or not task or not skill:
                 continue
@@ -67,8 +77,8 @@ def train(
                 )
             )
     if not samples:
-        fail(f"no judged runs with a skill in {', '.join(map(str, logs))}: nothing to learn from")
-    library = open_library(dir)
+        fail(f"no judged runs with a skill in {where}: nothing to learn from")
+    library = shared.skills if shared is not None else open_library(dir)
     idx = SkillIndex(index or default_index_dir(), library=library.root)
     try:
         skills = {s.name: s for s in library.skills()}
