@@ -723,6 +723,44 @@ class PgSkillStore:
             self._land(conn, skill.name, version, skill.utility, skill.outcomes)
         return self._after_write(skill.name)
 
+    def put_exact(
+        self,
+        name: str,
+        skill_md: bytes,
+        files: Mapping[str, tuple[int, bytes]],
+        *,
+        replace: bool = False,
+    ) -> Skill:
+        """Write `name` exactly as a library folder holds it (`memento skills load`): its SKILL.md
+        bytes with their version, counts and trust, its files (mode, bytes) with their modes.
+        A live name is refused unless `replace`; a version number the history already holds
+        (a replace) is written as the next number instead, the live one kept in history."""
+        skill = parse_skill(skill_md, self.root / name / SKILL_FILE, folder_name=name)
+        self.skill_dir(name)
+        staged = check_files({rel: data for rel, (_mode, data) in files.items()})
+        blobs = {_sha(data): data for data in staged.values()}
+        refs = {rel: (_sha(data), files[rel][0] & 0o777) for rel, data in staged.items()}
+        with self._tx(name) as conn:
+            row = self._lock_row(conn, name)
+            live = self._live(conn, name, row)
+            if live is not None and not replace:
+                raise SkillExistsError(
+                    f"skill {name!r} already exists in the {self._where}; load it with "
+                    "--replace, or rename it"
+                )
+            text = skill_md
+            top = self._max_version(conn, name)
+            if top >= skill.version:
+                skill = skill.with_changes(
+                    version=top + 1, parent_version=live.version if live else skill.parent_version
+                )
+                text = serialise(skill)
+            if live is not None and row is not None:
+                self._archive(conn, live, row)
+            self._insert_version(conn, name, skill.version, text, refs, blobs)
+            self._land(conn, name, skill.version, skill.utility, skill.outcomes)
+        return self._after_write(name)
+
     def update(
         self,
         name: str,

@@ -9,7 +9,6 @@ the library's id in the store, so every worker's index uses one Chroma collectio
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,15 +44,6 @@ _opened: dict[tuple[str, str], SharedLibrary] = {}
 _lock = threading.Lock()
 
 
-def database_key(url: str) -> str:
-    """Which database `url` names (host, port, database; not who connects): a short hash."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    info = conninfo_to_dict(url)
-    place = "\0".join(str(info.get(k, "")) for k in ("host", "hostaddr", "port", "dbname"))
-    return hashlib.sha256(place.encode()).hexdigest()[:12]
-
-
 def describe(url: str, library: str) -> str:
     """How messages name a store library: the database (no password) and the library's name."""
     from memento_skills.stores.store_url import redacted
@@ -61,9 +51,10 @@ def describe(url: str, library: str) -> str:
     return f"library {library!r} in {redacted(url)}"
 
 
-def default_cache_dir(url: str, library: str) -> Path:
-    """Where this machine keeps its copy of the library's live skills, per database and library."""
-    return memento_home() / "store-cache" / f"{database_key(url)}-{library}"
+def default_cache_dir() -> Path:
+    """Where this machine keeps its copies of store libraries' live skills (one folder each,
+    named by the library's id in its store)."""
+    return memento_home() / "store-cache"
 
 
 def open_shared(
@@ -85,11 +76,11 @@ def open_shared(
         from memento_skills.stores.pg_cases import PgCaseStore
         from memento_skills.stores.pg_router_weights import PgRouterWeights
         from memento_skills.stores.pg_run_log import PgRunLog
-        from memento_skills.stores.pg_store import PgSkillStore
         from memento_skills.stores.router_weights import share_weights
+        from memento_skills.stores.settings import open_store
 
-        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir(url, library)
-        skills = PgSkillStore(url, library=library, cache_dir=cache)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        skills = open_store(url, library, cache_dir=cache, seed=seed)
         where = describe(url, library)
         shared = SharedLibrary(
             url=url,
@@ -100,21 +91,5 @@ def open_shared(
             router_weights=PgRouterWeights(pool, library, where=where),
         )
         share_weights(skills.root, shared.router_weights)
-        if seed and not skills.names():
-            _seed(skills)
         _opened[key] = shared
         return shared
-
-
-def _seed(skills: SkillStore) -> None:
-    """Import the seed skills; another worker seeding at the same time only wins some of them."""
-    from memento_skills.stores.packs import import_pack
-    from memento_skills.stores.settings import seed_skills_dir
-    from memento_skills.stores.skill import SkillExistsError
-
-    for _ in range(3):
-        try:
-            import_pack(skills, seed_skills_dir(), provenance="seed", trusted=True)
-            return
-        except SkillExistsError:
-            continue  # the other worker created one first: the next pass skips it

@@ -160,25 +160,29 @@ def test_export_and_import_through_the_store_carry_skill_files_byte_for_byte(
     second = _store_env(postgres_url, f"t{uuid.uuid4().hex[:10]}")
     imported = memento("skills", "import", str(pack), "--replace", home=home, **second)
     assert imported.returncode == 0, imported.stderr
-    folder = tmp_path / "folder"
-    assert memento("skills", "init", str(folder), "--no-seed", home=home).returncode == 0
-    assert memento("skills", "import", str(pack), "--dir", str(folder), home=home).returncode == 0
+    folder = tmp_path / "folder"  # a new library of each kind is seeded: both replace the seeds
+    assert memento("skills", "init", str(folder), home=home).returncode == 0
+    replaced = memento("skills", "import", str(pack), "--replace", "--dir", str(folder), home=home)
+    assert replaced.returncode == 0, replaced.stderr
     out = tmp_path / "from-store"
     assert memento("skills", "dump", str(out), home=home, **second).returncode == 0
-    # import resets counts and trust and stamps the time, on either backend alike: the files
-    # are the pack's byte for byte, SKILL.md the folder import's but for its time stamps
+    # import resets counts and trust, stamps the time and writes files with the library's
+    # default mode, on either backend alike: the files are the pack's byte for byte, SKILL.md
+    # the folder import's but for its time stamps
     store_tree, folder_tree = _tree(out), _tree(folder)
     assert store_tree.keys() == folder_tree.keys() == members.keys()
     for path, (mode, data) in store_tree.items():
+        assert mode == folder_tree[path][0]
         if not path.endswith(SKILL_FILE):
-            assert (mode, data) == members[path]
+            assert data == members[path][1] == folder_tree[path][1]
         else:
             assert _unstamped(data) == _unstamped(folder_tree[path][1])
+            assert _unstamped(data) != _unstamped(members[path][1])  # counts reset: not a copy
 
 
 def _unstamped(skill_md: bytes) -> list[bytes]:
     return [
         line
         for line in skill_md.splitlines()
-        if not line.lstrip().startswith((b"created:", b"updated:"))
+        if not line.lstrip().startswith((b"memento-created:", b"memento-updated:"))
     ]
