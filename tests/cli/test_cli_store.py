@@ -11,6 +11,7 @@ import subprocess
 import uuid
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,9 +19,11 @@ import pytest
 from memento_skills.stores.cases import Case, CaseStore
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.router_weights import RouterWeightsStore, weights_dir
+from memento_skills.stores.shared_store import open_shared
 from memento_skills.stores.skill import SKILL_FILE
 
 from support.commands import memento
+from support.scripted_endpoint import ScriptedEndpoint, offered_tools
 
 TRUST_FIX = "postgresql://user@127.0.0.1:5432/memento"
 
@@ -186,3 +189,33 @@ def _unstamped(skill_md: bytes) -> list[bytes]:
         for line in skill_md.splitlines()
         if not line.lstrip().startswith((b"memento-created:", b"memento-updated:"))
     ]
+
+
+def _submit_42(request: dict[str, Any]) -> str | dict[str, Any]:
+    if "submit_answer" in offered_tools(request):
+        return {"tool": "submit_answer", "arguments": {"answer": "42"}}
+    return "no"
+
+
+def test_memento_run_learns_into_the_store_not_a_folder(tmp_path: Path, postgres_url: str) -> None:
+    library = f"t{uuid.uuid4().hex[:10]}"
+    env = _store_env(postgres_url, library)
+    homes = [tmp_path / "worker-1", tmp_path / "worker-2"]  # two machines' MEMENTO_HOMEs
+    with ScriptedEndpoint(_submit_42) as fake:
+        for home in homes:
+            proc = memento(
+                "run", "What is 6 times 7?", "--ground-truth", "42", "--max-attempts", "1",
+                "--base-url", fake.base_url, "--model", "scripted", home=home, **env,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert "verdict: PASS" in proc.stderr
+    for home in homes:  # nothing learned went to a folder of the worker's
+        assert not (home / "skills").exists() and not (home / "runs.jsonl").exists()
+    shared = open_shared(postgres_url, library, cache_dir=tmp_path / "reader")
+    log = shared.run_log.records()
+    assert [r["task"] for r in log] == ["What is 6 times 7?"] * 2
+    skill = log[0]["skill"]
+    assert {r["skill"] for r in log} == {skill}
+    assert shared.skills.get(skill).utility.successes == 2  # both workers' counts, in one row
+    assert [c.ground_truth for c in shared.cases.load(skill)] == ["42"]  # recorded once
+    assert shared.router_weights.live_version() is not None  # the router learned into it
