@@ -209,6 +209,17 @@ def test_memento_run_learns_into_the_store_not_a_folder(tmp_path: Path, postgres
             )  # fmt: skip
             assert proc.returncode == 0, proc.stderr
             assert "verdict: PASS" in proc.stderr
+        folder = tmp_path / "own-folder"  # --dir names a folder: it wins over the store
+        assert memento("skills", "init", str(folder), home=homes[0]).returncode == 0
+        proc = memento(
+            "run", "What is 6 times 7?", "--ground-truth", "42", "--max-attempts", "1",
+            "--base-url", fake.base_url, "--model", "scripted", "--dir", str(folder),
+            home=homes[0], **env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    assert sum(s.utility.successes for s in SkillLibrary(folder).skills()) == 1
+    assert (homes[0] / "runs.jsonl").read_text().count("What is 6 times 7?") == 1
+    (homes[0] / "runs.jsonl").unlink()
     for home in homes:  # nothing learned went to a folder of the worker's
         assert not (home / "skills").exists() and not (home / "runs.jsonl").exists()
     shared = open_shared(postgres_url, library, cache_dir=tmp_path / "reader")
