@@ -71,6 +71,14 @@ def test_an_unreachable_store_is_one_line_naming_the_variable_without_the_passwo
     assert not (home / "skills").exists()
 
 
+def test_a_bad_store_library_name_is_refused_in_one_line(home: Path) -> None:
+    env = {"MEMENTO_STORE_URL": "postgresql://u@127.0.0.1:1/m", "MEMENTO_STORE_LIBRARY": "Team A"}
+    proc = memento("skills", "list", home=home, **env)
+    assert proc.returncode == 2, proc.stderr
+    line = _refused(proc)
+    assert "MEMENTO_STORE_LIBRARY='Team A' is not a library name" in line and "lowercase" in line
+
+
 def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
     """Every skill file under a library folder (not `.memento/`): mode and bytes, by path."""
     return {
