@@ -14,6 +14,9 @@ from typing import Any
 
 from memento_skills.stores import pg_schema
 
+PAGE = 1000
+"""Records read per query when iterating the log."""
+
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS memento_run_log (
         library text NOT NULL,
@@ -50,13 +53,21 @@ class PgRunLog:
             return bool(cur.rowcount)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT record FROM memento_run_log WHERE library = %s ORDER BY seq",
-                (self.library,),
-            ).fetchall()
-        for (line,) in rows:
-            yield json.loads(line)
+        """The records in order, read a page at a time (a log of a million runs is not held in
+        memory, and no connection is held while the caller works on a page)."""
+        last = 0
+        while True:
+            with self.pool.connection() as conn:
+                rows = conn.execute(
+                    "SELECT seq, record FROM memento_run_log WHERE library = %s AND seq > %s "
+                    "ORDER BY seq LIMIT %s",
+                    (self.library, last, PAGE),
+                ).fetchall()
+            for seq, line in rows:
+                last = int(seq)
+                yield json.loads(line)
+            if len(rows) < PAGE:
+                return
 
     def records(self) -> list[dict[str, Any]]:
         return list(self)

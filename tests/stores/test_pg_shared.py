@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from memento_skills.stores import cases as cases_module
+from memento_skills.stores import pg_run_log
 from memento_skills.stores.cases import (
     MAX_CASES_PER_SKILL,
     Case,
@@ -136,8 +137,9 @@ def open_log(request: pytest.FixtureRequest, library: str, tmp_path: Path) -> Ca
 
 
 def test_the_run_log_keeps_order_and_appends_a_keyed_record_once(
-    open_log: Callable[[], Any],
+    open_log: Callable[[], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(pg_run_log, "PAGE", 2)  # the store reads its log in pages: several here
     log = open_log()
     assert log.append({"task": "été", "n": 1}, key="attempt-1") is True
     assert log.append({"task": "replayed", "n": 1}, key="attempt-1") is False
