@@ -237,4 +237,10 @@ def test_memento_run_learns_into_the_store_not_a_folder(tmp_path: Path, postgres
     assert {r["skill"] for r in log} == {skill}
     assert shared.skills.get(skill).utility.successes == 2  # both workers' counts, in one row
     assert [c.ground_truth for c in shared.cases.load(skill)] == ["42"]  # recorded once
-    assert shared.router_weights.live_version() is not None  # the router learned into it
+    before = shared.router_weights.live_version()
+    assert before is not None  # the router learned into it as it routed
+    trained = memento("router", "train", "--json", home=tmp_path / "trainer", **env)
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads(trained.stdout)
+    assert report["samples"] == 2  # the store's run log, not a file
+    assert report["version"] == shared.router_weights.live_version() == before + 1
