@@ -316,6 +316,15 @@ def learn(
         fail(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     budget = search_budget(search_tries, search_tokens, search_seconds)
     announce_sandbox()
+    from memento_skills.stores.settings import STORE_URL_ENV, store_url_env
+
+    if store_url_env().strip() and not json_out:  # said, not silently ignored
+        err.print(
+            f"note: a learning run keeps its own library in {run_dir / 'skills'} ({STORE_URL_ENV} "
+            f"is not used); once you accept it: memento skills load {run_dir / 'skills'}",
+            highlight=False,
+            markup=False,
+        )
 
     def go() -> Any:
         s = _suite(suite, path, generators, seed, train, test, train_fraction, run_dir)

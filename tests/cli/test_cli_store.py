@@ -244,3 +244,15 @@ def test_memento_run_learns_into_the_store_not_a_folder(tmp_path: Path, postgres
     report = json.loads(trained.stdout)
     assert report["samples"] == 2  # the store's run log, not a file
     assert report["version"] == shared.router_weights.live_version() == before + 1
+
+
+def test_memento_learn_says_it_keeps_its_own_library_and_how_to_load_it(
+    home: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    proc = memento("learn", "--run-dir", str(run), home=home, MEMENTO_STORE_URL=TRUST_FIX)
+    assert proc.returncode == 2  # no --suite: refused after the note, before anything is made
+    assert f"keeps its own library in {run / 'skills'} (MEMENTO_STORE_URL is not used)" in (
+        proc.stderr
+    )
+    assert f"memento skills load {run / 'skills'}" in proc.stderr
