@@ -25,7 +25,7 @@ from memento_skills.stores.skill import SKILL_FILE
 from support.commands import memento
 from support.scripted_endpoint import ScriptedEndpoint, offered_tools
 
-TRUST_FIX = "postgresql://user@127.0.0.1:5432/memento"
+EXAMPLE_URL = "postgresql://user@127.0.0.1:5432/memento"
 
 
 def _free_port() -> int:
@@ -51,7 +51,7 @@ def test_a_store_url_that_is_not_postgres_is_refused_in_one_line(
     assert proc.returncode == 2, proc.stderr
     line = _refused(proc)
     assert "MEMENTO_STORE_URL='mysql://memento@127.0.0.1/memento' is not a Postgres URL" in line
-    assert TRUST_FIX in line and "unset MEMENTO_STORE_URL" in line
+    assert EXAMPLE_URL in line and "unset MEMENTO_STORE_URL" in line
     assert not (home / "skills").exists()  # no folder library was made instead
 
 
@@ -250,7 +250,7 @@ def test_memento_learn_says_it_keeps_its_own_library_and_how_to_load_it(
     home: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    proc = memento("learn", "--run-dir", str(run), home=home, MEMENTO_STORE_URL=TRUST_FIX)
+    proc = memento("learn", "--run-dir", str(run), home=home, MEMENTO_STORE_URL=EXAMPLE_URL)
     assert proc.returncode == 2  # no --suite: refused after the note, before anything is made
     assert f"keeps its own library in {run / 'skills'} (MEMENTO_STORE_URL is not used)" in (
         proc.stderr
