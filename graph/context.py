@@ -81,7 +81,8 @@ class Context:
         default_factory=store_url_env,
         metadata={
             "description": "Shared skill store, e.g. postgresql://memento@127.0.0.1:5432/memento "
-            "(empty: $MEMENTO_STORE_URL, else the skills_dir folder).",
+            "(default: $MEMENTO_STORE_URL; empty: the library folder). A run that sets "
+            "skills_dir uses that folder instead.",
             "pattern": r"^(|postgres(ql)?://\S*)$",
         },
     )
