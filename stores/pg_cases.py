@@ -32,6 +32,7 @@ from memento_skills.stores.cases import (
     seal,
 )
 from memento_skills.stores.paths import safe_skill_dir
+from memento_skills.stores.store_url import connection
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS memento_cases (
@@ -72,7 +73,7 @@ class PgCaseStore:
         self._check(skill)
         files = dict(files or {})
         case = replace(case, attachments=describe_files(files))
-        with self.pool.connection() as conn, conn.transaction():
+        with connection(self.pool) as conn, conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('memento_cases'), hashtext(%s))",
                 (self.library,),
@@ -122,7 +123,7 @@ class PgCaseStore:
 
     def load(self, skill: str) -> list[Case]:
         self._check(skill)
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             rows = conn.execute(
                 "SELECT record FROM memento_cases WHERE library = %s AND skill = %s ORDER BY seq",
                 (self.library, skill),
@@ -131,7 +132,7 @@ class PgCaseStore:
 
     def skills(self) -> list[str]:
         """The skills that have regression cases (for a dump of the library)."""
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             rows = conn.execute(
                 "SELECT DISTINCT skill FROM memento_cases WHERE library = %s ORDER BY skill",
                 (self.library,),
@@ -147,7 +148,7 @@ class PgCaseStore:
         wanted = {a.sha256 for a in case.attachments if not found[a.name].is_file()}
         if not wanted:
             return found
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             rows = conn.execute(
                 "SELECT sha256, data FROM memento_case_files "
                 "WHERE library = %s AND sha256 = ANY(%s)",
@@ -169,7 +170,7 @@ class PgCaseStore:
     def rename(self, old: str, new: str) -> None:
         self._check(old)
         self._check(new)
-        with self.pool.connection() as conn, conn.transaction():
+        with connection(self.pool) as conn, conn.transaction():
             exists = conn.execute(
                 "SELECT 1 FROM memento_cases WHERE library = %s AND skill = %s LIMIT 1",
                 (self.library, old),

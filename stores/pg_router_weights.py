@@ -14,6 +14,7 @@ import numpy as np
 
 from memento_skills.stores import pg_schema
 from memento_skills.stores.router_weights import KEEP_VERSIONS, Saved, decode, encode
+from memento_skills.stores.store_url import connection
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS memento_router_weights (
@@ -37,7 +38,7 @@ class PgRouterWeights:
         pg_schema.ensure(pool, "router_weights", SCHEMA)
 
     def exists(self) -> bool:
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             row = conn.execute(
                 "SELECT 1 FROM memento_router_weights WHERE library = %s LIMIT 1", (self.library,)
             ).fetchone()
@@ -45,7 +46,7 @@ class PgRouterWeights:
 
     def live_version(self) -> int | None:
         """The live version (one indexed read); None when nothing was ever saved."""
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             row = conn.execute(
                 "SELECT max(version) FROM memento_router_weights WHERE library = %s",
                 (self.library,),
@@ -55,7 +56,7 @@ class PgRouterWeights:
     def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved:
         """Insert a new version and make it live; returns where it went."""
         data, digest = encode(arrays, header)
-        with self.pool.connection() as conn, conn.transaction():
+        with connection(self.pool) as conn, conn.transaction():
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext('memento_router_weights'), hashtext(%s))",
                 (self.library,),
@@ -79,7 +80,7 @@ class PgRouterWeights:
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None:
         """(arrays, header, version) of the live state; None when nothing was ever saved."""
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             row = conn.execute(
                 "SELECT version, sha256, data FROM memento_router_weights WHERE library = %s "
                 "ORDER BY version DESC LIMIT 1",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from memento_skills.stores import pg_schema
+from memento_skills.stores.store_url import connection
 
 PAGE = 1000
 """Records read per query when iterating the log."""
@@ -44,7 +45,7 @@ class PgRunLog:
         if key:
             record = {**record, "key": key}
         line = json.dumps(record, ensure_ascii=False, default=str)
-        with self.pool.connection() as conn:
+        with connection(self.pool) as conn:
             cur = conn.execute(
                 "INSERT INTO memento_run_log (library, key, record) VALUES (%s, %s, %s) "
                 "ON CONFLICT (library, key) WHERE key IS NOT NULL DO NOTHING",
@@ -57,7 +58,7 @@ class PgRunLog:
         memory, and no connection is held while the caller works on a page)."""
         last = 0
         while True:
-            with self.pool.connection() as conn:
+            with connection(self.pool) as conn:
                 rows = conn.execute(
                     "SELECT seq, record FROM memento_run_log WHERE library = %s AND seq > %s "
                     "ORDER BY seq LIMIT %s",

@@ -10,8 +10,10 @@ needs them.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +24,8 @@ from memento_skills.stores.settings import STORE_LIBRARY_ENV, STORE_URL_ENV
 LIBRARY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 """The name of a library within a store (Context.store_library's pattern)."""
 CONNECT_TIMEOUT_S = 10.0
+APPLICATION_NAME = "memento-shared"
+"""How these connections show in pg_stat_activity."""
 _EXAMPLE = "postgresql://user@127.0.0.1:5432/memento"
 _UNSET = f"or unset {STORE_URL_ENV} to use the library folder"
 
@@ -99,12 +103,33 @@ def connection_pool(url: str) -> ConnectionPool[Any]:
             min_size=1,
             max_size=4,
             timeout=CONNECT_TIMEOUT_S,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
+            # a connection the server dropped (a restart, a failover) is replaced before use
+            check=ConnectionPool.check_connection,
             name="memento-store",
             open=True,
         )
         _pools[url] = pool
         return pool
+
+
+@contextlib.contextmanager
+def connection(pool: ConnectionPool[Any]) -> Iterator[Any]:
+    """A connection of `pool`; the database lost mid-use (or no connection free in time) is
+    StoreUnreachable in one line, not a driver traceback."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    url = pool.conninfo if isinstance(pool.conninfo, str) else ""
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except PoolTimeout as e:
+        raise unreachable(url, e) from None
+    except psycopg.OperationalError as e:
+        if e.sqlstate is not None and not e.sqlstate.startswith("08"):
+            raise  # a query's own failure (a deadlock, a cancel), not a lost database
+        raise unreachable(url, e) from None
 
 
 def unreachable(url: str, error: BaseException) -> StoreUnreachable:

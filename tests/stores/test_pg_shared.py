@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
 from memento_skills.stores import cases as cases_module
@@ -36,7 +37,7 @@ from memento_skills.stores.router_weights import (
     weights_dir,
 )
 from memento_skills.stores.run_log import RunLog
-from memento_skills.stores.store_url import connection_pool
+from memento_skills.stores.store_url import APPLICATION_NAME, connection_pool
 
 WORKER = Path(__file__).resolve().parent.parent / "support" / "shared_worker.py"
 
@@ -226,3 +227,19 @@ def test_two_worker_processes_share_cases_files_run_log_and_weights(
         assert [r["n"] for r in log if r["writer"] == tag and r["n"] >= 0] == list(range(RECORDS))
     last = next(tag for tag, w in wrote.items() if w["version"] == 2)
     assert seen["weights"] == {"version": 2, "writer": last, "w": [[len(last)] * 4] * 3}
+
+
+def test_connections_the_server_dropped_are_replaced_before_use(
+    postgres_url: str, library: str
+) -> None:
+    log = PgRunLog(connection_pool(postgres_url), library)
+    assert log.append({"n": 1})
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # as a server restart does
+        row = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (APPLICATION_NAME,),
+        ).fetchone()
+    assert row is not None and row[0] >= 1
+    assert log.append({"n": 2})
+    assert [r["n"] for r in log.records()] == [1, 2]
