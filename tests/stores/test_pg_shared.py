@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -243,3 +244,17 @@ def test_connections_the_server_dropped_are_replaced_before_use(
     assert row is not None and row[0] >= 1
     assert log.append({"n": 2})
     assert [r["n"] for r in log.records()] == [1, 2]
+
+
+def test_two_workers_adding_the_same_cases_at_once_record_each_once(
+    postgres_url: str, library: str, tmp_path: Path
+) -> None:
+    start = time.time() + 4  # after both have started and connected
+    racers = [
+        _worker(postgres_url, library, tmp_path / f"w{i}", "race", str(start), "30")
+        for i in range(2)
+    ]
+    added = [_done(r)["added"] for r in racers]
+    assert sum(added) == 30  # each case won by one worker, refused to the other
+    cases = PgCaseStore(connection_pool(postgres_url), library, tmp_path / "reader").load("raced")
+    assert sorted(int(c.ground_truth or 0) for c in cases) == list(range(30))

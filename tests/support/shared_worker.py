@@ -4,12 +4,15 @@ python shared_worker.py URL LIBRARY ROOT write ID   add a case with two files, a
                                                     records (one under a key every writer uses)
                                                     and save router weights, all tagged ID
 python shared_worker.py URL LIBRARY ROOT read       print what the store holds, as JSON
+python shared_worker.py URL LIBRARY ROOT race T N   from wall time T on, add the same N cases
+                                                    another worker adds at the same time
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -78,12 +81,21 @@ def read(url: str, library: str, root: Path) -> None:
     )
 
 
+def race(url: str, library: str, root: Path, start: float, n: int) -> None:
+    store = PgCaseStore(connection_pool(url), library, root / "copy")
+    time.sleep(max(0.0, start - time.time()))  # both workers begin together
+    added = [store.add("raced", Case(task=f"task {i}", ground_truth=str(i))) for i in range(n)]
+    print(json.dumps({"added": sum(added)}))
+
+
 def main() -> None:
     url, library, root, command, *args = sys.argv[1:]
     if command == "write":
         write(url, library, Path(root), args[0])
     elif command == "read":
         read(url, library, Path(root))
+    elif command == "race":
+        race(url, library, Path(root), float(args[0]), int(args[1]))
     else:
         raise SystemExit(f"unknown command {command!r}")
 
