@@ -76,6 +76,10 @@ def dump_library(
     dest = Path(dest).expanduser().absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # as mkdir makes a library, not mkdtemp's 0700: the sandbox
+    # reads skill folders under it (its `.memento/` is closed to it on its own)
     report = TransferReport()
     try:
         scan = store.scan()

@@ -125,6 +125,7 @@ def test_dump_writes_a_folder_library_out_byte_for_byte(
     assert proc.returncode == 0, proc.stderr
     assert "1 regression case and the router weights" in proc.stdout
     assert _tree(out) == _tree(library)
+    assert out.stat().st_mode & 0o777 == library.stat().st_mode & 0o777  # not mkdtemp's 0700
     _check_extras(out)
     again = memento("skills", "dump", str(out), "--dir", str(library), home=home)
     assert again.returncode == 2 and "is not empty" in _refused(again)
