@@ -28,6 +28,7 @@ from memento_skills.cli_common import (
 )
 from memento_skills.cli_errors import EXIT_CODES_HELP, BadInputError, ExitCode
 from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.skill_store import SkillStore
 
 skills_app = typer.Typer(
     help="Manage the skill library.", epilog=EXIT_CODES_HELP, no_args_is_help=True
@@ -646,11 +647,9 @@ def skills_rename(
     json_out: JsonOpt = False,
 ) -> None:
     """Rename a skill (a new version; its history and regression cases go with it)."""
-    from memento_skills.stores.cases import CaseStore
-
     lib = library_at(dir)
     skill = lib.rename(old, new)
-    CaseStore(lib.root).rename(old, new)
+    cases_at(dir, lib).rename(old, new)
     if json_out:
         emit_json(_skill_dict(skill))
     else:
@@ -708,7 +707,6 @@ def skills_curate(
         script_files,
     )
     from memento_skills.smoke_run import is_smoke_model
-    from memento_skills.stores.cases import CaseStore
     from memento_skills.stores.index import SkillIndex
     from memento_skills.stores.settings import default_index_dir
 
@@ -723,7 +721,7 @@ def skills_curate(
     if with_model:
         probe_endpoint(settings.base_url or OPENAI_BASE_URL, settings.api_key)
     resources, ctx, replay = _curation_model(lib, index, base_url, model, with_model)
-    gate = CurationGate(replay, CaseStore(lib.root), ctx)
+    gate = CurationGate(replay, cases_at(dir, lib), ctx)
     lifts = _measure_lifts(lib, gate, record=not dry_run) if measure else {}
     skills = [s.with_changes(lift=lifts[s.name]) if s.name in lifts else s for s in lib.skills()]
     with contextlib.ExitStack() as stack:
@@ -766,7 +764,7 @@ def skills_curate(
 
 
 def _curation_model(
-    lib: SkillLibrary, index: Path | None, base_url: str | None, model: str | None, use: bool
+    lib: SkillStore, index: Path | None, base_url: str | None, model: str | None, use: bool
 ) -> tuple[Any, Any, Any]:
     """The resources, run configuration and replay graph curation uses (no model: no replay)."""
     from memento_skills.graph.context import Context
@@ -788,7 +786,7 @@ def _curation_model(
     return resources, ctx, build_gate_replay(resources)
 
 
-def _measure_lifts(lib: SkillLibrary, gate: Any, *, record: bool) -> dict[str, Any]:
+def _measure_lifts(lib: SkillStore, gate: Any, *, record: bool) -> dict[str, Any]:
     """Each learned skill's lift measured with the model (kept with the skill when `record`;
     a dry run keeps nothing, not even the cache), saying what was found."""
     from memento_skills.cli_errors import CommandFailed

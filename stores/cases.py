@@ -78,6 +78,9 @@ class Case:
 class Cases(Protocol):
     """Where a library's regression cases are kept, and the files they were given."""
 
+    library_root: Path
+    """The folder of the library the cases belong to (a shared store's local copy)."""
+
     def add(self, skill: str, case: Case, files: Mapping[str, Path] | None = None) -> bool: ...
     def load(self, skill: str) -> list[Case]: ...
     def files_of(self, case: Case) -> dict[str, Path]: ...

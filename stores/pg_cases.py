@@ -59,7 +59,8 @@ class PgCaseStore:
     def __init__(self, pool: Any, library: str, library_root: Path | str):
         self.pool = pool
         self.library = library
-        self.root = Path(library_root) / ".memento" / "cases"
+        self.library_root = Path(library_root)
+        self.root = self.library_root / ".memento" / "cases"
         self.files_dir = self.root / "files"
         pg_schema.ensure(pool, "cases", SCHEMA)
 

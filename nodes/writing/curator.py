@@ -29,7 +29,7 @@ from memento_skills.nodes.writing.checks import DATA_LANGS
 from memento_skills.nodes.writing.heuristics import slug
 from memento_skills.nodes.writing.lifecycle import DRAFT_USES, MIN_LIFT_CASES, next_state, why
 from memento_skills.nodes.writing.proposals import NEAR_DUPLICATE, apply_patch, ask_patch
-from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
+from memento_skills.stores.cases import Case, Cases, MissingCaseFiles
 from memento_skills.stores.embedder import embed
 from memento_skills.stores.skill import Skill, SkillError, check_name, parse_skill
 
@@ -143,7 +143,7 @@ class CurationGate:
     replay), the library's cases and the run configuration."""
 
     replay: ReplayGraph | None
-    cases: CaseStore
+    cases: Cases
     ctx: Context
 
 
@@ -540,7 +540,7 @@ def _retire(step: CurationStep, library: Any) -> CurationResult:
     )
 
 
-def _rename(step: CurationStep, library: Any, cases: CaseStore, writer: Any) -> CurationResult:
+def _rename(step: CurationStep, library: Any, cases: Cases, writer: Any) -> CurationResult:
     name = step.new_name
     if writer is not None:
         name = _writer_name(writer, library.get(step.skill)) or name

@@ -17,7 +17,7 @@ from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.nodes.gate import ReplayGraph, replay_state
 from memento_skills.nodes.writing.lifecycle import settle
-from memento_skills.stores.cases import Case, CaseStore, MissingCaseFiles
+from memento_skills.stores.cases import Case, Cases, MissingCaseFiles
 from memento_skills.stores.library import SkillLibrary
 from memento_skills.stores.lift_cache import LiftCache, outcome_key
 from memento_skills.stores.skill import Lift, Skill, SkillError
@@ -60,7 +60,7 @@ def case_key(case: Case, ctx: Context) -> str:
 
 def measure_lift(
     replay: ReplayGraph,
-    cases: CaseStore,
+    cases: Cases,
     ctx: Context,
     skill: str,
     extra: Sequence[Case] = (),
@@ -98,7 +98,7 @@ def measure_lift(
 def update_lift(
     library: Any,
     replay: ReplayGraph,
-    cases: CaseStore,
+    cases: Cases,
     ctx: Context,
     skill: str,
     extra: Sequence[Case] = (),
