@@ -110,6 +110,15 @@ class Context:
             "pattern": r"^(|[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9])$",
         },
     )
+    library_rescan_s: float = field(
+        default=5.0,
+        metadata={
+            "description": "Seconds within which a running worker notices edits made outside the "
+            "library (by hand, git pull); writes through the library, by any process, are seen "
+            "at the next task. 0: rescan the folders before every task.",
+            "ge": 0,
+        },
+    )
     # read phase
     top_k: int = field(
         default=5, metadata={"description": "Skills the router keeps as candidates.", "ge": 1}

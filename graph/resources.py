@@ -11,7 +11,9 @@ regression cases, run log and router weights are the ones every worker uses.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,9 @@ class Resources:
         """The learner's current training tasks (the round's block), with their golds: the
         gate replays a script skill on those of its kind (docs/decisions.md#script-skills).
         None outside a learning run."""
+        # (id(library), id(index)) -> the library's last scan: see `synced_index`
+        self._scans: dict[tuple[int, int], _Scan] = {}
+        self.scans = 0  # full library scans made by synced_index (the cost it avoids)
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
         if role in self._models:
@@ -135,18 +140,32 @@ class Resources:
     def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:
         """The index, first brought in line with the library, and the library's skills.
 
-        The library scan is a stat per skill; the Chroma comparison runs only when the set of
-        (name, content hash) differs from the last sync this process made, or when the
-        collection's mark (one metadata read) says another process synced it since.
+        The library is rescanned (a stat per skill) only when its generation moved since the
+        last scan (a write through the library, by any process), or when `ctx.library_rescan_s`
+        passed since it (edits made outside the library: by hand, a `git pull`). Otherwise the
+        skills of the last scan serve, at the cost of one small read whatever the library's size.
+        The Chroma comparison runs only when the set of (name, content hash) differs from the
+        last sync this process made, or when the collection's mark (one metadata read) says
+        another process synced it since.
         """
         library = self.library(ctx)
         index = self.index(ctx)
-        skills = library.skills()
-        signature = library_signature(skills)
-        if self._synced.get(id(index)) != signature or index.changed_since_sync():
-            index.sync(skills)
-            self._synced[id(index)] = signature
-        return index, skills
+        key = (id(library), id(index))
+        generation = library.generation()  # read before the scan: a write after it moves it
+        clock = time.monotonic()
+        scan = self._scans.get(key)
+        if (
+            scan is None
+            or scan.generation != generation
+            or clock - scan.at >= ctx.library_rescan_s
+        ):
+            skills = library.skills()
+            scan = self._scans[key] = _Scan(generation, skills, library_signature(skills), clock)
+            self.scans += 1
+        if self._synced.get(id(index)) != scan.signature or index.changed_since_sync():
+            index.sync(scan.skills)
+            self._synced[id(index)] = scan.signature
+        return index, list(scan.skills)
 
 
 def library_signature(skills: list[Any]) -> str:
@@ -156,3 +175,13 @@ def library_signature(skills: list[Any]) -> str:
     for s in sorted(skills, key=lambda s: s.name):
         digest.update(f"{s.name}\0{s.content_hash}\n".encode())
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One scan of a library: the generation read before it, its skills, and when it ran."""
+
+    generation: str
+    skills: list[Skill]
+    signature: str
+    at: float

@@ -60,6 +60,7 @@ def route_skill(
     skills = routable({s.name: s for s in listed})
     if isinstance(router, LearningRouter):  # it keeps its weights next to the run's library
         router.bind(retriever.library(ctx).root)
+        router.refresh()  # what other workers sharing the library taught it since
     candidates = router.rank(task, skills, index, ctx.top_k, ctx.router_mode)
 
     chosen: Candidate | None = None

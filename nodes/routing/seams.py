@@ -62,6 +62,8 @@ class LearningRouter(Router, Protocol):
 
     def bind(self, library_root: Path | str) -> None: ...
 
+    def refresh(self) -> bool: ...
+
     def observe(
         self,
         query: str,

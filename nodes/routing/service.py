@@ -134,6 +134,27 @@ class LearnedRouter:
             self.load_error = str(e)
             warnings.warn(f"learned router disabled, routing untrained: {e}", stacklevel=3)
 
+    def refresh(self) -> bool:
+        """Load the weights another process saved since this router last loaded or saved (one
+        small read of the live version when nothing moved); True if it loaded them.
+
+        Workers sharing a library learn into one router this way: route_skill calls it before
+        every task, `observe` before adding a case. A router that does not save its own
+        observations (`autosave=False`) keeps what it holds."""
+        with self._lock:
+            if self.store is None or not self.autosave:
+                return False
+            live = self.store.live_version()
+            if live is None or live == self.version:
+                return False
+            try:
+                self.reload()
+            except RouterWeightsError as e:
+                self._disable(str(e))
+                self.version = live  # not read again until another save
+                return False
+            return True
+
     def reload(self) -> None:
         """Load the live weights; RouterWeightsError when they are damaged."""
         if self.store is None:
@@ -236,6 +257,7 @@ class LearnedRouter:
         if not skill:
             return
         with self._lock:
+            self.refresh()  # add the case to what other workers taught since, not to an old state
             if key and self.model is not None and key in self.model.observed:
                 return
             if vector is None:
