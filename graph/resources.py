@@ -154,11 +154,7 @@ class Resources:
         generation = library.generation()  # read before the scan: a write after it moves it
         clock = time.monotonic()
         scan = self._scans.get(key)
-        if (
-            scan is None
-            or scan.generation != generation
-            or clock - scan.at >= ctx.library_rescan_s
-        ):
+        if scan is None or scan.generation != generation or clock - scan.at >= ctx.library_rescan_s:
             skills = library.skills()
             scan = self._scans[key] = _Scan(generation, skills, library_signature(skills), clock)
             self.scans += 1

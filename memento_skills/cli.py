@@ -395,6 +395,55 @@ def bench_graph(json_out: JsonOpt = False) -> None:
         _print_figures("graph benchmark", result)
 
 
+@bench_app.command("scale")
+def bench_scale(
+    sizes: Annotated[str, typer.Option(help="Library sizes, comma-separated.")] = "10,1000,10000",
+    tasks: Annotated[int, typer.Option(help="Timed tasks per size.")] = 20,
+    workers: Annotated[str, typer.Option(help="Worker counts, comma-separated.")] = "1,2,4",
+    worker_tasks: Annotated[int, typer.Option(help="Tasks per worker.")] = 20,
+    store_url: Annotated[
+        str,
+        typer.Option(
+            help="Postgres to measure the shared store on (default: $MEMENTO_STORE_URL).",
+        ),
+    ] = "",
+    pgserver: Annotated[
+        bool, typer.Option(help="Measure the shared store on a throwaway Postgres (pgserver).")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Graph overhead, route and write p50 at growing library sizes on each backend, and judged
+    tasks per second with workers sharing one library."""
+    from memento_skills.evals.bench_scale import run_scale_bench, table, throwaway_postgres
+    from memento_skills.stores.settings import store_url_env
+
+    try:
+        size_list = [int(s) for s in sizes.split(",") if s.strip()]
+        counts = [int(s) for s in workers.split(",") if s.strip()]
+    except ValueError:
+        raise BadInputError(
+            "--sizes and --workers take whole numbers separated by commas, e.g. 10,1000"
+        ) from None
+    url = store_url or store_url_env()
+    if pgserver:
+        import importlib.util
+
+        if importlib.util.find_spec("pgserver") is None:
+            raise BadInputError("--pgserver needs the pgserver package: pip install pgserver")
+    holder = throwaway_postgres() if pgserver else contextlib.nullcontext(url)
+    try:
+        with holder as db:
+            result = run_scale_bench(
+                size_list, tasks=tasks, workers=counts, worker_tasks=worker_tasks, store_url=db
+            )
+    except ValueError as e:
+        raise BadInputError(str(e)) from None
+    if json_out:
+        emit_json(result)
+    else:
+        out.print(table(result), markup=False, highlight=False)
+
+
 from memento_skills.cli_evals import register  # noqa: E402
 
 register(app)
