@@ -9,6 +9,7 @@ exits or never answers fails the test with the tail of its log.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -99,9 +100,23 @@ def serve_chroma(folder: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serve_langgraph_dev(home: Path, log: Path) -> Iterator[str]:
-    """A real `langgraph dev` serving the repo's langgraph.json, MEMENTO_HOME at `home`."""
+def serve_langgraph_dev(home: Path, log: Path, *, own_dir: Path | None = None) -> Iterator[str]:
+    """A real `langgraph dev` serving the repo's langgraph.json, MEMENTO_HOME at `home`.
+
+    With `own_dir` it runs there, on a copy of langgraph.json naming the repo's files by
+    absolute path, so its server state (.langgraph_api/) is its own: several may run at once.
+    """
     langgraph = command("langgraph", "the dev extra (langgraph-cli[inmem])")
+    cwd, config = REPO, REPO / "langgraph.json"
+    if own_dir is not None:
+        own_dir.mkdir(parents=True, exist_ok=True)
+        spec = json.loads(config.read_text("utf-8"))
+        spec["dependencies"] = [str(REPO)]
+        for section in ("graphs", "http"):
+            for key, target in spec.get(section, {}).items():
+                spec[section][key] = str(REPO / target)
+        cwd, config = own_dir, own_dir / "langgraph.json"
+        config.write_text(json.dumps(spec), "utf-8")
     port = free_port()
     env = {
         k: v
@@ -113,11 +128,11 @@ def serve_langgraph_dev(home: Path, log: Path) -> Iterator[str]:
     cmd = [str(langgraph), "dev", "--port", str(port), "--host", "127.0.0.1"]
     with _serve(
         "langgraph dev",
-        [*cmd, "--no-browser", "--no-reload"],
+        [*cmd, "--no-browser", "--no-reload", "--config", str(config)],
         health=f"{url}/ok",
         log=log,
         env=env,
-        cwd=REPO,
+        cwd=cwd,
         timeout_s=120,
     ):
         yield url
