@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,8 @@ from memento_skills.evals.bench_scale import open_store, run_scale_bench, table
 from support.commands import memento
 
 
-def _counted(spec: dict[str, object]) -> int:
-    store = open_store(spec)  # type: ignore[arg-type]
+def _counted(spec: dict[str, Any]) -> int:
+    store = open_store(spec)
     return sum(s.utility.successes + s.utility.failures for s in store.skills())
 
 
