@@ -23,7 +23,7 @@ from memento_skills.graph.context import Context
 from memento_skills.graph.models import ROLES, UsageTracker, chat_model, resolve_settings
 from memento_skills.stores.cases import Case, Cases
 from memento_skills.stores.settings import default_index_dir, default_skills_dir, open_library
-from memento_skills.stores.skill import Skill
+from memento_skills.stores.skill import Skill, SkillError
 from memento_skills.stores.skill_store import SkillStore
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class Resources:
         # (id(library), id(index)) -> the library's last scan: see `synced_index`
         self._scans: dict[tuple[int, int], _Scan] = {}
         self.scans = 0  # full library scans made by synced_index (the cost it avoids)
+        self.reloads = 0  # skills it reloaded one by one instead, as the change log named them
 
     def model(self, role: str, ctx: Context) -> BaseChatModel:
         if role in self._models:
@@ -140,28 +141,67 @@ class Resources:
     def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:
         """The index, first brought in line with the library, and the library's skills.
 
-        The library is rescanned (a stat per skill) only when its generation moved since the
-        last scan (a write through the library, by any process), or when `ctx.library_rescan_s`
-        passed since it (edits made outside the library: by hand, a `git pull`). Otherwise the
-        skills of the last scan serve, at the cost of one small read whatever the library's size.
-        The Chroma comparison runs only when the set of (name, content hash) differs from the
-        last sync this process made, or when the collection's mark (one metadata read) says
-        another process synced it since.
+        The library is not rescanned (a stat per skill) before every task. While its generation
+        stays put (one small read) the skills of the last look serve; when it moved (a write
+        through the library, by any process), the skills the writes touched are reloaded, as
+        the library's change log names them, or everything is rescanned when it cannot say.
+        Edits made outside the library (by hand, a `git pull`) are seen by the full rescan run
+        once `ctx.library_rescan_s` passed since the last. The Chroma comparison runs only when
+        the set of (name, content hash) differs from the last sync this process made, or when
+        the collection's mark (one metadata read) says another process synced it since.
         """
         library = self.library(ctx)
         index = self.index(ctx)
         key = (id(library), id(index))
-        generation = library.generation()  # read before the scan: a write after it moves it
+        generation = library.generation()  # read before looking: a write after it moves it
         clock = time.monotonic()
         scan = self._scans.get(key)
-        if scan is None or scan.generation != generation or clock - scan.at >= ctx.library_rescan_s:
-            skills = library.skills()
-            scan = self._scans[key] = _Scan(generation, skills, library_signature(skills), clock)
-            self.scans += 1
+        if scan is None or clock - scan.at >= ctx.library_rescan_s:
+            scan = self._scans[key] = self._full_scan(library, generation, clock)
+        elif scan.generation != generation:
+            scan = self._scans[key] = self._changed(library, scan, generation, clock)
         if self._synced.get(id(index)) != scan.signature or index.changed_since_sync():
             index.sync(scan.skills)
             self._synced[id(index)] = scan.signature
         return index, list(scan.skills)
+
+    def _full_scan(self, library: Any, generation: str, clock: float) -> _Scan:
+        changes = getattr(library, "changes_since", None)  # a backend may keep no change log
+        token = changes("")[0] if changes is not None else ""  # before the scan, as generation
+        skills = library.skills()
+        self.scans += 1
+        by_name = {s.name: s for s in skills}
+        return _Scan(generation, skills, by_name, library_signature(skills), clock, token)
+
+    def _changed(self, library: Any, scan: _Scan, generation: str, clock: float) -> _Scan:
+        """`scan` brought up to date by reloading only the skills written since it."""
+        changes = getattr(library, "changes_since", None)
+        if changes is None:
+            return self._full_scan(library, generation, clock)
+        token, names = changes(scan.token)
+        if names is None:
+            return self._full_scan(library, generation, clock)
+        by_name = dict(scan.by_name)
+        members, content = False, False
+        for name in names:
+            old = by_name.pop(name, None)
+            try:
+                new = library.get(name)
+            except SkillError:  # deleted, renamed away or malformed: as a scan would, skip it
+                new = None
+            if new is not None:
+                by_name[name] = new
+            if (old is None) != (new is None):
+                members = True
+            elif old is not None and new is not None and old.content_hash != new.content_hash:
+                content = True
+        if members:
+            by_name = dict(sorted(by_name.items()))  # in the order a scan gives
+        skills = list(by_name.values())
+        signature = library_signature(skills) if members or content else scan.signature
+        self.reloads += len(names)
+        # the full rescan for edits outside the library stays due from the last one
+        return _Scan(generation, skills, by_name, signature, scan.at, token)
 
 
 def library_signature(skills: list[Any]) -> str:
@@ -175,9 +215,11 @@ def library_signature(skills: list[Any]) -> str:
 
 @dataclass(frozen=True)
 class _Scan:
-    """One scan of a library: the generation read before it, its skills, and when it ran."""
+    """What synced_index last saw of a library: the generation read before, its skills."""
 
     generation: str
     skills: list[Skill]
+    by_name: dict[str, Skill]
     signature: str
-    at: float
+    at: float  # when the last full scan ran
+    token: str  # the library's change-log position read before it

@@ -10,6 +10,7 @@ Layout under the library root:
     .memento/trials/<name>.json (+ .lock)                a written version not yet vetted by the gate
                                                          (or the keyed change about to be written)
     .memento/generation                                  a counter every write bumps (`generation`)
+    .memento/changes                                     the skills each write touched (`changes_since`)
 
 A version appears whole or not at all: it is built complete in `.memento/tmp/`, then switched in by
 renaming the live folder into history and the new folder into place, under a journal written
@@ -31,6 +32,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ from memento_skills.stores.atomic import (
     write_journal,
     write_staged,
 )
+from memento_skills.stores.change_log import ChangeLog
 from memento_skills.stores.mcp_config import MCP_FILE, McpServer
 from memento_skills.stores.paths import (
     RefusedFileError,
@@ -78,6 +81,7 @@ from memento_skills.stores.skill_folder import folder_files, folder_mcp_servers
 
 META_DIR = ".memento"
 GENERATION_FILE = "generation"
+CHANGES_FILE = "changes"
 MAX_AUX_FILE_BYTES = 5 * 1024 * 1024
 OUTCOME_KEYS = 16
 """How many of the last counted runs a skill remembers: more than can be in flight on it."""
@@ -129,6 +133,8 @@ class SkillLibrary:
         self._generation_lock = FileLock(
             self._meta / "locks" / ".generation.lock", timeout=self._lock_timeout_s
         )
+        self._changes = ChangeLog(self._meta / CHANGES_FILE)
+        self._writing = threading.local()  # the names this thread holds write locks on
         self.recovered_switches: list[str] = []
         self.recover_switches()
         self.recovered = self.recover_trials()
@@ -150,6 +156,9 @@ class SkillLibrary:
         (self._meta / "locks").mkdir(parents=True, exist_ok=True)
         try:
             with self._generation_lock:
+                # what the write touched, logged before the counter moves: a reader that sees
+                # the new value finds the names already there
+                self._changes.append(getattr(self._writing, "names", ()))
                 current = self.generation()
                 count = int(current) if current.isdigit() else 0
                 atomic_write(Path(self._generation), f"{count + 1}\n".encode("ascii"))
@@ -158,6 +167,13 @@ class SkillLibrary:
                 f"timed out after {self._lock_timeout_s}s waiting for "
                 f"{self._generation_lock.lock_file}: remove it if no memento process is running"
             ) from None
+
+    def changes_since(self, token: str) -> tuple[str, set[str] | None]:
+        """The skills written (through the library, by any process) since `token`: (the next
+        token, their names), or None for the names when only a full scan can tell; "" asks for
+        a first token. Read it before a scan, and reload just those names while the generation
+        moves (stores/change_log.py)."""
+        return self._changes.since(token)
 
     def scan(self) -> LoadReport:
         """Load every skill folder, re-parsing only SKILL.md files whose stat changed."""
@@ -297,7 +313,10 @@ class SkillLibrary:
                 lock_path.parent.mkdir(parents=True, exist_ok=True)
                 self._locks[name] = FileLock(lock_path, timeout=self._lock_timeout_s)
             locks.append(self._locks[name])
+        held = getattr(self._writing, "names", ())
+        self._writing.names = (*held, *names)  # logged by the generation bump of this write
         with contextlib.ExitStack() as stack:
+            stack.callback(setattr, self._writing, "names", held)
             for lk in locks:
                 wait = self._lock_timeout_s if timeout is None else timeout
                 try:

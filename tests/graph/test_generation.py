@@ -127,7 +127,7 @@ def test_an_unchanged_generation_spares_the_per_skill_stat(
         assert skill_stats() <= 2
     assert world["resources"].scans == scans
 
-    # a write through the library moves the generation: the next task rescans and sees it
+    # a write through the library moves the generation: the next task reloads what it wrote
     library: SkillLibrary = world["library"]
     before = library.generation()
     library.create(KELVIN)
@@ -135,10 +135,24 @@ def test_an_unchanged_generation_spares_the_per_skill_stat(
     skill_stats()
     routed = _run(world, KELVIN_TASK, 10, ctx)
     assert routed["selected_skill"] == KELVIN.name
-    assert skill_stats() >= SKILLS + 1
-    assert world["resources"].scans == scans + 1
+    assert skill_stats() <= 3  # the new skill (reloaded, then executed), not the 40 others
+    assert world["resources"].scans == scans and world["resources"].reloads == 1
     _run(world, KELVIN_TASK, 11, ctx)
     assert skill_stats() <= 2
+
+    # a refined body and a counted use are reloaded alike; a deleted skill leaves the routing
+    library.update(KELVIN.name, body=KELVIN.body + "\n3. Round to two decimals.\n")
+    library.record_outcome(world["skills"][3].name, True, key="run-x")
+    skill_stats()
+    again = _run(world, KELVIN_TASK, 12, ctx)
+    assert again["selected_skill"] == KELVIN.name
+    assert skill_stats() <= 4 and world["resources"].reloads == 3
+    library.delete(KELVIN.name)
+    gone = _run(world, KELVIN_TASK, 13, ctx)
+    assert gone["selected_skill"] != KELVIN.name
+    _, listed = world["resources"].synced_index(ctx)
+    assert KELVIN.name not in {s.name for s in listed} and len(listed) == SKILLS
+    assert world["resources"].scans == scans
 
 
 def test_edits_outside_the_library_are_seen_within_library_rescan_s(
@@ -183,7 +197,24 @@ def test_a_write_by_another_process_is_seen_by_the_next_task(
 
     routed = _run(world, KELVIN_TASK, 2, ctx)
     assert routed["selected_skill"] == KELVIN.name, routed.get("route_reason")
-    assert skill_stats() >= SKILLS + 1
+    assert skill_stats() <= 3  # the change log named it: no scan of the other 40
+
+    # without the change log (lost, or started anew) the next look is a full scan, never a miss
+    (world["root"] / ".memento" / "changes").unlink()
+    other = Skill(
+        name="celsius-to-fahrenheit",
+        description="Convert degrees celsius to fahrenheit: multiply by 9/5 and add 32.",
+        body="# Celsius to Fahrenheit\n\n1. Multiply by 9/5, add 32.\n",
+    )
+    pack = tmp_path / "pack2" / other.name
+    pack.mkdir(parents=True)
+    (pack / SKILL_FILE).write_text(other.to_markdown(), "utf-8")
+    imported = memento("skills", "import", str(pack), "--dir", str(world["root"]), home=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    skill_stats()
+    task = "Convert 20 degrees celsius to fahrenheit."
+    assert _run(world, task, 3, ctx)["selected_skill"] == other.name
+    assert skill_stats() >= SKILLS + 2
 
 
 def test_the_generation_moves_on_every_kind_of_write(tmp_path: Path) -> None:
