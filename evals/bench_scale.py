@@ -5,7 +5,8 @@ query embedding, routing, the execute subgraph, the judge, the write phase, the 
 model that answers at once, so the time is the graph's and the store's alone:
 
 - graph overhead per task (p50, ms) at each library size (default 10, 1,000 and 10,000 skills)
-  on each backend: the folder, and the shared Postgres store when a database is given;
+  on each backend: the folder, and the shared Postgres store when a database is given; once
+  with nothing written, once with each task writing its utility count (as when learning);
 - route p50 (ms): the route_skill node alone, read from the graph's own callbacks, at the
   largest size, both backends side by side in one run;
 - a write's p50 (ms): one `update` of a skill's body through the store, at the largest size;
@@ -211,10 +212,15 @@ def measure_size(
         start = time.perf_counter()
         index.sync(store.skills())
         index_s = time.perf_counter() - start
-        graph, resources = _graph(store, index, warmup + tasks)
+        graph, resources = _graph(store, index, 2 * (warmup + tasks))
         ctx = _context(base, f"{backend}-{n}", "off")  # nothing written while timing tasks
         questions = _tasks(skills[: min(10, n)], warmup + tasks)
         task_ms, route_ms = run_tasks(graph, ctx, questions, warmup, f"{backend}-{n}")
+        scans = resources.scans
+        # as when learning: every task writes its skill's utility count, so the next task
+        # finds the generation moved (and reloads that one skill)
+        counting = _context(base, f"{backend}-{n}-counted", "full")
+        counted_ms, _ = run_tasks(graph, counting, questions, warmup, f"{backend}-{n}-counted")
         write_ms: list[float] = []
         target = skills[0].name
         for i in range(writes):
@@ -224,8 +230,10 @@ def measure_size(
         return {
             "overhead_ms_p50": round(statistics.median(task_ms), 2),
             "route_ms_p50": round(statistics.median(route_ms), 2),
+            "overhead_counted_ms_p50": round(statistics.median(counted_ms), 2),
             "write_ms_p50": round(statistics.median(write_ms), 2) if write_ms else None,
-            "scans": resources.scans,
+            "scans": scans,  # full scans while no write landed (1: the first look)
+            "scans_counted": resources.scans - scans,
             "index_build_s": round(index_s, 2),
         }
     finally:

@@ -25,11 +25,17 @@ def test_toy_run_reports_every_figure_and_loses_no_count(tmp_path: Path) -> None
         sizes=(3, 12), tasks=2, warmup=1, writes=2, workers=(1, 2), worker_tasks=2, workdir=tmp_path
     )
     for n in (3, 12):
-        for figure in ("overhead_ms_p50", "route_ms_p50", "write_ms_p50"):
+        for figure in (
+            "overhead_ms_p50",
+            "overhead_counted_ms_p50",
+            "route_ms_p50",
+            "write_ms_p50",
+        ):
             value = result[f"folder.{figure}_{n}"]
             assert isinstance(value, float) and value > 0, (figure, n, value)
         assert result[f"folder.route_ms_p50_{n}"] < result[f"folder.overhead_ms_p50_{n}"]
         assert result[f"folder.scans_{n}"] == 1  # nothing written while the tasks ran: one scan
+        assert result[f"folder.scans_counted_{n}"] == 0  # the counts written: reloads, no scan
     for k in (1, 2):
         assert result[f"folder.tasks_per_s_{k}_workers"] > 0
     assert result["overhead_ratio_folder_12_over_3"] > 0
