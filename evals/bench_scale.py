@@ -160,7 +160,7 @@ def _graph(store: SkillStore, index: SkillIndex, answers: int) -> tuple[Any, Res
     idle = ScriptedChatModel(script=[])  # exact judging against the gold; no writer call on a pass
     resources = Resources(
         chat_models={"executor": executor, "judge": idle, "writer": idle, "router": idle},
-        library=store,  # type: ignore[arg-type]  # any SkillStore backs the graph
+        library=store,  # any SkillStore backs the graph
         index=index,
     )
     return build_graph(resources=resources), resources
