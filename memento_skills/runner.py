@@ -155,9 +155,11 @@ def run_task(
     pending = graph.get_state(config) if thread_id else None
     if pending is not None and pending.next:
         unfinished = str(pending.values.get("task") or "")
-        if task is not None and task != unfinished:
+        if task is not None and unfinished and task != unfinished:
             raise UnfinishedTask(thread_id or "", unfinished)
-        payload = None  # resume from the last checkpoint
+        if task is None or unfinished:
+            payload = None  # resume from the last checkpoint
+        # else it was killed before its input reached the state: `task` starts over on the thread
     elif task is None:
         raise NoTaskToResume(thread_id or "")
     started = time.time()

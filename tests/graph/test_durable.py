@@ -36,6 +36,7 @@ CHILD = textwrap.dedent(
     from memento_skills.graph.builder import build_graph
     from memento_skills.graph.context import Context
     from memento_skills.nodes.routing.service import LearnedRouter
+    from memento_skills.runner import run_task
     from memento_skills.stores import run_log
 
     home, mode, kill = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -62,6 +63,15 @@ CHILD = textwrap.dedent(
             die()
 
         run_log.RunLog.append = killing_append
+    elif kill == "after-input-checkpoint":  # the thread holds its input, not yet applied
+        put = SqliteSaver.put
+
+        def killing_put(self, *args, **kwargs):
+            saved = put(self, *args, **kwargs)
+            die()
+            return saved
+
+        SqliteSaver.put = killing_put
 
     resources = scripted_learner.scripted_resources()
     resources.router = LearnedRouter()
@@ -77,6 +87,13 @@ CHILD = textwrap.dedent(
     with SqliteSaver.from_conn_string(str(home / "checkpoints.sqlite")) as saver:
         graph = build_graph(checkpointer=saver, resources=resources)
         config = {"configurable": {"thread_id": sys.argv[4]}}
+        if mode == "again":  # the learning runner's way: the same task again on its thread
+            result = run_task(
+                sys.argv[5], context=ctx, ground_truth=sys.argv[6], task_id="t1",
+                resources=resources, checkpointer=saver, thread_id=sys.argv[4],
+            )
+            print(json.dumps({"verdict": result.verdict, "writes": result.writes}))
+            sys.exit(0)
         if mode == "start":
             payload = {"task": sys.argv[5], "task_id": "t1", "ground_truth": sys.argv[6]}
         else:
@@ -168,6 +185,24 @@ def test_a_sigkilled_task_resumes_and_records_every_change_once(
     assert learned["run_log"] == [(1, "python", 0.0), (2, "multiply-whole-numbers", 1.0)]
     assert learned["run_log_keys"] == 2
     assert learned["router_cases"] == learned["router_keys"] == 2
+
+
+@pytest.mark.parametrize("resume", ["resume", "again"])
+def test_a_task_killed_before_its_input_was_applied_runs_from_the_start(
+    tmp_path: Path, uninterrupted: dict[str, Any], resume: str
+) -> None:
+    """SIGKILL right after the thread's first checkpoint: its input is saved but not yet in
+    the state. Resumed (no task) or given its task again, it runs as if never started."""
+    killed = _child(tmp_path, "start", "after-input-checkpoint")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = _child(tmp_path, resume)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    last = json.loads(resumed.stdout.splitlines()[-1])
+    assert last["verdict"]["passed"]
+    assert [w["action"] for w in last["writes"]] == [
+        w["action"] for w in uninterrupted["out"]["writes"]
+    ]
+    assert _learned(tmp_path) == uninterrupted["learned"]
 
 
 def test_memento_run_thread_resumes_a_killed_run(tmp_path: Path) -> None:
