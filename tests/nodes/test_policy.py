@@ -24,6 +24,8 @@ from memento_skills.stores.settings import open_library
 from memento_skills.stores.skill import Skill, SkillValidationError, parse_skill
 from memento_skills.testing import ScriptedCall, ScriptedChatModel
 
+from support.leaks import holds_value
+
 HEAD = "---\nname: calc\ndescription: Compute things. Use when numbers are involved.\n"
 
 
@@ -127,11 +129,6 @@ class ForcedOnlyModel(ScriptedChatModel):
         return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
-def _holds_value(value: str, path: Path) -> bool:
-    """The number as a whole token: the bookkeeping hashes are hex and may contain its digits."""
-    return re.search(rf"\b{re.escape(value)}\b", path.read_text()) is not None
-
-
 def test_execute_forces_the_first_tool_and_applies_the_contract(tmp_path: Path) -> None:
     library = SkillLibrary(tmp_path / "skills")
     library.create(MULTIPLY)
@@ -170,7 +167,7 @@ def test_write_phase_learns_a_tool_policy_and_an_answer_contract(tmp_path: Path)
     learned = library.get("python")
     assert learned.first_tools == ("python",) and learned.answer_pattern
     assert out["verdict"]["passed"] and out["answer"] == "391"
-    assert not _holds_value("391", library.root / "python" / "SKILL.md")
+    assert not holds_value("391", library.root / "python" / "SKILL.md")
 
 
 @pytest.mark.parametrize(
@@ -248,7 +245,7 @@ def test_a_learned_skill_keeps_the_calls_that_solved_a_task_as_a_worked_example(
     body = library.get("multiply").body
     assert "## Worked example" in body
     assert "What is N1 times N2?" in body and "print(N1*N2)" in body  # the kind, not the values
-    assert not _holds_value("391", library.root / "multiply" / "SKILL.md")
+    assert not holds_value("391", library.root / "multiply" / "SKILL.md")
 
     version = library.get("multiply").version
     again = graph.invoke({"task": "What is 31 times 41?", "ground_truth": "1271"}, context=ctx)
