@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.models import ROLES, UsageTracker, chat_model, resolve_settings
+from memento_skills.nodes.routing.hybrid import Routable, routable
 from memento_skills.stores.cases import Case, Cases
 from memento_skills.stores.settings import default_index_dir, default_skills_dir, open_library
 from memento_skills.stores.skill import Skill, SkillError
@@ -138,8 +139,9 @@ class Resources:
             return shared.run_log
         return RunLog(ctx.run_log or memento_home() / "runs.jsonl")
 
-    def synced_index(self, ctx: Context) -> tuple[Any, list[Skill]]:
-        """The index, first brought in line with the library, and the library's skills.
+    def synced_index(self, ctx: Context) -> tuple[Any, Routable]:
+        """The index, first brought in line with the library, and the skills a router may offer
+        by name (made once per look at the library, not per task).
 
         The library is not rescanned (a stat per skill) before every task. While its generation
         stays put (one small read) the skills of the last look serve; when it moved (a write
@@ -163,45 +165,44 @@ class Resources:
         if self._synced.get(id(index)) != scan.signature or index.changed_since_sync():
             index.sync(scan.skills)
             self._synced[id(index)] = scan.signature
-        return index, list(scan.skills)
+        return index, scan.offered
 
-    def _full_scan(self, library: Any, generation: str, clock: float) -> _Scan:
-        changes = getattr(library, "changes_since", None)  # a backend may keep no change log
-        token = changes("")[0] if changes is not None else ""  # before the scan, as generation
+    def _full_scan(self, library: SkillStore, generation: str, clock: float) -> _Scan:
+        token = library.changes_since("")[0]  # read before the scan, as the generation is
         skills = library.skills()
         self.scans += 1
         by_name = {s.name: s for s in skills}
-        return _Scan(generation, skills, by_name, library_signature(skills), clock, token)
+        signature = library_signature(skills)
+        return _Scan(generation, skills, by_name, routable(by_name), signature, clock, token)
 
-    def _changed(self, library: Any, scan: _Scan, generation: str, clock: float) -> _Scan:
+    def _changed(self, library: SkillStore, scan: _Scan, generation: str, clock: float) -> _Scan:
         """`scan` brought up to date by reloading only the skills written since it."""
-        changes = getattr(library, "changes_since", None)
-        if changes is None:
-            return self._full_scan(library, generation, clock)
-        token, names = changes(scan.token)
+        token, names = library.changes_since(scan.token)
         if names is None:
             return self._full_scan(library, generation, clock)
-        by_name = dict(scan.by_name)
+        by_name, offered = dict(scan.by_name), Routable(scan.offered)
         members, content = False, False
         for name in names:
             old = by_name.pop(name, None)
+            offered.pop(name, None)
             try:
                 new = library.get(name)
             except SkillError:  # deleted, renamed away or malformed: as a scan would, skip it
                 new = None
             if new is not None:
                 by_name[name] = new
+                offered.update(routable({name: new}))
             if (old is None) != (new is None):
                 members = True
             elif old is not None and new is not None and old.content_hash != new.content_hash:
                 content = True
-        if members:
-            by_name = dict(sorted(by_name.items()))  # in the order a scan gives
+        if members:  # in the order a scan gives
+            by_name, offered = dict(sorted(by_name.items())), Routable(sorted(offered.items()))
         skills = list(by_name.values())
         signature = library_signature(skills) if members or content else scan.signature
         self.reloads += len(names)
         # the full rescan for edits outside the library stays due from the last one
-        return _Scan(generation, skills, by_name, signature, scan.at, token)
+        return _Scan(generation, skills, by_name, offered, signature, scan.at, token)
 
 
 def library_signature(skills: list[Any]) -> str:
@@ -220,6 +221,7 @@ class _Scan:
     generation: str
     skills: list[Skill]
     by_name: dict[str, Skill]
+    offered: Routable  # by_name less the deprecated: what route_skill ranks
     signature: str
     at: float  # when the last full scan ran
     token: str  # the library's change-log position read before it

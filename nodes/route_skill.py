@@ -56,8 +56,8 @@ def route_skill(
     ctx = runtime.context or Context()
     task = task_text(state)
     attempt = int(state.get("attempt") or 0) + 1
-    index, listed = retriever.synced_index(ctx)
-    skills = routable({s.name: s for s in listed})
+    index, offered = retriever.synced_index(ctx)
+    skills = routable(offered)  # already filtered when the source is Resources
     if isinstance(router, LearningRouter):  # it keeps its weights next to the run's library
         router.bind(retriever.library(ctx).root)
         router.refresh()  # what other workers sharing the library taught it since

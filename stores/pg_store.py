@@ -404,6 +404,37 @@ class PgSkillStore:
                 continue
         return read()
 
+    def changes_since(self, token: str) -> tuple[str, set[str] | None]:
+        """The skills written (by any worker) since `token`, a generation this store gave: the
+        names whose row is stamped after it, in one snapshot with the generation now. None for
+        the names when only a full scan can tell (a token from elsewhere, a library made anew);
+        "" asks for a first token. As the folder's change log (stores/change_log.py)."""
+
+        def read() -> tuple[str, set[str] | None]:
+            with self._conn() as conn, self._snapshot(conn):
+                gen = self._generation(conn)
+                held = int(token) if token.isdigit() else -1
+                if held < 0 or held > gen:
+                    return str(gen), None
+                moved = conn.execute(
+                    "SELECT name FROM memento_skills WHERE library = %s AND stamp > %s",
+                    (self.library, held),
+                ).fetchall()
+                return str(gen), {str(r[0]) for r in moved}
+
+        return self._reading(read)
+
+    @contextlib.contextmanager
+    def _snapshot(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """Reads that agree with each other: one read-only repeatable-read transaction, unless
+        the connection is already in one (a held write lock's)."""
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            yield
+            return
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
     def _generation(self, conn: psycopg.Connection[Any]) -> int:
         row = conn.execute(
             "SELECT generation FROM memento_skill_libraries WHERE library = %s", (self.library,)
@@ -471,10 +502,7 @@ class PgSkillStore:
             with self._conn() as conn:
                 if self._generation(conn) == self._seen:
                     return
-                idle = conn.info.transaction_status == pq.TransactionStatus.IDLE
-                with conn.transaction() if idle else contextlib.nullcontext():
-                    if idle:  # one snapshot: the generation, its rows and their texts agree
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                with self._snapshot(conn):  # the generation, its rows and their texts agree
                     gen = self._refresh_rows(conn)
             if self._seen < 0:  # the first look: folders of skills the store no longer has
                 self._copy.drop_strays()

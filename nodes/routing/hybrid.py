@@ -56,9 +56,16 @@ def skill_prior(skill: Skill) -> float:
     return utility_prior(skill) if lifted is None else lifted
 
 
-def routable(skills: Mapping[str, Skill]) -> dict[str, Skill]:
+class Routable(dict[str, Skill]):
+    """Skills by name that `routable` has already filtered: passed on, it does not filter again
+    (a pass over a 10,000-skill library costs milliseconds a task, and a route made three)."""
+
+
+def routable(skills: Mapping[str, Skill]) -> Routable:
     """The skills a router may offer: all but the deprecated (retired, kept for rollback)."""
-    return {n: s for n, s in skills.items() if s.lifecycle != "deprecated"}
+    if isinstance(skills, Routable):
+        return skills
+    return Routable((n, s) for n, s in skills.items() if s.lifecycle != "deprecated")
 
 
 def harmful(skill: Skill) -> bool:

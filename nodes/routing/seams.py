@@ -44,7 +44,9 @@ class RetrieverSource(Protocol):
 
     def library(self, ctx: Context) -> SkillStore: ...
 
-    def synced_index(self, ctx: Context) -> tuple[Retriever, list[Skill]]: ...
+    def synced_index(self, ctx: Context) -> tuple[Retriever, Mapping[str, Skill]]:
+        """The retriever in line with the library, and the skills a router may offer by name."""
+        ...
 
 
 @runtime_checkable

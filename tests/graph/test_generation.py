@@ -151,8 +151,35 @@ def test_an_unchanged_generation_spares_the_per_skill_stat(
     gone = _run(world, KELVIN_TASK, 13, ctx)
     assert gone["selected_skill"] != KELVIN.name
     _, listed = world["resources"].synced_index(ctx)
-    assert KELVIN.name not in {s.name for s in listed} and len(listed) == SKILLS
+    assert KELVIN.name not in listed and len(listed) == SKILLS
     assert world["resources"].scans == scans
+
+
+def test_a_retired_skill_leaves_the_offered_skills_without_a_rescan(
+    world: dict[str, Any], skill_stats: Callable[[], int]
+) -> None:
+    """The skills a router may offer are made once per look at the library: the same mapping
+    while nothing changed, and a lifecycle write moves just that skill in or out."""
+    ctx = _context(world["tmp"], library_rescan_s=3600)
+    library: SkillLibrary = world["library"]
+    library.create(KELVIN)
+    resources: Resources = world["resources"]
+    first = _run(world, KELVIN_TASK, 0, ctx)
+    assert first["selected_skill"] == KELVIN.name
+    _, offered = resources.synced_index(ctx)
+    assert resources.synced_index(ctx)[1] is offered and len(offered) == SKILLS + 1
+    scans = resources.scans
+
+    library.set_lifecycle(KELVIN.name, "deprecated", reason="curated out")
+    retired = _run(world, KELVIN_TASK, 1, ctx)
+    assert retired["selected_skill"] != KELVIN.name
+    _, offered = resources.synced_index(ctx)
+    assert KELVIN.name not in offered and len(offered) == SKILLS
+
+    library.rollback(KELVIN.name, 1)  # the version before it was retired, live again
+    back = _run(world, KELVIN_TASK, 2, ctx)
+    assert back["selected_skill"] == KELVIN.name
+    assert resources.scans == scans and resources.reloads == 2
 
 
 def test_edits_outside_the_library_are_seen_within_library_rescan_s(

@@ -101,7 +101,7 @@ def _counts(url: str) -> dict[str, int]:
 def _route(resources: Resources, ctx: Context, query: str) -> tuple[str, float]:
     """What route_skill does before it picks: sync if needed, then rank."""
     index, skills = resources.synced_index(ctx)
-    ranked = LearnedRouter().rank(query, {s.name: s for s in skills}, index, 5, "hybrid")
+    ranked = LearnedRouter().rank(query, skills, index, 5, "hybrid")
     return ranked[0]["name"], ranked[0]["score"]
 
 

@@ -131,6 +131,27 @@ def test_generation_moves_when_another_process_writes(
     assert store.get("alpha").body.strip() == "count: 1"
 
 
+def test_changes_since_names_what_any_worker_wrote(open_store: Opener) -> None:
+    """What lets a reader reload only the skills written since it last looked, not the library."""
+    store, other = open_store(), open_store()
+    token, _ = store.changes_since("")
+    other.create(make("alpha"))
+    other.create(make("beta"))
+    token, names = store.changes_since(token)
+    assert names == {"alpha", "beta"}
+    other.rename("alpha", "gamma")
+    other.record_outcome("beta", True, key="run-1")
+    token, names = store.changes_since(token)
+    assert names == {"alpha", "gamma", "beta"}
+    other.set_lifecycle("beta", "deprecated", reason="retired")
+    other.delete("gamma")
+    token, names = store.changes_since(token)
+    assert names == {"beta", "gamma"}
+    store.skills(), store.get("beta"), store.history("beta")
+    assert store.changes_since(token) == (token, set())  # reads change nothing
+    assert store.changes_since("not-a-token")[1] is None  # only a full scan can tell
+
+
 # ------------------------------------------------------------------ reading and writing
 
 
