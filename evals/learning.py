@@ -731,6 +731,8 @@ def _record(
         "search_seconds": float(search.get("seconds") or 0.0),
         "search_found_by": search.get("found_by"),
         "search_stopped": search.get("stopped"),
+        "search_outcomes": list(search.get("outcomes") or []),
+        "search_last_program": search.get("last_program"),
         "finished": _now(),
     }
 

@@ -140,6 +140,18 @@ class SearchReport(TypedDict):
     found_by: str | None  # the winner's found_by, None when nothing passed
     outcomes: list[str]  # one line per try, e.g. "sample-1: fail", "program-2: pass"
     stopped: SearchStop
+    last_program: NotRequired[ProgramTried]  # the writer's last program run, to read a failure
+
+
+class ProgramTried(TypedDict):
+    """One of the writer's programs as the sandbox ran it: what it was given and printed."""
+
+    label: str  # "program-2"
+    script: str  # cut at PROGRAM_KEPT characters
+    args: list[str]
+    answer: str  # its last printed line, what the judge was shown
+    passed: bool
+    output: str  # its stdout and stderr, as the writer saw it on a repair
 
 
 class ExecuteOverride(TypedDict, total=False):

@@ -35,6 +35,7 @@ from memento_skills.graph.models import UsageTracker, structured
 from memento_skills.graph.state import (
     ExecuteOverride,
     Procedure,
+    ProgramTried,
     SearchReport,
     SearchStop,
     ToolStep,
@@ -66,6 +67,8 @@ FORCED_TOOLS = ("python", "shell")
 OUTPUT_TO_WRITER = 2_000
 """How much of a program's run (stdout and stderr) the writer sees on a repair."""
 SCRIPT_NAME = "program.py"
+PROGRAM_KEPT = 4_000
+"""How much of the last program the report keeps."""
 
 JudgeCall = Callable[[Mapping[str, Any], Context], Verdict]
 """The judge node on a state holding a candidate's answer: its verdict."""
@@ -103,6 +106,7 @@ class Spend:
     started: float = field(default_factory=time.monotonic)
     tries: int = 0
     outcomes: list[str] = field(default_factory=list)
+    last_program: ProgramTried | None = None
 
     @property
     def tokens(self) -> int:
@@ -148,7 +152,7 @@ class Spend:
         )
 
     def report(self, found_by: str | None, stopped: SearchStop) -> SearchReport:
-        return SearchReport(
+        report = SearchReport(
             tries=self.tries,
             tokens=self.tokens,
             seconds=round(self.seconds, 3),
@@ -156,6 +160,9 @@ class Spend:
             outcomes=list(self.outcomes),
             stopped=stopped,
         )
+        if self.last_program is not None:
+            report["last_program"] = self.last_program
+        return report
 
 
 @dataclass(frozen=True)
@@ -322,6 +329,14 @@ class Search:
                 self.spend.outcomes.append(f"{label}: not run ({e})"[:300])
                 return None, "exhausted"
             self.spend.judged(label, run.passed)
+            self.spend.last_program = ProgramTried(
+                label=label,
+                script=program.script[:PROGRAM_KEPT],
+                args=[str(a) for a in program.args],
+                answer=run.answer,
+                passed=run.passed,
+                output=self._shown(run),
+            )
             if run.passed:
                 return (
                     Procedure(

@@ -176,6 +176,12 @@ def test_the_budget_stops_the_search(run: Any) -> None:
     repairs = run(wrong, search_repairs=1)["out"]["search"]
     assert repairs["stopped"] == "budget-repairs"
     assert repairs["outcomes"][-2:] == ["program-1: fail", "program-2: fail"]
+    # a failed search can be read: the last program the sandbox ran, and what it printed
+    last = repairs["last_program"]
+    assert last["label"] == "program-2" and not last["passed"]
+    assert last["script"].strip() == PLAIN_SUM.strip() and last["answer"] == "19"
+    assert "stdout:\n19" in last["output"]
+    assert "last_program" not in by_tokens["out"]["search"]  # no program ran
 
 
 def test_no_search_without_a_ground_truth_or_with_writes_off(run: Any) -> None:
