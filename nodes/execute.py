@@ -93,6 +93,7 @@ class ExecuteState(TypedDict):
     # the policies' own state (nodes/execution/policies.py)
     steps: NotRequired[int]  # Budget, ForcedFirstTools
     tokens: NotRequired[int]  # Budget
+    call_tokens: NotRequired[int]  # Budget
     started: NotRequired[float]  # Budget
     after_repeat: NotRequired[Repeat | None]  # RepeatGuard
 
@@ -309,6 +310,7 @@ class _Execute:
         call = ModelCall()
         self.forced_first_tools.before_model(state, call, self._attempt(state, ctx).skill, offered)
         self.repeat_guard.before_model(state, call, offered)
+        self.budget.last_call(state, ctx, call, offered)
         chat_model = self.resources.model("executor", ctx)
         model = chat_model.bind_tools(_tool_schemas(tools), **call.options())
         if call.tool_choice:

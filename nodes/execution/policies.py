@@ -5,7 +5,8 @@ it needs, which live in the execute subgraph's checkpointed state so a resumed a
 as the interrupted one would have. The hooks, in the order the loop calls them:
 
 - `on_start(...)`: the policy's initial state keys for a new attempt.
-- `before_model(state, ...)`: before each model call (may end the run, or bind the call).
+- `before_model(state, ...)`: before each model call (may end the run, or bind the call);
+  the budget's `last_call` binds the last call it has room for to an answer.
 - `wrap_model_call(invoke, ...)`: around the model call itself.
 - `after_model(state, reply)`: the state keys the reply changes.
 - `wrap_tool_call(...)`: around each tool call (may answer it without running the tool).
@@ -59,10 +60,11 @@ class ModelCall:
 
 class Budget:
     """The step, token and wall-time budgets: the run ends with a stated failure when one is
-    spent. Its state: `steps` (model calls made), `tokens` (their total), `started` (epoch s)."""
+    spent, and the last call they leave room for must answer. Its state: `steps` (model calls
+    made), `tokens` (their total), `call_tokens` (the last call's), `started` (epoch s)."""
 
     def on_start(self) -> dict[str, Any]:
-        return {"steps": 0, "tokens": 0, "started": time.time()}
+        return {"steps": 0, "tokens": 0, "call_tokens": 0, "started": time.time()}
 
     def before_model(self, state: Mapping[str, Any], ctx: Context) -> str | None:
         """Why the run must end before another model call, or None while budget remains."""
@@ -74,11 +76,31 @@ class Budget:
             return f"wall-time budget exhausted ({ctx.max_wall_s:.0f}s) without an answer"
         return None
 
+    def last_call(
+        self, state: Mapping[str, Any], ctx: Context, call: ModelCall, offered: Collection[str]
+    ) -> None:
+        """The call the budget has room for last must answer: bound to `submit_answer`, so a
+        run that looked around until its budget ran out still ends with its best answer (a
+        stated failure with no answer gives the judge and the write phase nothing to work on;
+        docs/decisions.md#last-call-answers). The room left is the step count, and the tokens:
+        the next call is taken to cost at least the last one, since the conversation only grows.
+        A one-call budget is left alone: it has no room to look first."""
+        if ctx.max_steps < 2 or "submit_answer" not in offered:
+            return
+        steps = int(state.get("steps") or 0)
+        last = steps + 1 >= ctx.max_steps
+        spent = int(state.get("tokens") or 0)
+        if steps and spent + int(state.get("call_tokens") or 0) >= ctx.max_tokens:
+            last = True
+        if last:
+            call.tool_choice = "submit_answer"
+
     def after_model(self, state: Mapping[str, Any], reply: AIMessage) -> dict[str, Any]:
-        used = reply.usage_metadata["total_tokens"] if reply.usage_metadata else 0
+        used = int((reply.usage_metadata["total_tokens"] if reply.usage_metadata else 0) or 0)
         return {
             "steps": int(state.get("steps") or 0) + 1,
-            "tokens": int(state.get("tokens") or 0) + int(used or 0),
+            "tokens": int(state.get("tokens") or 0) + used,
+            "call_tokens": used,
         }
 
 

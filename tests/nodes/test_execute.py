@@ -114,10 +114,38 @@ def test_plain_text_reply_is_the_answer(tmp_path: Path) -> None:
     assert out["answer"] == "42"
 
 
+def test_the_last_call_the_step_budget_allows_must_answer(tmp_path: Path) -> None:
+    # a model that keeps looking: its third and last call is bound to submit_answer
+    looking = [call("python", code="print(6*7)"), call("python", code="print(7*6)")]
+    out, model, _ = run(tmp_path, [*looking, {"answer": "42"}], max_steps=3)
+    assert out["answer"] == "42" and out["execute_error"] is None
+    assert [c.kwargs.get("tool_choice") for c in model.calls] == [None, None, "submit_answer"]
+
+
+def test_the_last_call_the_token_budget_allows_must_answer(tmp_path: Path) -> None:
+    # the next call is taken to cost at least the last one (the conversation only grows)
+    costly = call("python", code="print(6*7)")
+    costly.usage_metadata = {"input_tokens": 90, "output_tokens": 10, "total_tokens": 100}
+    out, model, _ = run(tmp_path / "tight", [costly, {"answer": "42"}], max_tokens=150)
+    assert out["answer"] == "42"
+    assert [c.kwargs.get("tool_choice") for c in model.calls] == [None, "submit_answer"]
+    roomy = [costly, call("python", code="print(7*6)"), {"answer": "42"}]
+    _, model, _ = run(tmp_path / "roomy", roomy, max_tokens=250)
+    assert [c.kwargs.get("tool_choice") for c in model.calls][:2] == [None, None]
+
+
 def test_step_budget_ends_with_a_clear_failure(tmp_path: Path) -> None:
-    out, _, _ = run(tmp_path, [call("python", code="print(1)")] * 5, max_steps=3)
+    # a model that ignores even the bound last call: the budget ends the run, no answer
+    out, model, _ = run(tmp_path, [call("python", code="print(1)")] * 5, max_steps=3)
     assert out["answer"] is None and "step budget" in out["execute_error"]
     assert len(out["trajectory"]) == 3
+    assert model.calls[-1].kwargs.get("tool_choice") == "submit_answer"
+
+
+def test_a_one_call_budget_is_not_bound(tmp_path: Path) -> None:
+    out, model, _ = run(tmp_path, [call("python", code="print(1)")], max_steps=1)
+    assert out["answer"] is None and "step budget" in out["execute_error"]
+    assert model.calls[0].kwargs.get("tool_choice") is None
 
 
 def test_token_budget(tmp_path: Path) -> None:
