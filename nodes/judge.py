@@ -36,6 +36,8 @@ from memento_skills.nodes.scoring import (
 
 MAX_PROMPT_FIELD_CHARS = 6_000
 MAX_QUOTED_ANSWER_CHARS = 80
+SHORT_GOLD_WORDS = 3
+"""Golds of fewer words than this are one name or value: an answer must state it to pass."""
 
 JUDGE_EQUIVALENCE_PROMPT = """You decide whether an agent's answer to a task means the same as \
 the reference answer.
@@ -219,10 +221,14 @@ def _much_longer(answer: str, gold: str) -> bool:
 def _needs_equivalence_check(answer: str, gold: str) -> bool:
     """Free-form text golds, where a paraphrase can be right; numbers, lists and formulas
     (a gold without a letter, such as `2 × 3 × 5`) are exact: a model judge equated a number with
-    a factorization (docs/decisions.md#exact-formula-golds)."""
-    if not any(c.isalpha() for c in gold):
+    a factorization (docs/decisions.md#exact-formula-golds). A gold of one or two words goes to
+    the model only inside a longer answer that states it: a small judge passed sentences that
+    never named the word asked for (docs/decisions.md#short-golds-stated)."""
+    if not any(c.isalpha() for c in gold) or classify(gold) != "string":
         return False
-    return classify(gold) == "string" and (len(gold.split()) >= 3 or _much_longer(answer, gold))
+    if len(gold.split()) >= SHORT_GOLD_WORDS:
+        return True
+    return _much_longer(answer, gold) and contains_gold(answer, gold)
 
 
 def scrub(critique: str, gold: str | None, passed: bool) -> str:

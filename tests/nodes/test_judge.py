@@ -176,6 +176,19 @@ def test_long_answer_containing_a_short_gold_goes_to_the_model() -> None:
     assert len(model.calls) == 1 and verdict["method"] == "llm-equivalence" and verdict["passed"]
 
 
+def test_long_answer_that_never_states_a_short_gold_fails_without_the_model() -> None:
+    # Seen with the stand-in as judge: "The directory .tmp/ is empty." passed for a reversed word.
+    verdict, model = run_judge(
+        {
+            "task": "Spell this word backward (example: sun -> nus): naphtho",
+            "answer": "The directory .tmp/ is empty, so there is nothing to reverse.",
+            "ground_truth": "ohthpan",
+        },
+        Equivalence(equivalent=True, reason="Same meaning."),
+    )
+    assert model.calls == [] and verdict["method"] == "exact" and verdict["passed"] is False
+
+
 # --- rubric mode --------------------------------------------------------------------------------
 
 
