@@ -15,7 +15,8 @@ counts, timestamps, source) is machine-written, not learned content, and is skip
 is not the gold "24". Matching is the gate's own, `stores/gold_match.py`: verbatim (whole tokens or
 phrases, number formatting aside, golds of one character ignored) and smuggled (base64, base32,
 hex, number words, spaced or split digits, reversed, arithmetic; each with its floor for short
-golds). A gold already present in the same file of the packaged seed skills (written before any
+golds; a transformed form the task's own question holds is its data, not a leak). A gold
+already present in the same file of the packaged seed skills (written before any
 task was seen) is not a leak.
 """
 
@@ -128,10 +129,7 @@ def find_leaks(
     in the baseline."""
     root = Path(library_root)
     base = Path(baseline_root) if baseline_root is not None else None
-    by_gold: dict[str, list[str]] = {}
-    for task in tasks:
-        if task.answer and task.answer.strip():
-            by_gold.setdefault(task.answer, []).append(task.id)
+    golded = [task for task in tasks if task.answer and task.answer.strip()]
     files: list[tuple[Path, Path]] = [(p, p.relative_to(root)) for p in skill_files(root)]
     files += history_files(root)
     live_texts: dict[Path, str] = {}
@@ -152,10 +150,10 @@ def find_leaks(
             else None
         )
         scan = GoldScan(text)
-        for gold, task_ids in by_gold.items():
-            form = scan.find(gold)
-            if form is None or (before is not None and before.find(gold) is not None):
+        for task in golded:
+            form = scan.find(task.answer, task=task.question)
+            if form is None or (before is not None and before.find(task.answer) is not None):
                 continue
             rel = str(path.relative_to(root))
-            leaks.extend(Leak(rel, task_id, _line_of(raw, gold), form) for task_id in task_ids)
+            leaks.append(Leak(rel, task.id, _line_of(raw, task.answer), form))
     return leaks

@@ -69,11 +69,12 @@ def build_replay_graph(
 
 def leak_refusal(text: str, cases: list[Case]) -> str | None:
     """Why `text` may not go live because of the golds of `cases`, or None if it may."""
-    golds = [c.ground_truth for c in cases if c.ground_truth]
-    if not golds or not text:
+    golded = [c for c in cases if c.ground_truth]
+    if not golded or not text:
         return None
     scan = GoldScan(text)
-    form = next((f for f in map(scan.find, golds) if f is not None), None)
+    found = (scan.find(c.ground_truth or "", task=c.task) for c in golded)
+    form = next((f for f in found if f is not None), None)
     if form is not None:
         how = "" if form == "verbatim" else f" ({HOW[form]})"
         return f"the proposed skill contains a gold answer of a task{how}"

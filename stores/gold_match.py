@@ -26,6 +26,10 @@ base64, base32, hex
     a run that decodes to printable UTF-8 text, which is then matched with every form again,
     one level of nesting more (base64 of hex of the gold).
 
+A transformed form that the task's own question holds is the task's data, not a leak
+(`GoldScan.find(gold, task=...)`): a spell-backward task gives its gold reversed, and the skill
+that solved it names that word in its worked example.
+
 Floors: the transformed forms (spaced, words, reversed, arithmetic) only look for a *distinctive*
 gold: at least 5 digits or letters, and for a number at least 3 significant digits once leading
 and trailing zeros are dropped ("7006652" and "120500" are looked for, "2024", "yes", "10" and
@@ -498,30 +502,48 @@ class GoldScan:
                     seen.add(decoded)
                     self.decoded.append((kind, GoldScan(decoded, depth=depth - 1)))
 
-    def find(self, gold: str) -> Form | None:
-        """The form in which the text gives `gold` away, or None."""
+    def find(self, gold: str, *, task: str | None = None) -> Form | None:
+        """The form in which the text gives `gold` away, or None.
+
+        With `task` (the question the gold answers), a transformed form that the question
+        itself holds is not counted: the word a spell-backward task gives is its gold reversed,
+        and a skill repeating it tells nothing the task does not. Verbatim always counts."""
         if not gold or not gold.strip():
             return None
         if _verbatim(self.as_written.padded, gold):
             return "verbatim"
         if distinctive(gold):
-            form = self._transformed(gold)
+            given = GoldScan(task, depth=0)._given(gold) if task else frozenset()
+            form = self._transformed(gold, given)
             if form is not None:
                 return form
         for kind, inner in self.decoded:
-            if inner.find(gold) is not None:
+            if inner.find(gold, task=task) is not None:
                 return kind
         return None
 
-    def _transformed(self, gold: str) -> Form | None:
-        if self.as_written.spaced(gold):
+    def _given(self, gold: str) -> frozenset[Form]:
+        """The transformed forms of `gold` this text holds."""
+        held: set[Form] = set()
+        while (form := self._transformed(gold, frozenset(held))) is not None:
+            held.add(form)
+        return frozenset(held)
+
+    def _transformed(self, gold: str, skip: frozenset[Form] = frozenset()) -> Form | None:
+        if "spaced" not in skip and self.as_written.spaced(gold):
             return "spaced"
         phrase = _phrase(gold)
-        if self.words is not None and (_in(self.words.padded, phrase) or self.words.spaced(gold)):
+        if (
+            "words" not in skip
+            and self.words is not None
+            and (_in(self.words.padded, phrase) or self.words.spaced(gold))
+        ):
             return "words"
-        if _in(self.reversed.padded, phrase) or self.reversed.spaced(gold):
+        if "reversed" not in skip and (
+            _in(self.reversed.padded, phrase) or self.reversed.spaced(gold)
+        ):
             return "reversed"
-        if classify(gold) == "number" and self.values:
+        if "arithmetic" not in skip and classify(gold) == "number" and self.values:
             target = _value_of(gold)
             if target is not None and (target in self.values or -target in self.values):
                 return "arithmetic"

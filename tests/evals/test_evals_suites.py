@@ -29,7 +29,9 @@ from memento_skills.evals.suites import (
     load_suite,
     suite_from_spec,
 )
+from memento_skills.nodes.gate import leak_refusal
 from memento_skills.nodes.scoring import contains_gold
+from memento_skills.stores.cases import Case
 from memento_skills.stores.settings import open_library, seed_skills_dir
 from memento_skills.testing import ScriptedChatModel
 
@@ -342,6 +344,23 @@ def test_leak_scan_refuses_yaml_alias_bombs_quickly(tmp_path: Path) -> None:
     found = find_leaks(tmp_path / "lib", [Task(id="t", question="q", answer="Oslo")])
     assert time.monotonic() - started < 5
     assert [(x.file, x.task_id) for x in found] == [("ok/SKILL.md", "t")]  # scanned whole
+
+
+def test_a_word_the_task_gives_is_no_leak_of_its_reversed_gold(tmp_path: Path) -> None:
+    """A spell-backward skill naming its solved task's word: that task's data, not its gold; the
+    gold of a task that does not give the word is still found reversed."""
+    (tmp_path / "lib" / "reverse").mkdir(parents=True)
+    (tmp_path / "lib" / "reverse" / "SKILL.md").write_text(
+        "---\nname: reverse\ndescription: Spell a word backward.\n---\n\n"
+        "Run `scripts/reverse.py naphtho`.\n"
+    )
+    solved = Task(id="solved", question="Spell this word backward: naphtho", answer="ohthpan")
+    other = Task(id="other", question="Spell this word backward: a word", answer="ohthpan")
+    found = find_leaks(tmp_path / "lib", [solved, other])
+    assert [(x.task_id, x.form) for x in found] == [("other", "reversed")]
+    case = Case(task=solved.question, ground_truth=solved.answer)
+    assert leak_refusal("Run `scripts/reverse.py naphtho`.", [case]) is None
+    assert leak_refusal("It prints ohthpan.", [case]) is not None
 
 
 def test_wilson_interval() -> None:

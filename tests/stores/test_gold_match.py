@@ -55,6 +55,23 @@ def test_text_golds_spaced_reversed_encoded() -> None:
     assert find_gold("o l u a p  o a s", "São Paulo") == "reversed"
 
 
+def test_a_form_the_question_itself_holds_is_the_tasks_data() -> None:
+    task = "Spell this word backward (example: sun -> nus): naphtho"
+    skill = "Run scripts/reverse.py with the word, e.g. `naphtho`."
+    scan = GoldScan(skill)
+    assert scan.find("ohthpan") == "reversed"
+    assert scan.find("ohthpan", task=task) is None
+    # the task's data lets through only the form it holds: the gold itself still counts, and so
+    # does another form the question does not give (spaced letters)
+    assert GoldScan(skill + " The answer: ohthpan").find("ohthpan", task=task) == "verbatim"
+    assert GoldScan(skill + " o-h-t-h-p-a-n").find("ohthpan", task=task) == "spaced"
+    sum_task = "What is 7000000 + 6652?"
+    assert GoldScan("Add them: 7000000 + 6652").find(GOLD, task=sum_task) is None
+    assert GoldScan("Add them: 7000000 + 6652").find(GOLD, task="Add two numbers.") == (
+        "arithmetic"
+    )
+
+
 @pytest.mark.parametrize(
     ("gold", "text"),
     [
