@@ -4,6 +4,7 @@ distilled into."""
 
 from __future__ import annotations
 
+import ast
 import json
 from typing import Any, Literal
 
@@ -120,13 +121,14 @@ tasks of this kind, so that it can be run on this task now and on others like it
 Task:
 {task}
 
-Steps the failed attempt took:
+What the failed attempt did:
 {trajectory}
 
 Its final answer, which the judge says is wrong: {answer}
 {working}
 Give:
-- script: a complete Python 3 program (standard library only). Every value that changes from one
+- script: the source code of a complete Python 3 program (standard library only, every import
+  written out), not a command that runs it. Every value that changes from one
   task of this kind to the next (numbers, words, lists, dates, ...) comes in as a command-line
   argument (argparse or sys.argv); never write this task's values into the code. The wording that
   defines the problem stays in the code. It prints only the answer, on its last line, in the form
@@ -142,7 +144,7 @@ A run that the judge passed computed the answer with this code, written for this
 Make the script this computation, with the task's values as arguments.
 """
 
-REPAIR_PROGRAM_PROMPT = """Your program for this task gave an answer the judge says is wrong.
+REPAIR_PROGRAM_PROMPT = """Your program for this task did not give a right answer.
 
 Task:
 {task}
@@ -156,12 +158,33 @@ Run with the arguments: {args}
 What the run printed:
 {output}
 
-Answer taken from its last line: {answer}
-The judge says this answer is wrong.
+{verdict}
 
 Find the mistake (in the computation, in reading the task, in the arguments, or in the form of
 the printed answer) and give a corrected script and args, by the same rules: every value of the
 task as a command-line argument, only the answer printed on the last line."""
+
+WRONG_ANSWER = """Answer taken from its last line: {answer}
+The judge says this answer is wrong."""
+CRASHED = """It stopped with an error before it could answer. Read the error: fix its cause (a \
+missing import, a misspelt name, an argument read wrongly) and keep the computation."""
+PRINTED_NOTHING = "It printed nothing: the program must print the answer on its last line."
+
+NOT_PYTHON_PROMPT = """The script you gave for this task is not a Python program, so it was not \
+run. Python says: {problem}
+
+Task:
+{task}
+
+What you gave as the script:
+```
+{script}
+```
+
+The script must be the program's own Python source: the code that computes the answer, with \
+its imports, reading the task's values from the command line (sys.argv or argparse). Not a \
+command line that would run a program, not a call to a tool, not the output of an earlier run. \
+Give the script and args again, by the rules above."""
 
 
 class Program(BaseModel):
@@ -170,6 +193,12 @@ class Program(BaseModel):
         default_factory=list, description="This task's values as the command-line arguments"
     )
     rationale: str = ""
+
+    @field_validator("script", mode="after")
+    @classmethod
+    def _unwrapped(cls, value: str) -> str:
+        """A script given as a call of the python tool, `python(code="...")`, is that code."""
+        return tool_call_code(value) or value
 
     @field_validator("args", mode="before")
     @classmethod
@@ -230,6 +259,46 @@ class ScriptSkillSpec(BaseModel):
     description: str
     computes: str = Field(default="", description="What the script computes from its arguments")
     arguments: list[ScriptArgument] = Field(default_factory=list)
+
+
+def tool_call_code(text: str) -> str | None:
+    """The code of `text` when all it is is a call of the python tool (`python(code="...")`,
+    the way prompts show the agent's calls), else None."""
+    try:
+        tree = ast.parse(text.strip())
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
+        return None
+    call = tree.body[0].value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+        return None
+    given = [*call.args, *(k.value for k in call.keywords if k.arg == "code")]
+    if call.func.id != "python" or len(given) != 1:
+        return None
+    code = given[0]
+    if isinstance(code, ast.Constant) and isinstance(code.value, str) and code.value.strip():
+        return code.value
+    return None
+
+
+def attempt_text(steps: list[ToolStep]) -> str:
+    """The attempt's tool calls for the program prompt: python code as code blocks, since a
+    small writer copied the one-line call notation of `trajectory_text` as its script."""
+    if not steps:
+        return "(no tool calls)"
+    parts = []
+    for i, s in enumerate(steps, 1):
+        out = s["output"].strip()[:300]
+        status = "failed" if s["error"] else "printed"
+        code = (s.get("args") or {}).get("code")
+        if s["tool"] == "python" and isinstance(code, str) and code.strip():
+            parts.append(
+                f"Step {i}, python ran:\n```python\n{code.strip()}\n```\nand {status}:\n{out}"
+            )
+        else:
+            parts.append(f"Step {i}, {s['tool']}({short_args(s['args'])}) {status}:\n{out}")
+    return "\n\n".join(parts)
 
 
 def trajectory_text(steps: list[ToolStep]) -> str:

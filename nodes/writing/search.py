@@ -51,11 +51,15 @@ from memento_skills.nodes.execution.sandbox import (
 )
 from memento_skills.nodes.gate import ReplayGraph
 from memento_skills.nodes.writing.prompts import (
+    CRASHED,
+    NOT_PYTHON_PROMPT,
+    PRINTED_NOTHING,
     PROGRAM_PROMPT,
     REPAIR_PROGRAM_PROMPT,
     WORKING_CODE,
+    WRONG_ANSWER,
     Program,
-    trajectory_text,
+    attempt_text,
 )
 from memento_skills.stores.cases import Case
 from memento_skills.stores.skill import Skill
@@ -173,6 +177,8 @@ class _Run:
     passed: bool
     steps: list[ToolStep] = field(default_factory=list)
     output: str = ""
+    crashed: bool = False
+    """The program ended with an error (a non-zero exit, a limit)."""
 
 
 class Search:
@@ -305,7 +311,7 @@ class Search:
         """The writer's program and its repairs, until one passes or the budget is spent."""
         prompt = PROGRAM_PROMPT.format(
             task=self.task,
-            trajectory=trajectory_text(list(self.state.get("trajectory") or [])),
+            trajectory=attempt_text(list(self.state.get("trajectory") or [])),
             answer=self.state.get("answer") or "(none)",
             working=WORKING_CODE.format(code=working) if working else "",
         )
@@ -321,6 +327,21 @@ class Search:
                 emit(
                     "reflect_write",
                     {"event": "search_try", "candidate": label, "error": type(e).__name__},
+                )
+                continue
+            problem = not_python(program.script)
+            if problem is not None:  # not run, not judged: the writer is told what it gave
+                self.spend.judged(label, False, "not python")
+                self.spend.last_program = ProgramTried(
+                    label=label,
+                    script=program.script[:PROGRAM_KEPT],
+                    args=[str(a) for a in program.args],
+                    answer="",
+                    passed=False,
+                    output=problem,
+                )
+                prompt = NOT_PYTHON_PROMPT.format(
+                    task=self.task, script=program.script[:PROGRAM_KEPT], problem=problem
                 )
                 continue
             try:
@@ -353,7 +374,7 @@ class Search:
                 script=program.script,
                 args=" ".join(_quoted(program.args)) or "(none)",
                 output=self._shown(run),
-                answer=run.answer or "(nothing printed)",
+                verdict=_verdict_shown(run),
             )
         return None, "budget-repairs"
 
@@ -391,7 +412,12 @@ class Search:
             },
             config=self.spend.config(),
         )
-        return _Run(answer=answer, passed=bool(verdict.get("passed")), output=result.to_text())
+        return _Run(
+            answer=answer,
+            passed=bool(verdict.get("passed")),
+            output=result.to_text(),
+            crashed=not result.ok,
+        )
 
     @staticmethod
     def _shown(run: _Run) -> str:
@@ -401,6 +427,28 @@ class Search:
             return text
         half = OUTPUT_TO_WRITER // 2
         return f"{text[:half]}\n[... {len(text) - OUTPUT_TO_WRITER} characters cut ...]\n{text[-half:]}"
+
+
+def not_python(script: str) -> str | None:
+    """Why `script` is not a Python program (Python's own one-line complaint), or None."""
+    if not script.strip():
+        return "the script is empty"
+    try:
+        compile(script, SCRIPT_NAME, "exec")
+    except SyntaxError as e:
+        return f"{type(e).__name__}: {e.msg} (line {e.lineno})"
+    except ValueError as e:  # NUL bytes
+        return str(e)
+    return None
+
+
+def _verdict_shown(run: _Run) -> str:
+    """The bare verdict on a program's run, as the writer reads it: never the judge's critique."""
+    if run.crashed and not run.answer:
+        return CRASHED
+    if not run.answer:
+        return PRINTED_NOTHING
+    return WRONG_ANSWER.format(answer=run.answer)
 
 
 def _working_code(steps: Sequence[ToolStep]) -> str | None:

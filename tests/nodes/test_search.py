@@ -20,6 +20,8 @@ from langgraph.types import Command
 
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
+from memento_skills.graph.state import ToolStep
+from memento_skills.nodes.writing.prompts import attempt_text, tool_call_code
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.run_log import RunLog
 from memento_skills.stores.settings import open_library
@@ -136,6 +138,54 @@ def test_a_program_repaired_on_the_second_try(run: Any) -> None:
     assert "stdout:\n19" in second and "The judge says this answer is wrong." in second
     assert "Answer taken from its last line: 19" in second
     assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_command_line_given_as_the_script_is_sent_back_unrun(run: Any) -> None:
+    """The stand-in gave `python3 solve.py 3 4 12` as its script: nothing runs or is judged,
+    and the writer is told Python's complaint and what a script must be."""
+    result = run([program("python3 solve.py 3 4 12"), program(SUM_OF_SQUARES)])
+    report = result["out"]["search"]
+    assert report["outcomes"][-2:] == ["program-1: fail (not python)", "program-2: pass"]
+    first, second = result["writer"].program_prompts()
+    assert "the source code of a complete Python 3 program" in first
+    assert "is not a Python program, so it was not run" in second
+    assert "SyntaxError: invalid syntax (line 1)" in second and "python3 solve.py" in second
+    assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_script_given_as_a_python_tool_call_is_its_code(run: Any) -> None:
+    wrapped = f"python(code={SUM_OF_SQUARES!r})"
+    result = run([program(wrapped)], search_tries=3)
+    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass"
+
+
+def test_a_crash_is_shown_as_a_crash_not_as_a_wrong_answer(run: Any) -> None:
+    crashing = "import sys\nprint(math.fsum(int(a) ** 2 for a in sys.argv[1:]))\n"
+    result = run([program(crashing), program(SUM_OF_SQUARES)])
+    second = result["writer"].program_prompts()[1]
+    assert "NameError: name 'math' is not defined" in second
+    assert "It stopped with an error before it could answer" in second
+    assert "The judge says this answer is wrong." not in second
+    assert result["out"]["search"]["outcomes"][-1] == "program-2: pass"
+
+
+def test_the_program_prompt_shows_the_attempts_code_as_code() -> None:
+    """The one-line call notation of the attribution prompt, `python(code='...') -> ...`, was
+    copied by the stand-in as its script; the program prompt shows code as a code block."""
+    steps = [
+        ToolStep(
+            tool="python",
+            args={"code": "print(3 + 4)"},
+            output="exit code: 0\nstdout:\n7",
+            error=False,
+        ),
+        ToolStep(tool="list_dir", args={"path": "."}, output="(empty)", error=True),
+    ]
+    shown = attempt_text(steps)
+    assert "```python\nprint(3 + 4)\n```" in shown and "python(code=" not in shown
+    assert "Step 2, list_dir(" in shown and "failed:\n(empty)" in shown
+    assert tool_call_code("python(code='print(1)')") == "print(1)"
+    assert tool_call_code("print(1)") is None and tool_call_code("python(1, 2)") is None
 
 
 def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None:

@@ -32,6 +32,8 @@ SUM_OF_SQUARES = (
 )
 PLAIN_SUM = "import sys\nprint(sum(int(a) for a in sys.argv[1:]))\n"
 CALLS = 400
+PROGRAM_PROMPTS = ("Write a Python program", "Your program for this task", "not a Python program")
+"""How the program prompt, its repair and the not-python repair begin."""
 
 
 def _call(name: str, args: dict[str, Any]) -> AIMessage:
@@ -100,7 +102,7 @@ class Writer:
                 "computes": "The sum of the squares of its arguments.",
                 "arguments": [{"name": "numbers", "meaning": "the whole numbers to square"}],
             }
-        if "Write a Python program" in prompt or "Your program for this task" in prompt:
+        if any(marker in prompt for marker in PROGRAM_PROMPTS):
             given = dict(next(self.programs))
             if given.get("args") is None:
                 task = prompt.split("Task:\n", 1)[1].split("\n", 1)[0]
@@ -110,9 +112,7 @@ class Writer:
 
     def program_prompts(self) -> list[str]:
         return [
-            c.text
-            for c in self.model.calls
-            if "Write a Python program" in c.text or "Your program for this task" in c.text
+            c.text for c in self.model.calls if any(marker in c.text for marker in PROGRAM_PROMPTS)
         ]
 
 
