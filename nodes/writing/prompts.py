@@ -138,10 +138,10 @@ Files the task came with are in the program's working directory."""
 
 WORKING_CODE = """
 A run that the judge passed computed the answer with this code, written for this task's values:
-```python
+```{language}
 {code}
 ```
-Make the script this computation, with the task's values as arguments.
+Make the script this computation, in Python, with the task's values as arguments.
 """
 
 REPAIR_PROGRAM_PROMPT = """Your program for this task did not give a right answer.

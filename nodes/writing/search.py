@@ -5,8 +5,8 @@ Candidates, in order (docs/decisions.md#learning-search): the executor sampled a
 same skill at a temperature above 0; the executor with a computing tool forced first (one the
 failed attempt did not call); the writer's own parameterised program, run in a sandbox of its
 own; and that program repaired, up to `search_repairs` times, from its output and the bare
-verdict. A passing executor run that computed with python is turned into a program too, so the
-procedure carries a script that takes the task's values as arguments.
+verdict. A passing executor run that computed with python or shell is turned into a Python
+program too, so the procedure carries a script that takes the task's values as arguments.
 
 The judge is the oracle; the gold it holds never reaches the writer: the writer sees the task,
 the failed trajectory, its program, that program's output and "the judge says this answer is
@@ -307,13 +307,13 @@ class Search:
 
     # -------------------------------------------------------------- the writer's program
 
-    def _programs(self, working: str | None) -> tuple[Procedure | None, SearchStop]:
+    def _programs(self, working: tuple[str, str] | None) -> tuple[Procedure | None, SearchStop]:
         """The writer's program and its repairs, until one passes or the budget is spent."""
         prompt = PROGRAM_PROMPT.format(
             task=self.task,
             trajectory=attempt_text(list(self.state.get("trajectory") or [])),
             answer=self.state.get("answer") or "(none)",
-            working=WORKING_CODE.format(code=working) if working else "",
+            working=WORKING_CODE.format(language=working[0], code=working[1]) if working else "",
         )
         for number in range(1, self.ctx.search_repairs + 2):
             stop = self.spend.exhausted()
@@ -451,17 +451,20 @@ def _verdict_shown(run: _Run) -> str:
     return WRONG_ANSWER.format(answer=run.answer)
 
 
-def _working_code(steps: Sequence[ToolStep]) -> str | None:
-    """The python code of a passing run's last clean python call, if it made one."""
+COMPUTING_ARGS = {"python": ("python", "code"), "shell": ("bash", "command")}
+"""Each computing tool's language and the argument holding its code."""
+
+
+def _working_code(steps: Sequence[ToolStep]) -> tuple[str, str] | None:
+    """The language and code of a passing run's last clean computing call (python code, or a
+    shell command the script is then to do in Python), if it made one."""
     for step in reversed(steps):
-        code = (step.get("args") or {}).get("code")
-        if (
-            step["tool"] == "python"
-            and not step["error"]
-            and isinstance(code, str)
-            and code.strip()
-        ):
-            return code.strip()
+        if step["tool"] not in COMPUTING_ARGS or step["error"]:
+            continue
+        language, key = COMPUTING_ARGS[step["tool"]]
+        code = (step.get("args") or {}).get(key)
+        if isinstance(code, str) and code.strip():
+            return language, code.strip()
     return None
 
 

@@ -50,9 +50,11 @@ def run(tmp_path: Path) -> Any:
         *,
         ground_truth: str | None = GOLD,
         right_when_forced: bool = False,
+        shell: str = "echo 19",
         **fields: Any,
     ) -> dict[str, Any]:
-        executor, writer = Executor(right_when_forced=right_when_forced), Writer(programs)
+        executor = Executor(right_when_forced=right_when_forced, shell=shell)
+        writer = Writer(programs)
         judge = ScriptedChatModel(script=[lambda m: "no"] * CALLS)
         name = uuid.uuid4().hex[:6]
         graph = build_graph(
@@ -207,6 +209,20 @@ def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None
         "program-2: fail",
         "program-3: fail",
     ]
+
+
+def test_a_passing_shell_command_is_made_a_python_program(run: Any) -> None:
+    result = run([program(SUM_OF_SQUARES)], shell="echo $((3*3 + 4*4 + 12*12))")
+    report = result["out"]["search"]
+    assert report["outcomes"] == [
+        "sample-1: fail",
+        "forced-python: fail",
+        "forced-shell: pass",
+        "program-1: pass",
+    ]
+    assert report["found_by"] == "forced-shell"
+    (prompt,) = result["writer"].program_prompts()
+    assert "```bash\necho $((3*3 + 4*4 + 12*12))\n```" in prompt and "in Python" in prompt
 
 
 def test_the_budget_stops_the_search(run: Any) -> None:

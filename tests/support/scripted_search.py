@@ -42,10 +42,12 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
 
 class Executor:
     """Guesses when free to; forced to a computing tool, computes the wrong thing (or, with
-    `right_when_forced`, forced to python it computes the right thing for this task's values)."""
+    `right_when_forced`, forced to python it computes the right thing for this task's values;
+    forced to shell it runs `shell`)."""
 
-    def __init__(self, *, right_when_forced: bool = False) -> None:
+    def __init__(self, *, right_when_forced: bool = False, shell: str = "echo 19") -> None:
         self.right_when_forced = right_when_forced
+        self.shell = shell
         self.model = ScriptedChatModel(script=[self.reply] * CALLS)
 
     def reply(self, messages: list[BaseMessage]) -> AIMessage:
@@ -67,7 +69,7 @@ class Executor:
             args = {"script": script[0] if script else "", "args": re.findall(r"\d+", task)}
             return _call("run_skill_script", args)
         if options.get("tool_choice") == "shell":
-            return _call("shell", {"command": "echo 19"})
+            return _call("shell", {"command": self.shell})
         return AIMessage(content=GUESS)
 
     def temperatures(self) -> list[Any]:
