@@ -232,7 +232,7 @@ class _Reflect:
         """The writer's account of why the attempt failed (a fallback when it is unusable), and
         the analysis the patch or new skill is written from."""
         skill_block = (
-            f"Skill used: {skill.name} (version {skill.version})\n<skill>\n{skill.to_markdown()}\n</skill>"
+            f"Skill used: {skill.name} (version {skill.version})\n<skill>\n{skill.authored_text()}\n</skill>"
             if skill
             else "No skill was used: none in the library fitted the task."
         )

@@ -345,21 +345,24 @@ class Skill:
         return fm
 
     def to_markdown(self) -> str:
-        head = render_frontmatter(self.authored_yaml, self.frontmatter())
-        body = self.body.replace("\r\n", "\n").strip()  # one line ending on disk
-        return f"---\n{head}\n---\n\n{body}\n"
+        return self._markdown(self.frontmatter())
 
     def authored_text(self) -> str:
         """SKILL.md without the library's bookkeeping (version, counts, times, source): what a
-        writer wrote, where a gold could be; a timestamp's "12" is not the gold "12"."""
+        writer wrote, where a gold could be (a timestamp's "12" is not the gold "12"), and what
+        a writer is shown of a skill."""
         fm = self.frontmatter()
-        fm["metadata"] = {k: v for k, v in fm["metadata"].items() if k not in BOOKKEEPING_KEYS}
-        return _markdown(fm, self.body)
+        kept = {k: v for k, v in fm["metadata"].items() if k not in BOOKKEEPING_KEYS}
+        if kept:
+            fm["metadata"] = kept
+        else:
+            del fm["metadata"]
+        return self._markdown(fm)
 
-
-def _markdown(fm: dict[str, Any], body: str) -> str:
-    head = yaml.safe_dump(fm, sort_keys=False, allow_unicode=True, width=100).strip()
-    return f"---\n{head}\n---\n\n{body.strip()}\n"
+    def _markdown(self, fm: dict[str, Any]) -> str:
+        head = render_frontmatter(self.authored_yaml, fm)
+        body = self.body.replace("\r\n", "\n").strip()  # one line ending on disk
+        return f"---\n{head}\n---\n\n{body}\n"
 
 
 BOOKKEEPING_KEYS = frozenset(

@@ -159,7 +159,7 @@ def ask_patch(writer: Any, skill: Skill, analysis: str, extra: str) -> SkillPatc
         PATCH_PROMPT.format(
             name=skill.name,
             version=skill.version,
-            skill_md=skill.to_markdown(),
+            skill_md=skill.authored_text(),  # not the counts, times and hashes it keeps
             analysis=analysis + extra,
             tools=", ".join(TOOL_NAMES),
         ),
