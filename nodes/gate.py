@@ -41,6 +41,8 @@ class GateResult:
     siblings_passed: int = 0
     """Other training tasks of the skill's kind that passed with it (a script skill only)."""
     siblings_replayed: int = 0
+    unjudged: bool = False
+    """The model endpoint failed under a replay: the change was not judged at all."""
 
 
 ReplayGraph = CompiledStateGraph[State, Context, State, State]
@@ -96,15 +98,26 @@ def pattern_refusal(pattern: str | None, cases: list[Case]) -> str | None:
     return None
 
 
+class ReplayUnjudged(Exception):
+    """A replay the model endpoint failed under: it says nothing about the skill, and counted as
+    a failure it would refuse good changes (and retire good skills) during an outage."""
+
+
 def replay(
     graph: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Mapping[str, Path]
 ) -> bool:
     """Run `case` through `graph` with `skill` forced and the case's own files (name → file) as
-    its attachments; whether the judge passed it.
+    its attachments; whether the judge passed it. ReplayUnjudged when the endpoint failed.
 
     `ctx` is the task being learned from: its attachments are that task's, never the case's.
     """
-    verdict = replay_state(graph, ctx, skill, case, files).get("verdict") or {}
+    state = replay_state(graph, ctx, skill, case, files)
+    if state.get("execute_error_kind") == "endpoint":
+        raise ReplayUnjudged(
+            "the model endpoint failed during a replay "
+            f"({str(state.get('execute_error') or '')[:200]})"
+        )
+    verdict = state.get("verdict") or {}
     return bool(verdict.get("passed"))
 
 
@@ -181,6 +194,27 @@ def run_gate(
     )
     if refusal is not None:
         return GateResult(False, reason=refusal)
+    try:
+        return _replay_all(graph, store, ctx, skill, cases, failing, failing_files, siblings)
+    except ReplayUnjudged as e:
+        return GateResult(
+            False,
+            reason=f"not gated: {e}; the change is taken back untested, check the endpoint",
+            unjudged=True,
+        )
+
+
+def _replay_all(
+    graph: ReplayGraph,
+    store: Cases,
+    ctx: Context,
+    skill: str,
+    cases: Sequence[Case],
+    failing: Case | None,
+    failing_files: Mapping[str, Path] | None,
+    siblings: Sequence[Case],
+) -> GateResult:
+    """The gate's replays: the stored cases, the failing task, then the siblings."""
     broken: list[str] = []
     skipped: list[str] = []
     for case in cases:

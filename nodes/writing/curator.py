@@ -24,7 +24,13 @@ from pydantic import BaseModel, Field
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
 from memento_skills.graph.models import structured
-from memento_skills.nodes.gate import ReplayGraph, leak_refusal, replay, run_gate
+from memento_skills.nodes.gate import (
+    ReplayGraph,
+    ReplayUnjudged,
+    leak_refusal,
+    replay,
+    run_gate,
+)
 from memento_skills.nodes.writing.checks import DATA_LANGS
 from memento_skills.nodes.writing.heuristics import slug
 from memento_skills.nodes.writing.lifecycle import DRAFT_USES, MIN_LIFT_CASES, next_state, why
@@ -681,8 +687,11 @@ def _vet(
             files = gate.cases.files_of(case)
         except MissingCaseFiles:
             continue
-        if not replay(gate.replay, gate.ctx, live.name, case, files):
-            broken.append(case.task_id or case.task[:60])
+        try:
+            if not replay(gate.replay, gate.ctx, live.name, case, files):
+                broken.append(case.task_id or case.task[:60])
+        except ReplayUnjudged as e:
+            return f"gate: not gated: {e}; the step is taken back untested, check the endpoint"
     if broken:
         return f"gate: broke {len(broken)} case(s) of the merged skill ({', '.join(broken)})"
     return None

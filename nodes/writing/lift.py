@@ -15,7 +15,8 @@ from typing import Any, cast
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.nodes.gate import ReplayGraph, replay_state
+from memento_skills.nodes.gate import ReplayGraph, ReplayUnjudged
+from memento_skills.nodes.gate import replay as gate_replay
 from memento_skills.nodes.writing.lifecycle import settle
 from memento_skills.stores.cases import Case, Cases, MissingCaseFiles
 from memento_skills.stores.library import SkillLibrary
@@ -30,14 +31,12 @@ class LiftNotMeasured(SkillError):
 
 def _passed(replay: ReplayGraph, ctx: Context, skill: str | None, case: Case, files: Any) -> bool:
     """One replay's verdict; LiftNotMeasured when the endpoint failed under it."""
-    state = replay_state(replay, ctx, skill, case, files)
-    if state.get("execute_error_kind") == "endpoint":
+    try:
+        return gate_replay(replay, ctx, skill, case, files)
+    except ReplayUnjudged as e:
         raise LiftNotMeasured(
-            f"lift not measured: the model endpoint failed during a replay "
-            f"({str(state.get('execute_error') or '')[:200]}); check the endpoint and measure again"
-        )
-    verdict = state.get("verdict") or {}
-    return bool(verdict.get("passed"))
+            f"lift not measured: {e}; check the endpoint and measure again"
+        ) from None
 
 
 def run_config(ctx: Context) -> tuple[str | int, ...]:

@@ -16,6 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from memento_skills.graph.builder import build_gate_replay
 from memento_skills.graph.context import Context
 from memento_skills.graph.resources import Resources
+from memento_skills.nodes.gate import run_gate
 from memento_skills.nodes.writing.lifecycle import next_state
 from memento_skills.nodes.writing.lift import LiftNotMeasured, measure_lift, update_lift
 from memento_skills.stores.cases import Case, CaseStore
@@ -45,8 +46,11 @@ class Executor:
         self.helps = helps
         self.without = 0
         self.outage = False
+        self.down = False  # every call fails, with the skill or without
 
     def __call__(self, messages: list[BaseMessage]) -> AIMessage:
+        if self.down:
+            raise APIConnectionError("Connection error.")
         last = messages[-1]
         if isinstance(last, ToolMessage) and last.name == "python":
             value = re.findall(r"-?\d+", str(last.content).split("stdout:")[-1])[0]
@@ -150,6 +154,17 @@ def test_an_endpoint_outage_measures_nothing_caches_nothing_and_retires_nothing(
     assert not cache.path.exists()  # no outcome of the outage is kept
     skill = library.get(SKILL)
     assert (skill.version, skill.lifecycle, skill.lift) == (1, "candidate", None)
+
+
+def test_the_gate_during_an_outage_judges_nothing_and_blames_no_case(tmp_path: Path) -> None:
+    library, cases, replay, ctx, executor = world(tmp_path)
+    skill = library.get(SKILL)
+    assert run_gate(replay, cases, ctx, SKILL, skill.authored_text(), None).passed
+    executor.down = True
+    result = run_gate(replay, cases, ctx, SKILL, skill.authored_text(), None)
+    assert not result.passed and result.unjudged and result.broken == []
+    assert result.reason.startswith("not gated: the model endpoint failed during a replay")
+    assert "Connection error." in result.reason
 
 
 def test_a_skill_that_breaks_its_cases_is_retired_on_its_lift(tmp_path: Path) -> None:
