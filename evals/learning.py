@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from filelock import FileLock, Timeout
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from memento_skills.evals.leaks import Leak, find_leaks
@@ -49,6 +49,7 @@ from memento_skills.evals.stats import wilson
 from memento_skills.evals.suites import Suite, Task
 from memento_skills.graph.context import Context, WritePolicy
 from memento_skills.graph.models.settings import base_url_env, env_setting
+from memento_skills.graph.models.usage import UsageTracker
 from memento_skills.graph.state import model_failure_kind
 from memento_skills.nodes.execution.sandbox import reachable_dir
 
@@ -351,6 +352,7 @@ class LearningRun:
                 "retired": len(retired),
                 "curation_steps": sum(1 for r in log if r.get("event") == "step" and r["applied"]),
                 "curation_seconds": done["seconds"] if done else None,
+                "curation_tokens": done.get("tokens") if done else None,
                 "lifts": {
                     s.name: _lift_record(s)
                     for s in sorted(skills, key=lambda s: s.name)
@@ -390,21 +392,28 @@ class LearningRun:
         index, _ = res.synced_index(ctx)
         routed = _routed_cases(index, tasks, ctx)
         cache = LiftCache.of_library(library.root)
-        try:
+        tracker = UsageTracker(prices={})
+
+        def measured_and_curated(_: Any) -> tuple[dict[str, Any], list[Any]]:
+            # one runnable, so every replay's and the writer's calls are counted by `tracker`
             measured = measure_lifts(
                 library,
                 lambda name, extra: measure_lift(replay, gate.cases, ctx, name, extra, cache),
                 lambda skill: routed.get(skill.name, []),
+            )
+            index, _ = res.synced_index(ctx)
+            return measured, curate(library, index, gate, writer=res.model("writer", ctx))
+
+        try:
+            measured, results = RunnableLambda(measured_and_curated).invoke(
+                None, config={"callbacks": [tracker]}
             )
         except LiftNotMeasured as e:  # the round's curation is not done: a rerun does it
             raise EndpointError(
                 f"the model endpoint failed while measuring lift after round {round_}: {e}; "
                 "rerun the same command to resume"
             ) from None
-        index, _ = res.synced_index(ctx)
         log = JsonlLog(self.dir / CURATION_FILE)
-        writer = res.model("writer", ctx)
-        results = curate(library, index, gate, writer=writer)
         for result in results:
             log.append({"round": round_, "event": "step", **result.to_dict(), "at": _now()})
             self.say(
@@ -419,6 +428,7 @@ class LearningRun:
                 "steps": len(results),
                 "applied": sum(r.applied for r in results),
                 "seconds": round(time.monotonic() - started, 3),
+                "tokens": int(tracker.summary()["total"]["total_tokens"]),
                 "at": _now(),
             }
         )

@@ -104,6 +104,7 @@ def summarise(run_dir: Path | str) -> dict[str, Any]:
             "lifecycle": snap["lifecycle"],
             "retired": snap.get("retired", 0),
             "curation_seconds": snap.get("curation_seconds"),
+            "curation_tokens": snap.get("curation_tokens"),
             "lifts": snap.get("lifts") or {},
         }
         for snap in sorted(rounds, key=lambda s: s["round"])
@@ -330,15 +331,17 @@ def _library_rounds(rounds: Sequence[Mapping[str, Any]]) -> list[str]:
         "",
         "| round | skills | "
         + " | ".join(states)
-        + " | retired in the round | curation seconds | learned skills |",
-        "|---:|---:|" + "---:|" * len(states) + "---:|---:|---|",
+        + " | retired in the round | curation seconds | curation tokens | learned skills |",
+        "|---:|---:|" + "---:|" * len(states) + "---:|---:|---:|---|",
     ]
     for r in rounds:
         lifts = "; ".join(f"{n} {_lift_cell(e)}" for n, e in r["lifts"].items()) or "–"
         counts = " | ".join(str(r["lifecycle"].get(s, 0)) for s in states)
         took = "–" if r.get("curation_seconds") is None else f"{r['curation_seconds']:.1f}"
+        spent = "–" if r.get("curation_tokens") is None else f"{r['curation_tokens']:,}"
         lines.append(
-            f"| {r['round']} | {r['skills']} | {counts} | {r['retired']} | {took} | {lifts} |"
+            f"| {r['round']} | {r['skills']} | {counts} | {r['retired']} | {took} | {spent} "
+            f"| {lifts} |"
         )
     return lines
 

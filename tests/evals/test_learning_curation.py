@@ -83,9 +83,13 @@ def test_each_round_measures_lift_curates_once_and_records_the_library(tmp_path:
     assert "### Library after each round" in table
     done = [r for r in log if r["event"] == "done"]
     assert [r["round"] for r in done] == [1, 2] and all(r["seconds"] > 0 for r in done)
+    # the lift replays' and the curator's model calls, counted (the scripted models report usage)
+    assert done[0]["tokens"] > 0 and first["curation_tokens"] == done[0]["tokens"]
     assert done[0]["measured"][JUNK] == "with 0/2 without 0/2 v1"
     assert first["curation_steps"] == 1 and first["deprecated"] == [JUNK]
-    row = re.search(r"^\| 1 \| 7 \| 0 \| 0 \| 6 \| 1 \| 1 \| [\d.]+ \| (.*) \|$", table, re.M)
+    row = re.search(
+        r"^\| 1 \| 7 \| 0 \| 0 \| 6 \| 1 \| 1 \| [\d.]+ \| [\d,]+ \| (.*) \|$", table, re.M
+    )
     assert row is not None and row.group(1).startswith(f"{JUNK} deprecated +0.00 (0/2 vs 0/2)")
 
     # rerun: every task and every round's curation already done, nothing measured or written
