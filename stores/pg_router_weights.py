@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from memento_skills.stores import pg_schema
-from memento_skills.stores.router_weights import KEEP_VERSIONS, Saved, decode, encode
+from memento_skills.stores.router_weights import (
+    ANY_VERSION,
+    KEEP_VERSIONS,
+    Saved,
+    check_over,
+    decode,
+    encode,
+)
 from memento_skills.stores.store_url import connection
 
 SCHEMA = (
@@ -53,8 +60,15 @@ class PgRouterWeights:
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved:
-        """Insert a new version and make it live; returns where it went."""
+    def save(
+        self,
+        arrays: dict[str, np.ndarray],
+        header: dict[str, Any],
+        *,
+        over: int | None = ANY_VERSION,
+    ) -> Saved:
+        """Insert a new version and make it live; returns where it went. With `over`, the
+        folder's check (StaleWeights if another save came first), under the same lock."""
         data, digest = encode(arrays, header)
         with connection(self.pool) as conn, conn.transaction():
             conn.execute(
@@ -62,11 +76,12 @@ class PgRouterWeights:
                 (self.library,),
             )
             row = conn.execute(
-                "SELECT coalesce(max(version), 0) + 1 FROM memento_router_weights "
-                "WHERE library = %s",
+                "SELECT max(version) FROM memento_router_weights WHERE library = %s",
                 (self.library,),
             ).fetchone()
-            version = int(row[0]) if row else 1
+            live = None if row is None or row[0] is None else int(row[0])
+            check_over(live, over, f"{self.where} router weights")
+            version = (live or 0) + 1
             conn.execute(
                 "INSERT INTO memento_router_weights (library, version, sha256, data) "
                 "VALUES (%s, %s, %s, %s)",

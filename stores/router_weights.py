@@ -60,7 +60,9 @@ class SharedWeights(Protocol):
 
     def exists(self) -> bool: ...
     def live_version(self) -> int | None: ...
-    def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved: ...
+    def save(
+        self, arrays: dict[str, np.ndarray], header: dict[str, Any], *, over: int | None = ...
+    ) -> Saved: ...
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any], int] | None: ...
 
 
@@ -104,6 +106,21 @@ def decode(
     return arrays, header
 
 
+class StaleWeights(RuntimeError):
+    """A checked save found that another worker saved since the version it was built on: the
+    saver reloads, adds its change again and saves once more, so no worker's case is lost."""
+
+
+ANY_VERSION = -1
+"""`save(over=ANY_VERSION)`: replace whatever is live (a retrain from scratch)."""
+
+
+def check_over(live: int | None, over: int | None, where: str) -> None:
+    """StaleWeights unless `live` is the version `over` the save was built on."""
+    if over != ANY_VERSION and live != over:
+        raise StaleWeights(f"{where}: v{live} is live, the save was built on v{over}")
+
+
 class RouterWeightsStore:
     def __init__(self, root: Path | str):
         self.root = Path(root).expanduser()
@@ -116,13 +133,21 @@ class RouterWeightsStore:
             return self.shared.exists()
         return self.pointer.exists()
 
-    def save(self, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> Saved:
-        """Write a new version and make it live; returns where it went."""
+    def save(
+        self,
+        arrays: dict[str, np.ndarray],
+        header: dict[str, Any],
+        *,
+        over: int | None = ANY_VERSION,
+    ) -> Saved:
+        """Write a new version and make it live; returns where it went. With `over` (the version
+        the arrays were built on, None for none), StaleWeights if another save came first."""
         if self.shared is not None:
-            return self.shared.save(arrays, header)
+            return self.shared.save(arrays, header, over=over)
         self.root.mkdir(parents=True, exist_ok=True)
         data, digest = encode(arrays, header)
         with FileLock(str(self.root / ".lock")):
+            check_over(self.live_version(), over, str(self.root))
             version = max(self._versions(), default=0) + 1
             path = self.root / f"v{version:06d}.npz"
             atomic_write(path, data)

@@ -68,12 +68,17 @@ from memento_skills.nodes.routing.training import (
     with_classifier,
 )
 from memento_skills.stores.router_weights import (
+    ANY_VERSION,
     RouterWeightsError,
     RouterWeightsStore,
     Saved,
+    StaleWeights,
     weights_dir,
 )
 from memento_skills.stores.skill import Skill
+
+SAVE_TRIES = 8
+"""Saves one observation may try while other workers' saves keep landing first."""
 
 
 class LearnedRouter:
@@ -167,11 +172,14 @@ class LearnedRouter:
         with self._lock:
             self.model, self.version, self.load_error = model, version, None
 
-    def save(self) -> Saved | None:
+    def save(self, *, checked: bool = False) -> Saved | None:
+        """Save the weights held and make them live. `checked`: only over the version this
+        router last loaded or saved (StaleWeights if another worker saved since)."""
         with self._lock:
             if self.store is None or self.model is None:
                 return None
-            saved = self.store.save(self.model.arrays(), self.model.header())
+            over = self.version if checked else ANY_VERSION
+            saved = self.store.save(self.model.arrays(), self.model.header(), over=over)
             self.version = saved.version
             return saved
 
@@ -257,6 +265,29 @@ class LearnedRouter:
         if not skill:
             return
         with self._lock:
+            for _ in range(SAVE_TRIES):
+                try:
+                    self._observe_once(query, vector, skill, reward, version, key, index)
+                    return
+                except StaleWeights:  # another worker saved in between: add it to theirs
+                    continue
+            raise RouterWeightsError(
+                f"the router's weights kept moving under {SAVE_TRIES} saves of one observation; "
+                "too many workers save at once"
+            )
+
+    def _observe_once(
+        self,
+        query: str,
+        vector: np.ndarray | None,
+        skill: str,
+        reward: float,
+        version: int | None,
+        key: str,
+        index: Any | None,
+    ) -> None:
+        """`observe` on the weights live now; StaleWeights when another save beat its own."""
+        with self._lock:
             self.refresh()  # add the case to what other workers taught since, not to an old state
             if key and self.model is not None and key in self.model.observed:
                 return
@@ -278,22 +309,28 @@ class LearnedRouter:
             model = model.with_cases([Sample(query, skill, reward, version)], row)
             if key:
                 model = replace(model, observed=(*model.observed, key)[-OBSERVED_KEYS:])
+            since_fit = self._since_fit
             self.model = model
             self._since_fit += 1
-            if self.retrain_every and self._since_fit >= self.retrain_every:
-                self.retrain()
-            elif self.autosave:
-                self.save()
+            try:
+                if self.retrain_every and self._since_fit >= self.retrain_every:
+                    self.retrain(checked=True)
+                elif self.autosave:
+                    self.save(checked=True)
+            except StaleWeights:
+                self._since_fit = since_fit  # the next try counts it once
+                self.version = None  # `refresh` loads the live weights whatever they are
+                raise
 
-    def retrain(self) -> FitReport | None:
-        """Refit the classifier and the parameters on every case held."""
+    def retrain(self, *, checked: bool = False) -> FitReport | None:
+        """Refit the classifier and the parameters on every case held (`checked`: see save)."""
         with self._lock:
             if self.model is None:
                 return None
             index, skills = self._context or (None, None)
             report = self._refit(self.model, index, skills, embedded=0)
             if self.autosave:
-                self.save()
+                self.save(checked=checked)
             return report
 
     def fit(

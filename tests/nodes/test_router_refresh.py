@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from memento_skills.nodes.routing.service import LearnedRouter
 from memento_skills.stores.index import SkillIndex
@@ -79,3 +81,47 @@ def test_a_running_router_loads_what_another_worker_taught(tmp_path: Path) -> No
         model = router.model
         assert sorted(model.names[i] for i in set(model.case_skill.tolist())) == sorted(SKILLS)
         assert len(model.queries) == 3
+
+
+class _RacedStore:
+    """The router's weights store, where another worker's save lands right before this router's
+    first save: the moment between loading the live weights and saving over them."""
+
+    def __init__(self, store: Any, race: Callable[[], int]) -> None:
+        self.store, self.race, self.raced = store, race, 0
+
+    def save(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = self.race()
+        return self.store.save(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_an_observation_saved_while_another_worker_saves_is_not_lost(tmp_path: Path) -> None:
+    library = SkillLibrary(tmp_path / "skills")
+    for name, description in SKILLS.items():
+        library.create(Skill(name=name, description=description, body=f"# {name}\n"))
+    with SkillIndex(tmp_path / "index", library=library.root) as index:
+        skills = {s.name: s for s in library.skills()}
+        index.sync(skills.values())
+        router = LearnedRouter(retrain_every=0)
+        router.bind(library.root)
+        router.rank(QUERY, skills, index, 3, "hybrid")
+        vector = [float(x) for x in index.embed_query("convert 3 miles to km")]
+        raced = _RacedStore(
+            router.store,
+            lambda: _teach(library.root, "convert 3 miles to km", "unit-convert", vector),
+        )
+        router.store = raced
+        router.observe(QUERY, None, "email-draft", 1.0, key="mine")
+        # the other worker's save came first (v1); this one was refused over it, reloaded, and
+        # saved both cases as v2
+        assert raced.raced == 1 and router.version == 2
+        fresh = LearnedRouter(retrain_every=0)
+        fresh.bind(library.root)
+        assert fresh.model is not None and fresh.version == 2
+        taught = {fresh.model.names[i] for i in fresh.model.case_skill.tolist()}
+        assert taught == {"unit-convert", "email-draft"}
+        assert set(fresh.model.observed) == {"other-unit-convert", "mine"}

@@ -34,6 +34,7 @@ from memento_skills.stores.router_weights import (
     KEEP_VERSIONS,
     RouterWeightsError,
     RouterWeightsStore,
+    StaleWeights,
     share_weights,
     weights_dir,
 )
@@ -187,6 +188,24 @@ def test_shared_router_weights_are_versioned_pruned_and_checked(
         store.load()
     assert RouterWeightsStore(weights_dir(tmp_path / "unshared")).shared is None
 
+
+
+def test_a_checked_weights_save_over_a_stale_version_is_refused(
+    postgres_url: str, library: str, tmp_path: Path
+) -> None:
+    """Both backends: a save built on the live version lands; one built on an older version
+    (or on none while one is live) is refused, and nothing is written."""
+    share_weights(tmp_path / "shared", PgRouterWeights(connection_pool(postgres_url), library))
+    for root in (tmp_path / "shared", tmp_path / "folder"):
+        store = RouterWeightsStore(weights_dir(root))
+        arrays = {"w": np.zeros((1, 1), np.float32)}
+        assert store.save(arrays, {}, over=None).version == 1
+        assert store.save(arrays, {}, over=1).version == 2
+        for stale in (1, None):
+            with pytest.raises(StaleWeights, match="v2 is live"):
+                store.save(arrays, {}, over=stale)
+        assert store.live_version() == 2
+        assert store.save(arrays, {}).version == 3  # unchecked: over whatever is live
 
 def _worker(url: str, library: str, root: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
