@@ -332,14 +332,7 @@ class Search:
             problem = not_python(program.script)
             if problem is not None:  # not run, not judged: the writer is told what it gave
                 self.spend.judged(label, False, "not python")
-                self.spend.last_program = ProgramTried(
-                    label=label,
-                    script=program.script[:PROGRAM_KEPT],
-                    args=[str(a) for a in program.args],
-                    answer="",
-                    passed=False,
-                    output=problem,
-                )
+                self.spend.last_program = _tried(label, program, _Run("", False, output=problem))
                 prompt = NOT_PYTHON_PROMPT.format(
                     task=self.task, script=program.script[:PROGRAM_KEPT], problem=problem
                 )
@@ -350,14 +343,7 @@ class Search:
                 self.spend.outcomes.append(f"{label}: not run ({e})"[:300])
                 return None, "exhausted"
             self.spend.judged(label, run.passed)
-            self.spend.last_program = ProgramTried(
-                label=label,
-                script=program.script[:PROGRAM_KEPT],
-                args=[str(a) for a in program.args],
-                answer=run.answer,
-                passed=run.passed,
-                output=self._shown(run),
-            )
+            self.spend.last_program = _tried(label, program, run)
             if run.passed:
                 return (
                     Procedure(
@@ -427,6 +413,18 @@ class Search:
             return text
         half = OUTPUT_TO_WRITER // 2
         return f"{text[:half]}\n[... {len(text) - OUTPUT_TO_WRITER} characters cut ...]\n{text[-half:]}"
+
+
+def _tried(label: str, program: Program, run: _Run) -> ProgramTried:
+    """What the report keeps of a program and its run: the output as the writer saw it."""
+    return ProgramTried(
+        label=label,
+        script=program.script[:PROGRAM_KEPT],
+        args=[str(a) for a in program.args],
+        answer=run.answer,
+        passed=run.passed,
+        output=Search._shown(run),
+    )
 
 
 def not_python(script: str) -> str | None:

@@ -9,11 +9,12 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from memento_skills.nodes.routing.service import LearnedRouter
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.library import SkillLibrary
+from memento_skills.stores.router_weights import RouterWeightsStore
 from memento_skills.stores.skill import Skill
 
 SKILLS = {
@@ -114,7 +115,7 @@ def test_an_observation_saved_while_another_worker_saves_is_not_lost(tmp_path: P
             router.store,
             lambda: _teach(library.root, "convert 3 miles to km", "unit-convert", vector),
         )
-        router.store = raced
+        router.store = cast(RouterWeightsStore, raced)  # the real store, raced
         router.observe(QUERY, None, "email-draft", 1.0, key="mine")
         # the other worker's save came first (v1); this one was refused over it, reloaded, and
         # saved both cases as v2

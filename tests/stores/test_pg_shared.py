@@ -189,7 +189,6 @@ def test_shared_router_weights_are_versioned_pruned_and_checked(
     assert RouterWeightsStore(weights_dir(tmp_path / "unshared")).shared is None
 
 
-
 def test_a_checked_weights_save_over_a_stale_version_is_refused(
     postgres_url: str, library: str, tmp_path: Path
 ) -> None:
@@ -206,6 +205,7 @@ def test_a_checked_weights_save_over_a_stale_version_is_refused(
                 store.save(arrays, {}, over=stale)
         assert store.live_version() == 2
         assert store.save(arrays, {}).version == 3  # unchecked: over whatever is live
+
 
 def _worker(url: str, library: str, root: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
