@@ -144,9 +144,9 @@ def _script_from_steps(
     draft = structured(
         writer, ScriptDraft, SCRIPT_PROMPT.format(task=task, code=listing, output=output)
     )
-    if not draft.script.strip():
+    if not draft.code.strip():
         raise SkillError("the writer gave no script")
-    return draft.script, [str(a) for a in draft.args]
+    return draft.code, [str(a) for a in draft.args]
 
 
 def python_calls(steps: Sequence[ToolStep]) -> list[str]:

@@ -8,7 +8,7 @@ import ast
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from memento_skills.graph.state import ToolStep
 from memento_skills.nodes.writing.heuristics import short_args
@@ -127,13 +127,13 @@ What the failed attempt did:
 Its final answer, which the judge says is wrong: {answer}
 {working}
 Give:
-- script: the source code of a complete Python 3 program (standard library only, every import
+- code: the source code of a complete Python 3 program (standard library only, every import
   written out), not a command that runs it. Every value that changes from one
   task of this kind to the next (numbers, words, lists, dates, ...) comes in as a command-line
   argument (argparse or sys.argv); never write this task's values into the code. The wording that
   defines the problem stays in the code. It prints only the answer, on its last line, in the form
   the task asks for.
-- args: this task's values, as the command-line arguments to run the script with, in order.
+- args: this task's values, as the command-line arguments to run the program with, in order.
 Files the task came with are in the program's working directory."""
 
 WORKING_CODE = """
@@ -141,7 +141,7 @@ A run that the judge passed computed the answer with this code, written for this
 ```{language}
 {code}
 ```
-Make the script this computation, in Python, with the task's values as arguments.
+Make the program this computation, in Python, with the task's values as arguments.
 """
 
 REPAIR_PROGRAM_PROMPT = """Your program for this task did not give a right answer.
@@ -161,7 +161,7 @@ What the run printed:
 {verdict}
 
 Find the mistake (in the computation, in reading the task, in the arguments, or in the form of
-the printed answer) and give a corrected script and args, by the same rules: every value of the
+the printed answer) and give corrected code and args, by the same rules: every value of the
 task as a command-line argument, only the answer printed on the last line."""
 
 WRONG_ANSWER = """Answer taken from its last line: {answer}
@@ -170,31 +170,45 @@ CRASHED = """It stopped with an error before it could answer. Read the error: fi
 missing import, a misspelt name, an argument read wrongly) and keep the computation."""
 PRINTED_NOTHING = "It printed nothing: the program must print the answer on its last line."
 
-NOT_PYTHON_PROMPT = """The script you gave for this task is not a Python program, so it was not \
+NOT_PYTHON_PROMPT = """The code you gave for this task is not a Python program, so it was not \
 run. Python says: {problem}
 
 Task:
 {task}
 
-What you gave as the script:
+What you gave as the code:
 ```
 {script}
 ```
 
-The script must be the program's own Python source: the code that computes the answer, with \
+The code must be the program's own Python source: the code that computes the answer, with \
 its imports, reading the task's values from the command line (sys.argv or argparse). Not a \
 command line that would run a program, not a call to a tool, not the output of an earlier run. \
-Give the script and args again, by the rules above."""
+Give the code and args again, by the rules above."""
 
 
-class Program(BaseModel):
-    script: str = Field(description="Python 3 source; takes the task's values as arguments")
+class CodeReply(BaseModel):
+    """A writer's reply that holds a program. Its field is `code`, as in the python tool: asked
+    for a `script`, the stand-in gave a command line that runs one in 4 of 4 probes
+    (docs/decisions.md#learning-search). A reply that still says `script` means its code."""
+
+    code: str = Field(description="Python 3 source; takes the task's values as arguments")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _script_is_code(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "code" not in value and "script" in value:
+            return {**{k: v for k, v in value.items() if k != "script"}, "code": value["script"]}
+        return value
+
+
+class Program(CodeReply):
     args: list[str] = Field(
         default_factory=list, description="This task's values as the command-line arguments"
     )
     rationale: str = ""
 
-    @field_validator("script", mode="after")
+    @field_validator("code", mode="after")
     @classmethod
     def _unwrapped(cls, value: str) -> str:
         """A script given as a call of the python tool, `python(code="...")`, is that code."""
@@ -244,8 +258,7 @@ class NewSkill(BaseModel):
     allowed_tools: list[str] = Field(default_factory=list)
 
 
-class ScriptDraft(BaseModel):
-    script: str = Field(description="The complete python script")
+class ScriptDraft(CodeReply):
     args: list[str] = Field(default_factory=list, description="This task's values, in order")
 
 

@@ -329,12 +329,12 @@ class Search:
                     {"event": "search_try", "candidate": label, "error": type(e).__name__},
                 )
                 continue
-            problem = not_python(program.script)
+            problem = not_python(program.code)
             if problem is not None:  # not run, not judged: the writer is told what it gave
                 self.spend.judged(label, False, "not python")
                 self.spend.last_program = _tried(label, program, _Run("", False, output=problem))
                 prompt = NOT_PYTHON_PROMPT.format(
-                    task=self.task, script=program.script[:PROGRAM_KEPT], problem=problem
+                    task=self.task, script=program.code[:PROGRAM_KEPT], problem=problem
                 )
                 continue
             try:
@@ -348,7 +348,7 @@ class Search:
                 return (
                     Procedure(
                         found_by=label,
-                        script=program.script,
+                        script=program.code,
                         args=list(program.args),
                         output=run.answer,
                         steps=[],
@@ -357,7 +357,7 @@ class Search:
                 )
             prompt = REPAIR_PROGRAM_PROMPT.format(
                 task=self.task,
-                script=program.script,
+                script=program.code,
                 args=" ".join(_quoted(program.args)) or "(none)",
                 output=self._shown(run),
                 verdict=_verdict_shown(run),
@@ -373,7 +373,7 @@ class Search:
             copy_attachments(list(self.state.get("attachments") or []), root)
             workspace = Workspace(root, isolation=self.ctx.sandbox_level)
             script = root / SCRIPT_NAME
-            script.write_text(program.script, encoding="utf-8")
+            script.write_text(program.code, encoding="utf-8")
             workspace.adopt(script)
             result = workspace.run(
                 [workspace.python, "-I", str(script), *program.args],
@@ -419,7 +419,7 @@ def _tried(label: str, program: Program, run: _Run) -> ProgramTried:
     """What the report keeps of a program and its run: the output as the writer saw it."""
     return ProgramTried(
         label=label,
-        script=program.script[:PROGRAM_KEPT],
+        script=program.code[:PROGRAM_KEPT],
         args=[str(a) for a in program.args],
         answer=run.answer,
         passed=run.passed,

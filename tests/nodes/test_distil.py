@@ -116,7 +116,7 @@ def run_script(path: Path, *args: str) -> str:
 
 
 def test_a_trajectory_becomes_a_parameterised_checked_script_skill(lib: dict[str, Any]) -> None:
-    writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC)
+    writer = writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, SPEC)
     proposal = distil(
         procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"]
     )
@@ -143,11 +143,11 @@ def test_a_script_that_does_not_reproduce_the_winning_answer_is_refused(
     lib: dict[str, Any],
 ) -> None:
     wrong = "import sys\nprint(len(sys.argv[1]))\n"  # counts the digits instead
-    writer = writer_for({"script": wrong, "args": ["98765"]}, SPEC)
+    writer = writer_for({"code": wrong, "args": ["98765"]}, SPEC)
     with pytest.raises(SkillError, match="does not reproduce the winning answer"):
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     failing = "import sys\nprint(int(sys.argv[2]))\n"  # reads an argument it was not given
-    writer = writer_for({"script": failing, "args": ["98765"]}, SPEC)
+    writer = writer_for({"code": failing, "args": ["98765"]}, SPEC)
     with pytest.raises(SkillError, match=r"failed on this task's arguments.*IndexError"):
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     assert not lib["library"].exists("digit-sum")
@@ -160,18 +160,18 @@ def test_a_javascript_script_is_refused(lib: dict[str, Any]) -> None:
             procedure(js, ["98765"]), TASK, writer_for(SPEC), lib["library"], lib["synced"], None,
             ctx=lib["ctx"],
         )  # fmt: skip
-    writer = writer_for({"script": js, "args": ["98765"]}, SPEC)
+    writer = writer_for({"code": js, "args": ["98765"]}, SPEC)
     with pytest.raises(SkillError, match="not python that compiles"):
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
 
 
 def test_a_misnamed_skill_is_refused_after_one_more_ask(lib: dict[str, Any]) -> None:
-    writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, MISNAMED)
+    writer = writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, MISNAMED)
     with pytest.raises(SkillError, match="do not describe its task"):
         distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     assert "does not describe this task" in writer.calls[2].text  # it was asked once more
     # a second answer that describes the task is taken
-    writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, SPEC)
+    writer = writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, SPEC)
     proposal = distil(
         procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"]
     )
@@ -286,9 +286,7 @@ def reviewed(
     proposal = distil(
         procedure(script, ["98765"] if script else []),
         TASK,
-        writer_for(SPEC)
-        if script
-        else writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC),
+        writer_for(SPEC) if script else writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, SPEC),
         graph["library"],
         graph["synced"],
         None,
@@ -382,7 +380,7 @@ def test_called_in_a_graph_node_it_uses_that_runs_context(lib: dict[str, Any]) -
         outcome: str
 
     def node(state: S) -> S:
-        writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, SPEC, SPEC)
+        writer = writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, SPEC, SPEC)
         try:
             made = distil(procedure(), TASK, writer, lib["library"], lib["synced"], None)
         except SkillError as e:
@@ -490,7 +488,7 @@ def test_the_writer_prompts_are_a_reviewed_snapshot(lib: dict[str, Any], snapsho
     """What distil asks the writer (the script, then the skill's name and arguments), with the
     schemas it is asked to fill: a changed prompt is a reviewed diff
     (`pytest tests/nodes/test_distil.py --snapshot-update`)."""
-    writer = writer_for({"script": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, SPEC)
+    writer = writer_for({"code": GOOD_SCRIPT, "args": ["98765"]}, MISNAMED, SPEC)
     distil(procedure(), TASK, writer, lib["library"], lib["synced"], None, ctx=lib["ctx"])
     sent = [
         {

@@ -21,7 +21,7 @@ from langgraph.types import Command
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.state import ToolStep
-from memento_skills.nodes.writing.prompts import attempt_text, tool_call_code
+from memento_skills.nodes.writing.prompts import Program, attempt_text, tool_call_code
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.run_log import RunLog
 from memento_skills.stores.settings import open_library
@@ -187,6 +187,9 @@ def test_the_program_prompt_shows_the_attempts_code_as_code() -> None:
     assert "```python\nprint(3 + 4)\n```" in shown and "python(code=" not in shown
     assert "Step 2, list_dir(" in shown and "failed:\n(empty)" in shown
     assert tool_call_code("python(code='print(1)')") == "print(1)"
+    # the field was `script` once: a reply that still names it is read as the code
+    assert Program.model_validate({"script": "print(1)", "args": ["2"]}).code == "print(1)"
+    assert "code" in Program.model_json_schema()["properties"]
     assert tool_call_code("print(1)") is None and tool_call_code("python(1, 2)") is None
 
 

@@ -120,4 +120,4 @@ class Writer:
 
 def program(script: str, args: Sequence[str] | None = None) -> dict[str, Any]:
     """A program the writer gives; args None: the numbers of the task."""
-    return {"script": script, "args": None if args is None else list(args), "rationale": ""}
+    return {"code": script, "args": None if args is None else list(args), "rationale": ""}
