@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -51,7 +52,9 @@ def _teach(root: Path, query: str, skill: str, vector: list[float]) -> int:
     return int(taught.stdout.strip())
 
 
-def test_a_running_router_loads_what_another_worker_taught(tmp_path: Path) -> None:
+@contextmanager
+def _world(tmp_path: Path) -> Iterator[tuple[SkillLibrary, SkillIndex, dict[str, Skill], Any]]:
+    """The SKILLS library, its synced index, and a router bound to it that saves what it learns."""
     library = SkillLibrary(tmp_path / "skills")
     for name, description in SKILLS.items():
         library.create(Skill(name=name, description=description, body=f"# {name}\n"))
@@ -60,6 +63,11 @@ def test_a_running_router_loads_what_another_worker_taught(tmp_path: Path) -> No
         index.sync(skills.values())
         router = LearnedRouter(retrain_every=0)
         router.bind(library.root)
+        yield library, index, skills, router
+
+
+def test_a_running_router_loads_what_another_worker_taught(tmp_path: Path) -> None:
+    with _world(tmp_path) as (library, index, skills, router):
         assert not router.refresh()  # nothing saved yet: nothing to load
         before = {c["name"]: c for c in router.rank(QUERY, skills, index, 3, "hybrid")}
         assert before["csv-report"].get("learned", 0.0) == 0.0
@@ -101,14 +109,7 @@ class _RacedStore:
 
 
 def test_an_observation_saved_while_another_worker_saves_is_not_lost(tmp_path: Path) -> None:
-    library = SkillLibrary(tmp_path / "skills")
-    for name, description in SKILLS.items():
-        library.create(Skill(name=name, description=description, body=f"# {name}\n"))
-    with SkillIndex(tmp_path / "index", library=library.root) as index:
-        skills = {s.name: s for s in library.skills()}
-        index.sync(skills.values())
-        router = LearnedRouter(retrain_every=0)
-        router.bind(library.root)
+    with _world(tmp_path) as (library, index, skills, router):
         router.rank(QUERY, skills, index, 3, "hybrid")
         vector = [float(x) for x in index.embed_query("convert 3 miles to km")]
         raced = _RacedStore(
