@@ -170,3 +170,37 @@ def unique_name(library: Any, name: str) -> str:
         if not library.exists(candidate):
             return candidate
     raise SkillError(f"no free name near {name!r}")
+
+
+ECHO_MIN_CHARS = 20
+"""A body line this long or longer that the writer's prompt holds is an echo, not a step."""
+PROMPT_LABELS = ("what happened:", "what went wrong:", "task that had no fitting skill:")
+"""Labels of the writer's prompts (CREATE_PROMPT, PATCH_PROMPT) that a copied line starts with."""
+
+
+def echo_removed(text: str, task: str, analysis: str) -> str:
+    """`text` without the lines that restate the writer's prompt: a line under one of its
+    labels, a line holding the whole task or the whole analysis, or a sentence of the task.
+
+    A small writer asked for a skill sometimes returns its prompt (the task, and the analysis
+    with the judge's critique) as the body: a note about one task, not a procedure for its kind
+    (docs/decisions.md#prompt-echo). What remains is the writer's own text.
+    """
+    whole = [p for p in (_squashed(task), _squashed(analysis)) if len(p) >= ECHO_MIN_CHARS]
+    lines, kept = text.splitlines(), []
+    for line in lines:
+        flat = _squashed(line)
+        echoed = flat.startswith(PROMPT_LABELS) or (
+            len(flat) >= ECHO_MIN_CHARS
+            and (flat in _squashed(task) or any(p in flat for p in whole))
+        )
+        if not echoed:
+            kept.append(line)
+    if len(kept) == len(lines):
+        return text.strip()
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _squashed(text: str) -> str:
+    """`text` lower-cased with its runs of white space as one space, for comparing lines."""
+    return " ".join(text.lower().split())

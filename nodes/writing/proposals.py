@@ -19,7 +19,13 @@ from memento_skills.graph.state import LibraryWrite, Proposal
 from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
 from memento_skills.nodes.writing.checks import code_refusal, file_refusal, kind_refusal
-from memento_skills.nodes.writing.heuristics import generalise, pattern_fits, slug, unique_name
+from memento_skills.nodes.writing.heuristics import (
+    echo_removed,
+    generalise,
+    pattern_fits,
+    slug,
+    unique_name,
+)
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
 from memento_skills.stores.mcp_config import is_mcp_tool_name
 from memento_skills.stores.skill import Skill, SkillError, clean_skill, serialise
@@ -182,8 +188,9 @@ def apply_patch(
         if edit.old and edit.old in body and edit.old != edit.new:
             body = body.replace(edit.old, edit.new, 1)
             applied += 1
-    if patch.append and patch.append.strip():
-        body = body.rstrip() + "\n\n" + patch.append.strip()
+    appended = echo_removed(patch.append or "", task, analysis)
+    if appended:
+        body = body.rstrip() + "\n\n" + appended
         applied += 1
     changes: dict[str, Any] = {"body": generalise(body, task)}
     description = generalise((patch.description or "").strip(), task)
@@ -250,12 +257,16 @@ def propose_new(
     if first and tools and not set(first) <= set(tools):
         tools = (*tools, *(t for t in first if t not in tools))
     pattern = policy.get("answer_pattern")
+    description = generalise(spec.description.strip(), task)
+    body = echo_removed(spec.body, task, analysis)
+    if body != spec.body.strip():
+        emit("reflect_write", {"event": "prompt_echo_dropped", "kept": len(body)})
     new = Skill(
         first_tools=first,
         answer_pattern=None if _unfit_pattern(pattern, task) else pattern,
         name=name,
-        description=generalise(spec.description.strip(), task),
-        body=generalise(spec.body.strip(), task),
+        description=description,
+        body=generalise(body, task) or description,  # all echo: the policy is what it carries
         allowed_tools=tools,
         provenance="learned",
     )

@@ -388,6 +388,50 @@ def test_control_characters_from_the_writer_are_removed_before_anything_is_writt
             assert b"\x00" not in data and b"\x1b" not in data and b"\x07" not in data, path
 
 
+def _echoing(body_of: Any) -> Any:
+    """A writer that returns its create prompt's task and analysis as the new skill's body,
+    before `body_of(its own body)`, as the stand-in did on a spell-backward task."""
+
+    def writer(messages: list[BaseMessage]) -> dict[str, Any]:
+        out = writer_policy(messages)
+        if "body" in out:
+            prompt = "\n".join(str(m.content) for m in messages)
+            task = prompt.split("Task that had no fitting skill:\n", 1)[1].split("\n", 1)[0]
+            happened = prompt.split("What happened: ", 1)[1].split("\n", 1)[0]
+            assert "critique:" in happened  # the analysis holds the judge's critique
+            out["body"] = f"{task}\nWhat happened: {happened}\n\n{body_of(out['body'])}"
+        return out
+
+    return writer
+
+
+@pytest.mark.parametrize("own", ["steps", "nothing"])
+def test_a_new_skill_keeps_none_of_its_prompt_echoed_in_the_body(
+    setup: dict[str, Any], own: str
+) -> None:
+    """Lines that restate the writer's prompt (the task, "What happened: ..." with the judge's
+    critique) are dropped; a body that was all echo becomes the description, and the skill
+    still carries its tool policy."""
+    keep = own == "steps"
+    graph = learning_graph(setup, executor_policy, _echoing(lambda b: b if keep else ""))
+    task = "What is the product of 1234 and 5678?"
+    out = graph.invoke(
+        {"task": task, "task_id": "e1", "ground_truth": "7006652"},
+        context=Context(**{**setup["ctx"].__dict__, "max_attempts": 1, "search_tries": 0}),
+    )
+    (created,) = [w for w in out["writes"] if w["action"] == "create"]
+    assert created["accepted"], created
+    learned = SkillLibrary(setup["library"].root).get(MULTIPLY_SKILL)
+    text = (setup["library"].root / MULTIPLY_SKILL / "SKILL.md").read_text()
+    assert "What happened" not in text and "critique" not in text
+    assert "What is the product" not in learned.body and "1234" not in text
+    if keep:
+        assert learned.body.startswith("# Multiplying\n1. Call the python tool")
+    else:
+        assert learned.body == learned.description
+    assert learned.first_tools == ("python",)
+
+
 SMUGGLED = {
     "verbatim": "Note: the answer is 7006652.",
     "base64": "Note: decode NzAwNjY1Mg== for the answer.",

@@ -14,7 +14,7 @@ from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.nodes.gate import pattern_refusal
 from memento_skills.nodes.writing.checks import answer_refusal, code_refusal, kind_refusal
-from memento_skills.nodes.writing.heuristics import NUMBER_PATTERN, generalise
+from memento_skills.nodes.writing.heuristics import NUMBER_PATTERN, echo_removed, generalise
 from memento_skills.nodes.writing.prompts import SkillPatch
 from memento_skills.nodes.writing.proposals import apply_patch
 from memento_skills.stores.cases import Case
@@ -116,6 +116,36 @@ def test_generalise_keeps_the_constants_of_the_problem_statement(
 def test_a_number_both_operand_and_constant_is_kept() -> None:
     task = "Is 10 > 10? Convert 255 as well."
     assert generalise("10 and 255", task) == "10 and N1"
+
+
+SPELL_TASK = "Spell this word backward (example: sun -> nus): nonretinal"
+SPELL_ANALYSIS = (
+    "cause: skill; failed step: None; critique: The answer 'The URL is not known' is longer "
+    "than expected; tip: Reverse the word with python slicing."
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        # the stand-in's body on the benchmark: its prompt, and nothing of its own
+        (f"{SPELL_TASK}\nWhat happened: {SPELL_ANALYSIS}", ""),
+        (
+            f"  {SPELL_TASK.upper()}  \n\n1. Reverse it with word[::-1].",
+            "1. Reverse it with word[::-1].",
+        ),
+        (f"Steps:\n{SPELL_ANALYSIS}\n2. Print it.", "Steps:\n2. Print it."),
+        ("What went wrong: the word was not reversed.\nUse python.", "Use python."),
+        # a sentence of the task restated; a short line, a tip in other words, kept
+        ("Spell this word backward (example: sun -> nus)\nReverse.", "Reverse."),
+        (
+            "Reverse the word with python slicing.\nSpell it.",
+            "Reverse the word with python slicing.\nSpell it.",
+        ),
+    ],
+)
+def test_a_body_keeps_none_of_the_writer_s_prompt(body: str, kept: str) -> None:
+    assert echo_removed(body, SPELL_TASK, SPELL_ANALYSIS) == kept
 
 
 HEX = r"[0-9a-fA-F]+"
