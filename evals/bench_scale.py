@@ -23,7 +23,7 @@ import argparse
 import contextlib
 import json
 import os
-import select
+import selectors
 import shutil
 import statistics
 import subprocess
@@ -269,7 +269,11 @@ def worker_main(job: dict[str, Any]) -> None:
 
 def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    # a selector, not select(): select() refuses a descriptor above 1023, which a long-lived
+    # process (a test session, an app embedding the benchmark) can hold
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        ready = selector.select(timeout_s)
     line = proc.stdout.readline() if ready else ""
     if not line:
         raise RuntimeError(f"a benchmark worker gave no answer (exit {proc.poll()})")
