@@ -204,3 +204,26 @@ def echo_removed(text: str, task: str, analysis: str) -> str:
 def _squashed(text: str) -> str:
     """`text` lower-cased with its runs of white space as one space, for comparing lines."""
     return " ".join(text.lower().split())
+
+
+def repeats_removed(text: str) -> str:
+    """`text` with each paragraph of prose kept once: a small writer caught in a loop repeats
+    whole paragraphs until its token limit (docs/decisions.md#prompt-echo); the first of each
+    stays. Code blocks are kept as they are."""
+    paragraphs = re.split(r"\n[ \t]*\n", text.strip())
+    seen: set[str] = set()
+    kept, fences = [], 0
+    for paragraph in paragraphs:
+        flat = _squashed(paragraph)
+        in_code = fences % 2 == 1 or "```" in paragraph
+        fences += paragraph.count("```")
+        if flat and flat in seen and not in_code:
+            continue
+        seen.add(flat)
+        kept.append(paragraph)
+    return text.strip() if len(kept) == len(paragraphs) else "\n\n".join(kept)
+
+
+def writer_text(text: str, task: str, analysis: str) -> str:
+    """What of a writer's skill text is its own: no line of its prompt, no paragraph twice."""
+    return repeats_removed(echo_removed(text, task, analysis))

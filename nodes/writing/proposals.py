@@ -20,11 +20,11 @@ from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
 from memento_skills.nodes.writing.checks import code_refusal, file_refusal, kind_refusal
 from memento_skills.nodes.writing.heuristics import (
-    echo_removed,
     generalise,
     pattern_fits,
     slug,
     unique_name,
+    writer_text,
 )
 from memento_skills.nodes.writing.prompts import CREATE_PROMPT, PATCH_PROMPT, NewSkill, SkillPatch
 from memento_skills.stores.mcp_config import is_mcp_tool_name
@@ -188,7 +188,7 @@ def apply_patch(
         if edit.old and edit.old in body and edit.old != edit.new:
             body = body.replace(edit.old, edit.new, 1)
             applied += 1
-    appended = echo_removed(patch.append or "", task, analysis)
+    appended = writer_text(patch.append or "", task, analysis)
     if appended:
         body = body.rstrip() + "\n\n" + appended
         applied += 1
@@ -258,9 +258,9 @@ def propose_new(
         tools = (*tools, *(t for t in first if t not in tools))
     pattern = policy.get("answer_pattern")
     description = generalise(spec.description.strip(), task)
-    body = echo_removed(spec.body, task, analysis)
+    body = writer_text(spec.body, task, analysis)
     if body != spec.body.strip():
-        emit("reflect_write", {"event": "prompt_echo_dropped", "kept": len(body)})
+        emit("reflect_write", {"event": "writer_text_dropped", "kept": len(body)})
     new = Skill(
         first_tools=first,
         answer_pattern=None if _unfit_pattern(pattern, task) else pattern,

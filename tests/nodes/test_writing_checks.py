@@ -14,7 +14,12 @@ from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.nodes.gate import pattern_refusal
 from memento_skills.nodes.writing.checks import answer_refusal, code_refusal, kind_refusal
-from memento_skills.nodes.writing.heuristics import NUMBER_PATTERN, echo_removed, generalise
+from memento_skills.nodes.writing.heuristics import (
+    NUMBER_PATTERN,
+    echo_removed,
+    generalise,
+    repeats_removed,
+)
 from memento_skills.nodes.writing.prompts import SkillPatch
 from memento_skills.nodes.writing.proposals import apply_patch
 from memento_skills.stores.cases import Case
@@ -146,6 +151,26 @@ SPELL_ANALYSIS = (
 )
 def test_a_body_keeps_none_of_the_writer_s_prompt(body: str, kept: str) -> None:
     assert echo_removed(body, SPELL_TASK, SPELL_ANALYSIS) == kept
+
+
+LOOP = "The body of concrete steps is as follows:\n1. Count.\n2. Return the count."
+CODE = "```python\nx = 1\n\nprint(x)\n\nprint(x)\n```"
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        # the stand-in's prime-number-count body: one block repeated until the token limit
+        (
+            f"Intro.\n\n{LOOP}\n\nIt is simple.\n\n{LOOP}\n\nIt is  simple.\n\n{LOOP}\n\n1",
+            f"Intro.\n\n{LOOP}\n\nIt is simple.\n\n1",
+        ),
+        ("One.\n\n\n\nTwo.", "One.\n\n\n\nTwo."),  # nothing repeated: the text as it was
+        (f"Run it:\n\n{CODE}\n\n{CODE}", f"Run it:\n\n{CODE}\n\n{CODE}"),  # code is kept
+    ],
+)
+def test_a_body_keeps_each_paragraph_of_prose_once(body: str, kept: str) -> None:
+    assert repeats_removed(body) == kept
 
 
 HEX = r"[0-9a-fA-F]+"
