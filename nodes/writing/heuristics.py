@@ -186,13 +186,13 @@ def echo_removed(text: str, task: str, analysis: str) -> str:
     with the judge's critique) as the body: a note about one task, not a procedure for its kind
     (docs/decisions.md#prompt-echo). What remains is the writer's own text.
     """
-    whole = [p for p in (_squashed(task), _squashed(analysis)) if len(p) >= ECHO_MIN_CHARS]
+    flat_task = _squashed(task)
+    whole = [p for p in (flat_task, _squashed(analysis)) if len(p) >= ECHO_MIN_CHARS]
     lines, kept = text.splitlines(), []
     for line in lines:
         flat = _squashed(line)
         echoed = flat.startswith(PROMPT_LABELS) or (
-            len(flat) >= ECHO_MIN_CHARS
-            and (flat in _squashed(task) or any(p in flat for p in whole))
+            len(flat) >= ECHO_MIN_CHARS and (flat in flat_task or any(p in flat for p in whole))
         )
         if not echoed:
             kept.append(line)

@@ -25,7 +25,7 @@ from memento_skills.nodes.writing.proposals import apply_patch
 from memento_skills.stores.cases import Case
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.settings import open_library
-from memento_skills.stores.skill import Skill
+from memento_skills.stores.skill import Skill, SkillError
 from memento_skills.testing import ScriptedChatModel
 
 PY = ("python", "submit_answer")
@@ -151,6 +151,16 @@ SPELL_ANALYSIS = (
 )
 def test_a_body_keeps_none_of_the_writer_s_prompt(body: str, kept: str) -> None:
     assert echo_removed(body, SPELL_TASK, SPELL_ANALYSIS) == kept
+
+
+def test_a_patch_that_only_restates_its_prompt_changes_nothing() -> None:
+    skill = Skill(name="spell", description="Spell words backward.", body="Use python.")
+    echo = f"{SPELL_TASK}\nWhat happened: {SPELL_ANALYSIS}"
+    with pytest.raises(SkillError, match="changed nothing"):
+        apply_patch(skill, SkillPatch(append=echo), SPELL_ANALYSIS, None, task=SPELL_TASK)
+    own = SkillPatch(append=f"{echo}\n\nReverse it with word[::-1].")
+    proposal = apply_patch(skill, own, SPELL_ANALYSIS, None, task=SPELL_TASK)
+    assert proposal["skill_md"].rstrip().endswith("Use python.\n\nReverse it with word[::-1].")
 
 
 LOOP = "The body of concrete steps is as follows:\n1. Count.\n2. Return the count."
