@@ -65,7 +65,10 @@ class ScriptedChatModel(BaseChatModel):
     bound_tools: list[dict[str, Any]] = Field(default_factory=list)
     """The tools (OpenAI format) of the most recent bind_tools call."""
     model_name: str = "scripted"
-    _cursor: int = PrivateAttr(default=0)
+    temperature: float | None = None
+    """Recorded in each call's kwargs when set, as a copy made to sample would send it."""
+    _position: list[int] = PrivateAttr(default_factory=lambda: [0])
+    """The next script item; a list so that a copy (model_copy) replays the same script."""
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
@@ -78,20 +81,23 @@ class ScriptedChatModel(BaseChatModel):
 
     @property
     def remaining(self) -> int:
-        return len(self.script) - self._cursor
+        return len(self.script) - self._position[0]
 
     def _next_item(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> Any:
         with self._lock:
-            self.calls.append(ScriptedCall(messages=list(messages), kwargs=dict(kwargs)))
-            if self._cursor >= len(self.script):
+            options = dict(kwargs)
+            if self.temperature is not None:
+                options.setdefault("temperature", self.temperature)
+            self.calls.append(ScriptedCall(messages=list(messages), kwargs=options))
+            if self._position[0] >= len(self.script):
                 last = messages[-1].text[:200] if messages else ""
                 raise ScriptExhaustedError(
                     f"ScriptedChatModel: call {len(self.calls)} but the script has only "
                     f"{len(self.script)} item(s); add a reply to the test's script. "
                     f"Last message of this prompt: {last!r}"
                 )
-            item = self.script[self._cursor]
-            self._cursor += 1
+            item = self.script[self._position[0]]
+            self._position[0] += 1
         return item(list(messages)) if callable(item) and not isinstance(item, type) else item
 
     def _to_message(self, item: Any, kwargs: dict[str, Any]) -> AIMessage:

@@ -5,7 +5,10 @@ Candidates, in order (docs/decisions.md#learning-search): the executor sampled a
 same skill at a temperature above 0; the executor with a computing tool forced first (one the
 failed attempt did not call); the writer's own parameterised program, run in a sandbox of its
 own; and that program repaired, up to `search_repairs` times, from its output and the bare
-verdict. A passing executor run that computed with python or shell is turned into a Python
+verdict. Three slips that say nothing about the computation are mended without a model call: text
+after the program's closing code fence, a cut-off last line, and a standard module used without
+its import; a reply that repeats a program already tried is asked for again at a temperature
+above 0 (docs/decisions.md#program-mending). A passing executor run that computed with python or shell is turned into a Python
 program too, so the procedure carries a script that takes the task's values as arguments.
 
 The judge is the oracle; the gold it holds never reaches the writer: the writer sees the task,
@@ -16,7 +19,9 @@ writer sees is the agent's own work (its calls, its programs' output), never the
 
 from __future__ import annotations
 
+import re
 import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +49,7 @@ from memento_skills.graph.state import (
 )
 from memento_skills.nodes.execute import copy_attachments
 from memento_skills.nodes.execution.sandbox import (
+    RunResult,
     SandboxError,
     SandboxLimits,
     Workspace,
@@ -73,6 +79,10 @@ OUTPUT_TO_WRITER = 2_000
 SCRIPT_NAME = "program.py"
 PROGRAM_KEPT = 4_000
 """How much of the last program the report keeps."""
+TAIL_LINES_CUT = 2
+"""At most this many last lines are dropped to make a cut-off program compile."""
+IMPORTS_ADDED = 3
+"""At most this many missing standard-library imports are added to one program."""
 
 JudgeCall = Callable[[Mapping[str, Any], Context], Verdict]
 """The judge node on a state holding a candidate's answer: its verdict."""
@@ -239,7 +249,7 @@ class Search:
                 winner = (label, run)
                 break
         if winner is None:
-            found, stop = self._programs(None)
+            found, stop = self.programs(None)
             return self._end(found, stop)
         label, run = winner
         kept = Procedure(found_by=label, script="", args=[], output=run.answer, steps=run.steps)
@@ -247,7 +257,7 @@ class Search:
         if working is None:
             return self._end(kept, "found")
         # the executor found it; a program of the writer's that passes makes it a script
-        found, _ = self._programs(working)
+        found, _ = self.programs(working)
         if found is not None:
             kept = Procedure(**{**found, "found_by": label, "steps": run.steps})
         return self._end(kept, "found")
@@ -307,7 +317,7 @@ class Search:
 
     # -------------------------------------------------------------- the writer's program
 
-    def _programs(self, working: tuple[str, str] | None) -> tuple[Procedure | None, SearchStop]:
+    def programs(self, working: tuple[str, str] | None) -> tuple[Procedure | None, SearchStop]:
         """The writer's program and its repairs, until one passes or the budget is spent."""
         prompt = PROGRAM_PROMPT.format(
             task=self.task,
@@ -315,13 +325,14 @@ class Search:
             answer=self.state.get("answer") or "(none)",
             working=WORKING_CODE.format(language=working[0], code=working[1]) if working else "",
         )
+        tried: set[tuple[str, tuple[str, ...]]] = set()
         for number in range(1, self.ctx.search_repairs + 2):
             stop = self.spend.exhausted()
             if stop is not None:
                 return None, stop
             label = f"program-{number}"
             try:
-                program = structured(self.writer(), Program, prompt, config=self.spend.config())
+                program = self._write(prompt, tried)
             except Exception as e:  # unusable output, or the endpoint: no program this time
                 self.spend.outcomes.append(f"{label}: unusable ({type(e).__name__})")
                 emit(
@@ -329,6 +340,10 @@ class Search:
                     {"event": "search_try", "candidate": label, "error": type(e).__name__},
                 )
                 continue
+            if _key(program) in tried:  # asked again at a temperature: it came back the same
+                self.spend.judged(label, False, "repeated")
+                continue
+            tried.add(_key(program))
             problem = not_python(program.code)
             if problem is not None:  # not run, not judged: the writer is told what it gave
                 self.spend.judged(label, False, "not python")
@@ -338,11 +353,11 @@ class Search:
                 )
                 continue
             try:
-                run = self._program(program)
+                program, run, imported = self._program(program)
             except SandboxError as e:  # code cannot run here: no program can be tried
                 self.spend.outcomes.append(f"{label}: not run ({e})"[:300])
                 return None, "exhausted"
-            self.spend.judged(label, run.passed)
+            self.spend.judged(label, run.passed, imported)
             self.spend.last_program = _tried(label, program, run)
             if run.passed:
                 return (
@@ -364,9 +379,36 @@ class Search:
             )
         return None, "budget-repairs"
 
-    def _program(self, program: Program) -> _Run:
-        """Run the program in a workspace of its own (the task's files in it, the Context's
-        sandbox limits) and ask the judge about its last printed line."""
+    def _write(self, prompt: str, tried: set[tuple[str, tuple[str, ...]]]) -> Program:
+        """The writer's program for `prompt`, its code mended; a reply that repeats a program
+        already tried is asked for once more at SAMPLE_TEMPERATURE (at temperature 0 it would
+        come again)."""
+        program = _mended(structured(self.writer(), Program, prompt, config=self.spend.config()))
+        if _key(program) not in tried:
+            return program
+        emit("reflect_write", {"event": "search_resample", "temperature": SAMPLE_TEMPERATURE})
+        hotter = sampling(self.writer(), SAMPLE_TEMPERATURE)
+        return _mended(structured(hotter, Program, prompt, config=self.spend.config()))
+
+    def _program(self, program: Program) -> tuple[Program, _Run, str]:
+        """Run the program, adding a standard module it used without importing it (up to
+        IMPORTS_ADDED times, no model call), and ask the judge about its last printed line:
+        the program as last run, its judged run, and a note of the imports added."""
+        added: list[str] = []
+        result = self._sandboxed(program)
+        while len(added) < IMPORTS_ADDED:
+            module = missing_module(result.stderr)
+            if module is None or module in added:
+                break
+            added.append(module)
+            program = program.model_copy(update={"code": with_import(program.code, module)})
+            result = self._sandboxed(program)
+        note = f"import {', '.join(added)} added" if added else ""
+        return program, self._judged(result), note
+
+    def _sandboxed(self, program: Program) -> RunResult:
+        """The program run in a workspace of its own: the task's files in it, the Context's
+        sandbox limits."""
         with _scratch(self.ctx) as base:
             root = base / "program"
             root.mkdir()
@@ -375,7 +417,7 @@ class Search:
             script = root / SCRIPT_NAME
             script.write_text(program.code, encoding="utf-8")
             workspace.adopt(script)
-            result = workspace.run(
+            return workspace.run(
                 [workspace.python, "-I", str(script), *program.args],
                 SandboxLimits(
                     wall_s=self.ctx.sandbox_wall_s,
@@ -383,6 +425,9 @@ class Search:
                     disk_mb=self.ctx.sandbox_disk_mb,
                 ),
             )
+
+    def _judged(self, result: RunResult) -> _Run:
+        """The judge's verdict on a run's last printed line."""
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
         answer = lines[-1] if lines else ""
         judge: RunnableLambda[Mapping[str, Any], Verdict] = RunnableLambda(
@@ -425,6 +470,67 @@ def _tried(label: str, program: Program, run: _Run) -> ProgramTried:
         passed=run.passed,
         output=Search._shown(run),
     )
+
+
+def _key(program: Program) -> tuple[str, tuple[str, ...]]:
+    return program.code.strip(), tuple(str(a) for a in program.args)
+
+
+def _mended(program: Program) -> Program:
+    code = mended_code(program.code)
+    return program if code == program.code else program.model_copy(update={"code": code})
+
+
+FENCE = re.compile(r"^\s*```")
+
+
+def mended_code(code: str) -> str:
+    """`code` without what a writer put around it: an opening code fence, and everything from
+    the closing fence on; then, if it still does not compile, without its last line or two
+    (a reply cut off mid-call). Unchanged when it compiles, or when that does not make it."""
+    if not_python(code) is None:
+        return code
+    lines = code.splitlines()
+    if lines and FENCE.match(lines[0]):
+        lines = lines[1:]
+    fence = next((i for i, line in enumerate(lines) if FENCE.match(line)), None)
+    if fence is not None:
+        lines = lines[:fence]
+    for cut in range(TAIL_LINES_CUT + 1):
+        kept = lines[: len(lines) - cut]
+        candidate = "\n".join(kept).rstrip() + "\n"
+        if kept and any(line.strip() for line in kept) and not_python(candidate) is None:
+            return code if candidate.strip() == code.strip() else candidate
+    return code
+
+
+MISSING_NAME = re.compile(r"NameError: name '([A-Za-z_]\w*)' is not defined")
+
+
+def missing_module(output: str) -> str | None:
+    """The standard-library module a run's NameError names, if it names one."""
+    found = MISSING_NAME.search(output)
+    if found and found.group(1) in sys.stdlib_module_names and not found.group(1).startswith("_"):
+        return found.group(1)
+    return None
+
+
+def with_import(code: str, module: str) -> str:
+    """`code` with `import module` added before its first statement that is not a
+    `from __future__` import."""
+    lines = code.splitlines(keepends=True)
+    at = max(
+        (i + 1 for i, line in enumerate(lines) if line.startswith("from __future__")), default=0
+    )
+    return "".join([*lines[:at], f"import {module}\n", *lines[at:]])
+
+
+def sampling(model: BaseChatModel, temperature: float) -> BaseChatModel:
+    """A copy of `model` that samples at `temperature` (the model itself when it has no such
+    setting)."""
+    if "temperature" not in type(model).model_fields:
+        return model
+    return model.model_copy(update={"temperature": temperature})
 
 
 def not_python(script: str) -> str | None:

@@ -97,6 +97,14 @@ def run(tmp_path: Path) -> Any:
     return go
 
 
+def wrong_programs(count: int) -> list[dict[str, Any]]:
+    """`count` different programs, each computing the wrong thing (the plain sum, less i)."""
+    return [
+        program(f"import sys\nprint(sum(int(a) for a in sys.argv[1:]) - {i})\n")
+        for i in range(count)
+    ]
+
+
 def assert_no_gold_to_the_writer(writer: Writer) -> None:
     for call in writer.model.calls:
         assert GOLD not in call.text
@@ -162,13 +170,58 @@ def test_a_script_given_as_a_python_tool_call_is_its_code(run: Any) -> None:
 
 
 def test_a_crash_is_shown_as_a_crash_not_as_a_wrong_answer(run: Any) -> None:
-    crashing = "import sys\nprint(math.fsum(int(a) ** 2 for a in sys.argv[1:]))\n"
+    crashing = "import sys\nprint(sum(int(a) ** 2 for a in sys.argv[4:]) // len(sys.argv[4:]))\n"
     result = run([program(crashing), program(SUM_OF_SQUARES)])
     second = result["writer"].program_prompts()[1]
-    assert "NameError: name 'math' is not defined" in second
+    assert "ZeroDivisionError" in second
     assert "It stopped with an error before it could answer" in second
     assert "The judge says this answer is wrong." not in second
     assert result["out"]["search"]["outcomes"][-1] == "program-2: pass"
+
+
+def test_a_missing_standard_import_is_added_without_asking_the_writer(run: Any) -> None:
+    uses_math = "import sys\nprint(int(math.fsum(int(a) ** 2 for a in sys.argv[1:])))\n"
+    result = run([program(uses_math)], search_tries=3)
+    report = result["out"]["search"]
+    assert report["outcomes"][-1] == "program-1: pass (import math added)"
+    assert len(result["writer"].program_prompts()) == 1
+    assert result["out"]["procedure"]["script"].startswith("import math\n")
+
+
+def test_text_after_the_programs_closing_fence_is_not_part_of_it(run: Any) -> None:
+    """The stand-in closed its code with a fence and went on to a second call's notation."""
+    fenced = f"```python\n{SUM_OF_SQUARES}```\n\nfunctions.Program:\n{{ "
+    result = run([program(fenced)], search_tries=3)
+    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass"
+    assert result["out"]["procedure"]["script"] == SUM_OF_SQUARES
+
+
+def test_a_cut_off_last_line_is_dropped_and_the_writer_told_it_printed_nothing(run: Any) -> None:
+    cut_off = "import sys\nvalues = [int(a) for a in sys.argv[1:]]\nprint(\n"
+    result = run([program(cut_off), program(SUM_OF_SQUARES)])
+    report = result["out"]["search"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass"]
+    second = result["writer"].program_prompts()[1]
+    assert "It printed nothing" in second and "print(\n" not in second.split("Your program:")[1]
+
+
+def test_a_repeated_program_is_asked_for_again_at_a_temperature(run: Any) -> None:
+    result = run([program(PLAIN_SUM), program(PLAIN_SUM), program(SUM_OF_SQUARES)])
+    report = result["out"]["search"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass"]
+    programs = [
+        c for c in result["writer"].model.calls if c.text in result["writer"].program_prompts()
+    ]
+    assert [c.kwargs.get("temperature") for c in programs] == [None, None, 0.8]
+    assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_program_that_comes_back_the_same_when_sampled_is_not_run_again(run: Any) -> None:
+    result = run([program(PLAIN_SUM)] * 3 + [program(SUM_OF_SQUARES)], search_repairs=1)
+    assert result["out"]["search"]["outcomes"][-2:] == [
+        "program-1: fail",
+        "program-2: fail (repeated)",
+    ]
 
 
 def test_the_program_prompt_shows_the_attempts_code_as_code() -> None:
@@ -203,7 +256,7 @@ def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None
     assert_no_gold_to_the_writer(result["writer"])
 
     # the writer cannot parameterise it: the passing run itself is what was found
-    unparameterised = run([program(PLAIN_SUM)] * 3, right_when_forced=True)["out"]["search"]
+    unparameterised = run(wrong_programs(3), right_when_forced=True)["out"]["search"]
     assert unparameterised["found_by"] == "forced-python"
     assert unparameterised["stopped"] == "found"
     assert unparameterised["outcomes"][1:] == [
@@ -229,7 +282,7 @@ def test_a_passing_shell_command_is_made_a_python_program(run: Any) -> None:
 
 
 def test_the_budget_stops_the_search(run: Any) -> None:
-    wrong = [program(PLAIN_SUM)] * 5
+    wrong = wrong_programs(5)
     by_tries = run(wrong, search_tries=2)["out"]["search"]
     assert by_tries["stopped"] == "budget-tries" and by_tries["found_by"] is None
     assert by_tries["outcomes"] == ["sample-1: fail", "program-1: fail"]
@@ -248,8 +301,8 @@ def test_the_budget_stops_the_search(run: Any) -> None:
     # a failed search can be read: the last program the sandbox ran, and what it printed
     last = repairs["last_program"]
     assert last["label"] == "program-2" and not last["passed"]
-    assert last["script"].strip() == PLAIN_SUM.strip() and last["answer"] == "19"
-    assert "stdout:\n19" in last["output"]
+    assert last["script"] == wrong[1]["code"] and last["answer"] == "18"
+    assert "stdout:\n18" in last["output"]
     assert "last_program" not in by_tokens["out"]["search"]  # no program ran
 
 
