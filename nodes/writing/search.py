@@ -5,11 +5,12 @@ Candidates, in order (docs/decisions.md#learning-search): the executor sampled a
 same skill at a temperature above 0; the executor with a computing tool forced first (one the
 failed attempt did not call); the writer's own parameterised program, run in a sandbox of its
 own; and that program repaired, up to `search_repairs` times, from its output and the bare
-verdict. Three slips that say nothing about the computation are mended without a model call: text
-after the program's closing code fence, a cut-off last line, and a standard module used without
-its import; a reply that repeats a program already tried is asked for again at a temperature
-above 0 (docs/decisions.md#program-mending). A passing executor run that computed with python or shell is turned into a Python
-program too, so the procedure carries a script that takes the task's values as arguments.
+verdict. Three slips that say nothing about the computation are mended without a model call:
+text after the program's closing code fence, a cut-off last line, and a standard module used
+without its import; a reply that repeats a program already tried is asked for again at a
+temperature above 0 (docs/decisions.md#program-mending). A passing executor run that computed
+with python or shell is turned into a Python program too, so the procedure carries a script
+that takes the task's values as arguments.
 
 The judge is the oracle; the gold it holds never reaches the writer: the writer sees the task,
 the failed trajectory, its program, that program's output and "the judge says this answer is
@@ -497,10 +498,9 @@ def mended_code(code: str) -> str:
     if fence is not None:
         lines = lines[:fence]
     for cut in range(TAIL_LINES_CUT + 1):
-        kept = lines[: len(lines) - cut]
-        candidate = "\n".join(kept).rstrip() + "\n"
-        if kept and any(line.strip() for line in kept) and not_python(candidate) is None:
-            return code if candidate.strip() == code.strip() else candidate
+        candidate = "\n".join(lines[: len(lines) - cut]).rstrip() + "\n"
+        if candidate.strip() and not_python(candidate) is None:
+            return candidate
     return code
 
 
@@ -516,8 +516,8 @@ def missing_module(output: str) -> str | None:
 
 
 def with_import(code: str, module: str) -> str:
-    """`code` with `import module` added before its first statement that is not a
-    `from __future__` import."""
+    """`code` with `import module` added after its `from __future__` imports (which must come
+    first), else at the top."""
     lines = code.splitlines(keepends=True)
     at = max(
         (i + 1 for i, line in enumerate(lines) if line.startswith("from __future__")), default=0
