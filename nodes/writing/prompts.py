@@ -116,7 +116,7 @@ Never write the answer of this particular task."""
 
 
 PROGRAM_PROMPT = """An attempt at a task failed. Write a Python program that computes the answer to
-tasks of this kind, so that it can be run on this task now and on others like it later.
+this task.
 
 Task:
 {task}
@@ -126,22 +126,20 @@ What the failed attempt did:
 
 Its final answer, which the judge says is wrong: {answer}
 {working}
-Give:
-- code: the source code of a complete Python 3 program (standard library only, every import
-  written out), not a command that runs it. Every value that changes from one
-  task of this kind to the next (numbers, words, lists, dates, ...) comes in as a command-line
-  argument (argparse or sys.argv); never write this task's values into the code. The wording that
-  defines the problem stays in the code. It prints only the answer, on its last line, in the form
-  the task asks for.
-- args: this task's values, as the command-line arguments to run the program with, in order.
-Files the task came with are in the program's working directory."""
+Reply with the program in one ```python code block: a complete Python 3 program (standard
+library only, every import written out), not a command that runs it. At its top, each value of
+the task (a number, a word, a list, a date, ...) is written once as a named variable
+(`word = "..."`, `n = 12`); the program computes the answer from those variables and prints
+only the answer, on its last line, in the form the task asks for. Files the task came with are
+in the program's working directory."""
 
 WORKING_CODE = """
-A run that the judge passed computed the answer with this code, written for this task's values:
+A run that the judge passed computed the answer with this code:
 ```{language}
 {code}
 ```
-Make the program this computation, in Python, with the task's values as arguments.
+Make the program this computation, in Python, with the task's values as named variables at the
+top.
 """
 
 REPAIR_PROGRAM_PROMPT = """Your program for this task did not give a right answer.
@@ -153,16 +151,18 @@ Your program:
 ```python
 {script}
 ```
-Run with the arguments: {args}
-
+{run_with}
 What the run printed:
 {output}
 
 {verdict}
 
-Find the mistake (in the computation, in reading the task, in the arguments, or in the form of
-the printed answer) and give corrected code and args, by the same rules: every value of the
-task as a command-line argument, only the answer printed on the last line."""
+Find the mistake (in the computation, in reading the task's values, or in the form of the
+printed answer) and reply with the corrected program in one ```python code block, by the same
+rules: each value of the task once, as a named variable at the top; only the answer printed on
+the last line."""
+
+RUN_WITH = "Run with the arguments: {args}\n"
 
 WRONG_ANSWER = """Answer taken from its last line: {answer}
 The judge says this answer is wrong."""
@@ -182,9 +182,9 @@ What you gave as the code:
 ```
 
 The code must be the program's own Python source: the code that computes the answer, with \
-its imports, reading the task's values from the command line (sys.argv or argparse). Not a \
+its imports, each value of the task written once as a named variable at its top. Not a \
 command line that would run a program, not a call to a tool, not the output of an earlier run. \
-Give the code and args again, by the rules above."""
+Reply with the program again, in one ```python code block."""
 
 
 class CodeReply(BaseModel):
@@ -192,7 +192,7 @@ class CodeReply(BaseModel):
     for a `script`, the stand-in gave a command line that runs one in 4 of 4 probes
     (docs/decisions.md#learning-search). A reply that still says `script` means its code."""
 
-    code: str = Field(description="Python 3 source; takes the task's values as arguments")
+    code: str = Field(description="The program's Python 3 source")
 
     @model_validator(mode="before")
     @classmethod
@@ -203,10 +203,10 @@ class CodeReply(BaseModel):
 
 
 class Program(CodeReply):
-    args: list[str] = Field(
-        default_factory=list, description="This task's values as the command-line arguments"
-    )
-    rationale: str = ""
+    """A program of the writer's: the code block of its reply (nodes/writing/search.py), and
+    the arguments it is run with (none until the task's values are lifted out of it)."""
+
+    args: list[str] = Field(default_factory=list, description="Its command-line arguments")
 
     @field_validator("code", mode="after")
     @classmethod

@@ -8,11 +8,15 @@ own; and that program repaired, up to `search_repairs` times, from its output an
 verdict. Three slips that say nothing about the computation are mended without a model call:
 text after the program's closing code fence, a cut-off last line, and a standard module used
 without its import; a reply that repeats a program already tried is asked for again at a
-temperature above 0 (docs/decisions.md#program-mending). A passing executor run that computed
-with python or shell is turned into a Python program too, so the procedure carries a script
-that takes the task's values as arguments.
+temperature above 0 (docs/decisions.md#program-mending). The writer writes the program for this
+task, its values as named variables; once it passes, those values are lifted out into
+command-line arguments (nodes/writing/lifting.py), so the procedure carries a script that takes
+the task's values as arguments (docs/decisions.md#value-lifting). A passing executor run that
+computed with python is lifted the same way; one that used shell, or whose code cannot be
+lifted, is turned into a Python program by the writer.
 
-The judge is the oracle; the gold it holds never reaches the writer: the writer sees the task,
+The judge is the oracle, and against a gold only its deterministic match counts (`oracle_passed`);
+the gold it holds never reaches the writer: the writer sees the task,
 the failed trajectory, its program, that program's output and "the judge says this answer is
 wrong" — never the gold, never the judge's critique (which may paraphrase the gold). What the
 writer sees is the agent's own work (its calls, its programs' output), never the judge's.
@@ -33,11 +37,12 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from memento_skills.graph.context import Context
 from memento_skills.graph.events import emit
-from memento_skills.graph.models import UsageTracker, structured
+from memento_skills.graph.models import UsageTracker
 from memento_skills.graph.state import (
     ExecuteOverride,
     Procedure,
@@ -57,12 +62,14 @@ from memento_skills.nodes.execution.sandbox import (
     reachable_dir,
 )
 from memento_skills.nodes.gate import ReplayGraph
+from memento_skills.nodes.writing.lifting import lifted
 from memento_skills.nodes.writing.prompts import (
     CRASHED,
     NOT_PYTHON_PROMPT,
     PRINTED_NOTHING,
     PROGRAM_PROMPT,
     REPAIR_PROGRAM_PROMPT,
+    RUN_WITH,
     WORKING_CODE,
     WRONG_ANSWER,
     Program,
@@ -166,6 +173,11 @@ class Spend:
             },
         )
 
+    def noted(self, note: str) -> None:
+        """`note` added to the last outcome line (what was done after its verdict)."""
+        last = self.outcomes[-1]
+        self.outcomes[-1] = f"{last[:-1]}; {note})" if last.endswith(")") else f"{last} ({note})"
+
     def report(self, found_by: str | None, stopped: SearchStop) -> SearchReport:
         report = SearchReport(
             tries=self.tries,
@@ -257,6 +269,19 @@ class Search:
         working = _working_code(run.steps)
         if working is None:
             return self._end(kept, "found")
+        if working[0] == "python":  # its own code, the task's values lifted out: no model call
+            lifted_code = self._parameterised(Program(code=working[1]), run.answer)
+            if lifted_code.args:
+                return self._end(
+                    Procedure(
+                        found_by=label,
+                        script=lifted_code.code,
+                        args=list(lifted_code.args),
+                        output=run.answer,
+                        steps=run.steps,
+                    ),
+                    "found",
+                )
         # the executor found it; a program of the writer's that passes makes it a script
         found, _ = self.programs(working)
         if found is not None:
@@ -308,7 +333,7 @@ class Search:
                 config=self.spend.config(),
                 context=replace(self.ctx, workspace_dir=str(base)),
             )
-        passed = bool((result.get("verdict") or {}).get("passed"))
+        passed = oracle_passed(result.get("verdict") or {})
         self.spend.judged(label, passed)
         return _Run(
             answer=str(result.get("answer") or ""),
@@ -361,6 +386,7 @@ class Search:
             self.spend.judged(label, run.passed, imported)
             self.spend.last_program = _tried(label, program, run)
             if run.passed:
+                program = self._parameterised(program, run.answer)
                 return (
                     Procedure(
                         found_by=label,
@@ -373,8 +399,10 @@ class Search:
                 )
             prompt = REPAIR_PROGRAM_PROMPT.format(
                 task=self.task,
-                script=program.code,
-                args=" ".join(_quoted(program.args)) or "(none)",
+                script=program.code.rstrip(),
+                run_with=RUN_WITH.format(args=" ".join(_quoted(program.args)))
+                if program.args
+                else "",
                 output=self._shown(run),
                 verdict=_verdict_shown(run),
             )
@@ -384,12 +412,21 @@ class Search:
         """The writer's program for `prompt`, its code mended; a reply that repeats a program
         already tried is asked for once more at SAMPLE_TEMPERATURE (at temperature 0 it would
         come again)."""
-        program = _mended(structured(self.writer(), Program, prompt, config=self.spend.config()))
+        program = self._reply(self.writer(), prompt)
         if _key(program) not in tried:
             return program
         emit("reflect_write", {"event": "search_resample", "temperature": SAMPLE_TEMPERATURE})
-        hotter = sampling(self.writer(), SAMPLE_TEMPERATURE)
-        return _mended(structured(hotter, Program, prompt, config=self.spend.config()))
+        return self._reply(sampling(self.writer(), SAMPLE_TEMPERATURE), prompt)
+
+    def _reply(self, model: BaseChatModel, prompt: str) -> Program:
+        """The program in the writer's plain-text reply to `prompt`, mended. Plain text, not a
+        JSON field: the stand-in squeezed code given as a JSON string onto one line
+        (docs/decisions.md#value-lifting)."""
+        reply = model.invoke([HumanMessage(content=prompt)], config=self.spend.config())
+        code = reply_code(reply.text)
+        if not code.strip():
+            raise ValueError("the reply holds no code")
+        return _mended(Program(code=code))
 
     def _program(self, program: Program) -> tuple[Program, _Run, str]:
         """Run the program, adding a standard module it used without importing it (up to
@@ -406,6 +443,21 @@ class Search:
             result = self._sandboxed(program)
         note = f"import {', '.join(added)} added" if added else ""
         return program, self._judged(result), note
+
+    def _parameterised(self, program: Program, answer: str) -> Program:
+        """A passing program that takes no arguments with the task's values lifted out of its
+        code (nodes/writing/lifting.py), when the lifted program prints the same answer; else
+        the program as it passed."""
+        if program.args:
+            return program
+        lift = lifted(program.code, self.task)
+        if lift is None:
+            return program
+        candidate = program.model_copy(update={"code": lift.code, "args": lift.args})
+        if _last_line(self._sandboxed(candidate).stdout) != answer:
+            return program
+        self.spend.noted(f"{len(lift.args)} value{'s' if len(lift.args) > 1 else ''} lifted")
+        return candidate
 
     def _sandboxed(self, program: Program) -> RunResult:
         """The program run in a workspace of its own: the task's files in it, the Context's
@@ -429,8 +481,7 @@ class Search:
 
     def _judged(self, result: RunResult) -> _Run:
         """The judge's verdict on a run's last printed line."""
-        lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-        answer = lines[-1] if lines else ""
+        answer = _last_line(result.stdout)
         judge: RunnableLambda[Mapping[str, Any], Verdict] = RunnableLambda(
             lambda s: self.judge(s, self.ctx)
         )
@@ -446,7 +497,7 @@ class Search:
         )
         return _Run(
             answer=answer,
-            passed=bool(verdict.get("passed")),
+            passed=oracle_passed(verdict),
             output=result.to_text(),
             crashed=not result.ok,
         )
@@ -459,6 +510,20 @@ class Search:
             return text
         half = OUTPUT_TO_WRITER // 2
         return f"{text[:half]}\n[... {len(text) - OUTPUT_TO_WRITER} characters cut ...]\n{text[-half:]}"
+
+
+def oracle_passed(verdict: Mapping[str, Any]) -> bool:
+    """Whether the search counts a verdict as a pass: against a gold, only the deterministic
+    match; a judge model's "equivalent" is no test of code (the stand-in judge passed three
+    wrong Caesar decryptions of three, docs/decisions.md#value-lifting). A rubric verdict, with
+    no gold to match, counts as the judge gives it."""
+    return bool(verdict.get("passed")) and verdict.get("method") != "llm-equivalence"
+
+
+def _last_line(stdout: str) -> str:
+    """A run's answer: the last line it printed that is not blank."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _tried(label: str, program: Program, run: _Run) -> ProgramTried:
@@ -483,6 +548,28 @@ def _mended(program: Program) -> Program:
 
 
 FENCE = re.compile(r"^\s*```")
+OPENING_FENCE = re.compile(r"^\s*```\s*([\w+-]*)\s*$")
+CLOSING_FENCE = re.compile(r"^\s*```\s*$")
+PYTHON_LABELS = ("", "python", "python3", "py")
+
+
+def reply_code(text: str) -> str:
+    """The code of a reply: its first Python (or unlabelled) code block, to its closing fence or
+    the reply's end (a cut-off reply); the whole reply when it has no such block."""
+    lines = text.splitlines(keepends=True)
+    at = 0
+    while at < len(lines):
+        opening = OPENING_FENCE.match(lines[at])
+        if opening is None:
+            at += 1
+            continue
+        end = next(
+            (i for i in range(at + 1, len(lines)) if CLOSING_FENCE.match(lines[i])), len(lines)
+        )
+        if opening.group(1).lower() in PYTHON_LABELS:
+            return "".join(lines[at + 1 : end])
+        at = end + 1
+    return text
 
 
 def mended_code(code: str) -> str:

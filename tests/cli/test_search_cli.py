@@ -13,7 +13,7 @@ from support.commands import memento
 from support.scripted_endpoint import forced_tool, scripted_endpoint, tool_results
 
 TASK = "Compute the sum of the squares of 3, 4 and 12."
-SCRIPT = "import sys\nprint(sum(int(a) ** 2 for a in sys.argv[1:]))\n"
+SCRIPT = "values = [3, 4, 12]\nprint(sum(v**2 for v in values))\n"
 
 
 def reply(request: dict[str, Any]) -> str | dict[str, Any]:
@@ -29,8 +29,9 @@ def reply(request: dict[str, Any]) -> str | dict[str, Any]:
             "body": "# Sum of squares\n1. Square each number, add them up.",
             "allowed_tools": ["python"],
         },
-        "Program": {"script": SCRIPT, "args": ["3", "4", "12"], "rationale": ""},
     }
+    if "Write a Python program" in json.dumps(request["messages"]):  # asked in plain text
+        return f"```python\n{SCRIPT}```"
     if tool in writer:
         return {"tool": tool, "arguments": writer[str(tool)]}
     results = tool_results(request)
@@ -66,12 +67,18 @@ def test_run_searches_a_failed_task_and_reports_it(home: Path, tmp_path: Path) -
     assert len(found) == 1 and "3 tries" in found[0], proc.stderr
     report = json.loads(as_json.stdout)["search"]
     assert report["found_by"] == "program-1" and report["tries"] == 3
-    assert report["outcomes"] == ["sample-1: fail", "forced-python: fail", "program-1: pass"]
+    assert report["outcomes"] == [
+        "sample-1: fail",
+        "forced-python: fail",
+        "program-1: pass (3 values lifted)",
+    ]
     records = [json.loads(line) for line in (home / "runs.jsonl").read_text().splitlines()]
     (record,) = records
     assert record["search"]["outcomes"] == report["outcomes"]
     writer_prompts = [
-        json.dumps(r["messages"]) for r in seen if forced_tool(r) in ("Program", "SkillPatch")
+        json.dumps(r["messages"])
+        for r in seen
+        if forced_tool(r) == "SkillPatch" or "Write a Python program" in json.dumps(r["messages"])
     ]
     assert writer_prompts and all("169" not in p for p in writer_prompts)
 

@@ -70,7 +70,7 @@ def test_train_tasks_record_their_search_and_the_report_shows_it(tmp_path: Path)
         assert r["search_tries"] >= 2 and r["search_found_by"] == "program-1"
         assert 0 < r["search_tokens"] <= r["tokens"]  # the task's own count includes the search
         assert r["search_seconds"] > 0 and r["search_stopped"] == "found"
-        assert r["search_outcomes"][-1] == "program-1: pass"
+        assert r["search_outcomes"][-1] == "program-1: pass (3 values lifted)"
         assert r["search_last_program"]["passed"] and r["search_last_program"]["script"]
     assert all(r["search_tries"] == 0 and r["search_found_by"] is None for r in tests)
     # the program the search found became a skill (distil) that solves the next task of the kind

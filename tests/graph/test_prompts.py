@@ -245,18 +245,12 @@ def test_the_search_prompts(tmp_path: Path, snapshot: SnapshotAssertion) -> None
     library = open_library(tmp_path / "skills")
     programs = iter(
         [
-            {
-                "script": "import sys\nprint(int(sys.argv[1]) + int(sys.argv[2]))",
-                "args": ["11", "12"],
-            },
-            {
-                "script": "import sys\nprint(int(sys.argv[1]) * int(sys.argv[2]))",
-                "args": ["11", "12"],
-            },
+            "```python\na = 11\nb = 12\nprint(a + b)\n```",
+            "The corrected program:\n```python\na = 11\nb = 12\nprint(a * b)\n```",
         ]
     )
 
-    def writer(messages: list[BaseMessage]) -> dict[str, Any]:
+    def writer(messages: list[BaseMessage]) -> Any:
         prompt = "\n".join(m.text for m in messages)
         if "Write a Python program" in prompt or "Your program for this task" in prompt:
             return next(programs)

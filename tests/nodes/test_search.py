@@ -21,6 +21,7 @@ from langgraph.types import Command
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.graph.state import ToolStep
+from memento_skills.nodes.writing.lifting import Lifted, lifted
 from memento_skills.nodes.writing.prompts import Program, attempt_text, tool_call_code
 from memento_skills.stores.index import SkillIndex
 from memento_skills.stores.run_log import RunLog
@@ -34,8 +35,10 @@ from support.scripted_search import (
     PLAIN_SUM,
     SUM_OF_SQUARES,
     TASK,
+    VALUES,
     Executor,
     Writer,
+    filled,
     program,
 )
 
@@ -51,18 +54,23 @@ def run(tmp_path: Path) -> Any:
         ground_truth: str | None = GOLD,
         right_when_forced: bool = False,
         shell: str = "echo 19",
+        python: str = "",
+        task: str = TASK,
+        judge_says: Any = "no",
         **fields: Any,
     ) -> dict[str, Any]:
-        executor = Executor(right_when_forced=right_when_forced, shell=shell)
+        executor = Executor(right_when_forced=right_when_forced, shell=shell, python=python)
         writer = Writer(programs)
-        judge = ScriptedChatModel(script=[lambda m: "no"] * CALLS)
+        says = judge_says if callable(judge_says) else lambda m: judge_says
+        judge = ScriptedChatModel(script=[says] * CALLS)
+        router = ScriptedChatModel(script=[lambda m: "no"] * CALLS)
         name = uuid.uuid4().hex[:6]
         graph = build_graph(
             chat_models={
                 "executor": executor.model,
                 "writer": writer.model,
                 "judge": judge,
-                "router": judge,
+                "router": router,
             },
             library=(library := open_library(tmp_path / f"skills-{name}")),
             index=SkillIndex(tmp_path / f"index-{name}"),
@@ -77,7 +85,7 @@ def run(tmp_path: Path) -> Any:
             }
         )
         events: list[dict[str, Any]] = []
-        payload = {"task": TASK, "task_id": "t1", "ground_truth": ground_truth}
+        payload = {"task": task, "task_id": "t1", "ground_truth": ground_truth}
         for namespace, mode, chunk in graph.stream(
             payload, context=ctx, stream_mode=["custom", "values"], subgraphs=True
         ):
@@ -99,10 +107,12 @@ def run(tmp_path: Path) -> Any:
 
 def wrong_programs(count: int) -> list[dict[str, Any]]:
     """`count` different programs, each computing the wrong thing (the plain sum, less i)."""
-    return [
-        program(f"import sys\nprint(sum(int(a) for a in sys.argv[1:]) - {i})\n")
-        for i in range(count)
-    ]
+    return [program(f"values = [{VALUES}]\nprint(sum(values) - {i})\n") for i in range(count)]
+
+
+def only(lift: Lifted | None) -> Lifted:
+    assert lift is not None
+    return lift
 
 
 def assert_no_gold_to_the_writer(writer: Writer) -> None:
@@ -115,7 +125,11 @@ def assert_no_gold_to_the_writer(writer: Writer) -> None:
 def test_only_the_third_candidate_passes_and_the_report_lists_three_tries(run: Any) -> None:
     result = run([program(SUM_OF_SQUARES)], search_tries=3)
     report = result["out"]["search"]
-    assert report["outcomes"] == ["sample-1: fail", "forced-python: fail", "program-1: pass"]
+    assert report["outcomes"] == [
+        "sample-1: fail",
+        "forced-python: fail",
+        "program-1: pass (3 values lifted)",
+    ]
     assert report["tries"] == 3 and report["found_by"] == "program-1"
     assert report["stopped"] == "found"
     assert report["tokens"] > 0 and report["seconds"] > 0
@@ -138,13 +152,13 @@ def test_only_the_third_candidate_passes_and_the_report_lists_three_tries(run: A
 def test_a_program_repaired_on_the_second_try(run: Any) -> None:
     result = run([program(PLAIN_SUM), program(SUM_OF_SQUARES)])
     report = result["out"]["search"]
-    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass (3 values lifted)"]
     assert all(line.endswith(": fail") for line in report["outcomes"][:-1])
     assert report["found_by"] == "program-2" and report["tries"] == len(report["outcomes"])
     first, second = result["writer"].program_prompts()
     assert "Write a Python program" in first
     # the repair shows the writer its program, what the run printed and the bare verdict
-    assert "Your program for this task" in second and PLAIN_SUM.strip() in second
+    assert "Your program for this task" in second and filled(PLAIN_SUM, TASK).strip() in second
     assert "stdout:\n19" in second and "The judge says this answer is wrong." in second
     assert "Answer taken from its last line: 19" in second
     assert_no_gold_to_the_writer(result["writer"])
@@ -155,9 +169,12 @@ def test_a_command_line_given_as_the_script_is_sent_back_unrun(run: Any) -> None
     and the writer is told Python's complaint and what a script must be."""
     result = run([program("python3 solve.py 3 4 12"), program(SUM_OF_SQUARES)])
     report = result["out"]["search"]
-    assert report["outcomes"][-2:] == ["program-1: fail (not python)", "program-2: pass"]
+    assert report["outcomes"][-2:] == [
+        "program-1: fail (not python)",
+        "program-2: pass (3 values lifted)",
+    ]
     first, second = result["writer"].program_prompts()
-    assert "the source code of a complete Python 3 program" in first
+    assert "one ```python code block: a complete Python 3 program" in first
     assert "is not a Python program, so it was not run" in second
     assert "SyntaxError: invalid syntax (line 1)" in second and "python3 solve.py" in second
     assert_no_gold_to_the_writer(result["writer"])
@@ -166,41 +183,44 @@ def test_a_command_line_given_as_the_script_is_sent_back_unrun(run: Any) -> None
 def test_a_script_given_as_a_python_tool_call_is_its_code(run: Any) -> None:
     wrapped = f"python(code={SUM_OF_SQUARES!r})"
     result = run([program(wrapped)], search_tries=3)
-    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass"
+    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass (3 values lifted)"
 
 
 def test_a_crash_is_shown_as_a_crash_not_as_a_wrong_answer(run: Any) -> None:
-    crashing = "import sys\nprint(sum(int(a) ** 2 for a in sys.argv[4:]) // len(sys.argv[4:]))\n"
+    crashing = f"values = [{VALUES}]\nprint(sum(v * v for v in values) // len(values[3:]))\n"
     result = run([program(crashing), program(SUM_OF_SQUARES)])
     second = result["writer"].program_prompts()[1]
     assert "ZeroDivisionError" in second
     assert "It stopped with an error before it could answer" in second
     assert "The judge says this answer is wrong." not in second
-    assert result["out"]["search"]["outcomes"][-1] == "program-2: pass"
+    assert result["out"]["search"]["outcomes"][-1] == "program-2: pass (3 values lifted)"
 
 
 def test_a_missing_standard_import_is_added_without_asking_the_writer(run: Any) -> None:
-    uses_math = "import sys\nprint(int(math.fsum(int(a) ** 2 for a in sys.argv[1:])))\n"
+    uses_math = f"values = [{VALUES}]\nprint(int(math.fsum(v**2 for v in values)))\n"
     result = run([program(uses_math)], search_tries=3)
     report = result["out"]["search"]
-    assert report["outcomes"][-1] == "program-1: pass (import math added)"
+    assert report["outcomes"][-1] == "program-1: pass (import math added; 3 values lifted)"
     assert len(result["writer"].program_prompts()) == 1
-    assert result["out"]["procedure"]["script"].startswith("import math\n")
+    assert "\nimport math\n" in result["out"]["procedure"]["script"]
 
 
 def test_text_after_the_programs_closing_fence_is_not_part_of_it(run: Any) -> None:
     """The stand-in closed its code with a fence and went on to a second call's notation."""
     fenced = f"```python\n{SUM_OF_SQUARES}```\n\nfunctions.Program:\n{{ "
     result = run([program(fenced)], search_tries=3)
-    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass"
-    assert result["out"]["procedure"]["script"] == SUM_OF_SQUARES
+    assert result["out"]["search"]["outcomes"][-1] == "program-1: pass (3 values lifted)"
+    assert (
+        result["out"]["procedure"]["script"]
+        == only(lifted(filled(SUM_OF_SQUARES, TASK), TASK)).code
+    )
 
 
 def test_a_cut_off_last_line_is_dropped_and_the_writer_told_it_printed_nothing(run: Any) -> None:
-    cut_off = "import sys\nvalues = [int(a) for a in sys.argv[1:]]\nprint(\n"
+    cut_off = f"values = [{VALUES}]\nprint(\n"
     result = run([program(cut_off), program(SUM_OF_SQUARES)])
     report = result["out"]["search"]
-    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass (3 values lifted)"]
     second = result["writer"].program_prompts()[1]
     assert "It printed nothing" in second and "print(\n" not in second.split("Your program:")[1]
 
@@ -208,7 +228,7 @@ def test_a_cut_off_last_line_is_dropped_and_the_writer_told_it_printed_nothing(r
 def test_a_repeated_program_is_asked_for_again_at_a_temperature(run: Any) -> None:
     result = run([program(PLAIN_SUM), program(PLAIN_SUM), program(SUM_OF_SQUARES)])
     report = result["out"]["search"]
-    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass (3 values lifted)"]
     programs = [
         c for c in result["writer"].model.calls if c.text in result["writer"].program_prompts()
     ]
@@ -246,17 +266,39 @@ def test_the_program_prompt_shows_the_attempts_code_as_code() -> None:
     assert tool_call_code("print(1)") is None and tool_call_code("python(1, 2)") is None
 
 
-def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None:
-    result = run([program(SUM_OF_SQUARES)], right_when_forced=True)
+def test_a_passing_executor_run_has_its_values_lifted_without_the_writer(run: Any) -> None:
+    result = run([], right_when_forced=True)
     report = result["out"]["search"]
-    assert report["outcomes"] == ["sample-1: fail", "forced-python: pass", "program-1: pass"]
+    assert report["outcomes"] == [
+        "sample-1: fail",
+        "forced-python: pass (3 values lifted)",
+    ]
+    assert report["found_by"] == "forced-python" and report["stopped"] == "found"
+    assert result["writer"].program_prompts() == []
+    (script,) = [p for p in result["library"].root.glob("*/scripts/*.py") if "**2" in p.read_text()]
+    assert "sys.argv[3]" in script.read_text() and "12**2" not in script.read_text()
+
+
+def test_a_passing_executor_run_is_parameterised_by_the_writer(run: Any) -> None:
+    # 3 twice in the code: which 3 is the task's is unknown, so the writer parameterises it
+    result = run(
+        [program(SUM_OF_SQUARES)], right_when_forced=True, python="print(3*3 + 4*4 + 12*12)"
+    )
+    report = result["out"]["search"]
+    assert report["outcomes"] == [
+        "sample-1: fail",
+        "forced-python: pass",
+        "program-1: pass (3 values lifted)",
+    ]
     assert report["found_by"] == "forced-python" and report["stopped"] == "found"
     (prompt,) = result["writer"].program_prompts()
-    assert "A run that the judge passed" in prompt and "print(3**2 + 4**2 + 12**2)" in prompt
+    assert "A run that the judge passed" in prompt and "print(3*3 + 4*4 + 12*12)" in prompt
     assert_no_gold_to_the_writer(result["writer"])
 
     # the writer cannot parameterise it: the passing run itself is what was found
-    unparameterised = run(wrong_programs(3), right_when_forced=True)["out"]["search"]
+    unparameterised = run(
+        wrong_programs(3), right_when_forced=True, python="print(3*3 + 4*4 + 12*12)"
+    )["out"]["search"]
     assert unparameterised["found_by"] == "forced-python"
     assert unparameterised["stopped"] == "found"
     assert unparameterised["outcomes"][1:] == [
@@ -274,7 +316,7 @@ def test_a_passing_shell_command_is_made_a_python_program(run: Any) -> None:
         "sample-1: fail",
         "forced-python: fail",
         "forced-shell: pass",
-        "program-1: pass",
+        "program-1: pass (3 values lifted)",
     ]
     assert report["found_by"] == "forced-shell"
     (prompt,) = result["writer"].program_prompts()
@@ -301,7 +343,7 @@ def test_the_budget_stops_the_search(run: Any) -> None:
     # a failed search can be read: the last program the sandbox ran, and what it printed
     last = repairs["last_program"]
     assert last["label"] == "program-2" and not last["passed"]
-    assert last["script"] == wrong[1]["code"] and last["answer"] == "18"
+    assert last["script"] == filled(wrong[1]["code"], TASK) and last["answer"] == "18"
     assert "stdout:\n18" in last["output"]
     assert "last_program" not in by_tokens["out"]["search"]  # no program ran
 
@@ -343,6 +385,43 @@ def test_a_found_procedure_becomes_the_proposal_through_distil(run: Any) -> None
     written = [w for w in result["out"]["writes"] if w["skill"] == skill and w["accepted"]]
     assert written and written[0]["action"] in ("create", "refine")
     assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_program_with_the_tasks_values_written_in_is_lifted_into_a_script(run: Any) -> None:
+    """The writer solved this task with its values in the code; the script that is kept reads
+    them from its arguments (nodes/writing/lifting.py), so the skill serves the next task."""
+    result = run([program("print(sum(v * v for v in [3, 4, 12]))\n")], search_tries=3)
+    report = result["out"]["search"]
+    assert report["outcomes"][-1] == "program-1: pass (3 values lifted)"
+    (script,) = [
+        p for p in result["library"].root.glob("*/scripts/*.py") if "v * v" in p.read_text()
+    ]
+    code = script.read_text()
+    assert "sys.argv[3]" in code and "[3, 4, 12]" not in code
+    assert_no_gold_to_the_writer(result["writer"])
+
+
+def test_a_judge_models_equivalent_is_not_a_pass_for_the_search(run: Any) -> None:
+    """Against a gold of several words the judge asks its model; the search keeps only code
+    whose answer matches the gold itself."""
+    task = "Write the words red green blue in reverse order."
+    words = 'words = "red green blue"\n'
+    result = run(
+        [
+            program(words + "print(words)\n"),
+            program(words + 'print(" ".join(words.split()[::-1]))\n'),
+        ],
+        task=task,
+        ground_truth="blue green red",
+        judge_says=lambda messages: {  # a small judge: the words are all there, so it passes
+            "equivalent": "<agent_answer>\nred green blue" in messages[-1].text,
+            "reason": "The same words.",
+        },
+        search_tries=5,
+    )
+    report = result["out"]["search"]
+    assert report["outcomes"][-2:] == ["program-1: fail", "program-2: pass (1 value lifted)"]
+    assert report["last_program"]["label"] == "program-2"
 
 
 def test_an_approval_pause_after_the_search_does_not_search_again(tmp_path: Path) -> None:

@@ -3,8 +3,8 @@ and a writer whose programs the test gives, in order.
 
 The executor guesses when free to; when the search forces python (or shell) on it, it computes
 the wrong thing. The writer explains the failure, proposes a prose patch or skill, and answers
-the program prompts with the programs it was given (their args, when left out, are the numbers
-of the task it is shown). Everything else in a run is real.
+the program prompts in plain text with the programs it was given (the numbers of the task it is
+shown written in for VALUES). Everything else in a run is real.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from memento_skills.testing import ScriptedChatModel
 TASK = "Compute the sum of the squares of 3, 4 and 12."
 GOLD = "169"
 GUESS = "150"
-SUM_OF_SQUARES = (
-    "import sys\nvalues = [int(a) for a in sys.argv[1:]]\nprint(sum(v * v for v in values))\n"
-)
-PLAIN_SUM = "import sys\nprint(sum(int(a) for a in sys.argv[1:]))\n"
+VALUES = "{values}"
+"""Where a program given to the writer has the numbers of the task it is shown written in."""
+SUM_OF_SQUARES = f"values = [{VALUES}]\nprint(sum(v * v for v in values))\n"
+PLAIN_SUM = f"values = [{VALUES}]\nprint(sum(values))\n"
 CALLS = 400
 PROGRAM_PROMPTS = ("Write a Python program", "Your program for this task", "not a Python program")
 """How the program prompt, its repair and the not-python repair begin."""
@@ -42,12 +42,15 @@ def _call(name: str, args: dict[str, Any]) -> AIMessage:
 
 class Executor:
     """Guesses when free to; forced to a computing tool, computes the wrong thing (or, with
-    `right_when_forced`, forced to python it computes the right thing for this task's values;
-    forced to shell it runs `shell`)."""
+    `right_when_forced`, forced to python it computes the right thing for this task's values,
+    as `python` when given; forced to shell it runs `shell`)."""
 
-    def __init__(self, *, right_when_forced: bool = False, shell: str = "echo 19") -> None:
+    def __init__(
+        self, *, right_when_forced: bool = False, shell: str = "echo 19", python: str = ""
+    ) -> None:
         self.right_when_forced = right_when_forced
         self.shell = shell
+        self.python = python
         self.model = ScriptedChatModel(script=[self.reply] * CALLS)
 
     def reply(self, messages: list[BaseMessage]) -> AIMessage:
@@ -60,7 +63,8 @@ class Executor:
             task = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
             numbers = re.findall(r"\d+", task)
             if self.right_when_forced:
-                return _call("python", {"code": f"print({' + '.join(f'{n}**2' for n in numbers)})"})
+                squares = f"print({' + '.join(f'{n}**2' for n in numbers)})"
+                return _call("python", {"code": self.python or squares})
             return _call("python", {"code": f"print({' + '.join(numbers)})"})  # not the squares
         if options.get("tool_choice") == "run_skill_script":  # follows a skill that carries one
             system = next(str(m.content) for m in messages if isinstance(m, SystemMessage))
@@ -83,7 +87,7 @@ class Writer:
         self.programs: Iterator[dict[str, Any]] = iter(programs)
         self.model = ScriptedChatModel(script=[self.reply] * CALLS)
 
-    def reply(self, messages: list[BaseMessage]) -> dict[str, Any]:
+    def reply(self, messages: list[BaseMessage]) -> dict[str, Any] | str:
         prompt = "\n".join(str(m.content) for m in messages)
         if "Work out why" in prompt:
             return {"cause": "skill", "failed_step": None, "action": "refine", "tip": "Compute it."}
@@ -105,11 +109,8 @@ class Writer:
                 "arguments": [{"name": "numbers", "meaning": "the whole numbers to square"}],
             }
         if any(marker in prompt for marker in PROGRAM_PROMPTS):
-            given = dict(next(self.programs))
-            if given.get("args") is None:
-                task = prompt.split("Task:\n", 1)[1].split("\n", 1)[0]
-                given["args"] = re.findall(r"\d+", task)
-            return given
+            task = prompt.split("Task:\n", 1)[1].split("\n", 1)[0]
+            return reply(next(self.programs)["code"], task)
         raise AssertionError(f"unexpected writer prompt: {prompt[:200]}")
 
     def program_prompts(self) -> list[str]:
@@ -118,6 +119,18 @@ class Writer:
         ]
 
 
-def program(script: str, args: Sequence[str] | None = None) -> dict[str, Any]:
-    """A program the writer gives; args None: the numbers of the task."""
-    return {"code": script, "args": None if args is None else list(args), "rationale": ""}
+def program(script: str) -> dict[str, Any]:
+    """A program the writer gives, the numbers of the task it is shown in place of VALUES."""
+    return {"code": script}
+
+
+def filled(script: str, task: str) -> str:
+    """`script` with the numbers of `task` in place of VALUES."""
+    return script.replace(VALUES, ", ".join(re.findall(r"\d+", task)))
+
+
+def reply(script: str, task: str) -> str:
+    """The writer's plain-text reply holding `script` (filled for `task`) in a code block, or
+    `script` as it is when it brings its own fences."""
+    code = filled(script, task)
+    return code if "```" in code else f"Here is the program:\n```python\n{code.rstrip()}\n```\n"
