@@ -248,6 +248,7 @@ class _Execute:
             untrusted_scripts=untrusted,
             tips=list(state.get("tips") or []),
             tool_names=[t.name for t in tools],
+            task=task_text(state),
         )
 
     # -------------------------------------------------------------- nodes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from memento_skills.nodes.placeholders import instantiate
 from memento_skills.stores.skill import Skill
 
 SYSTEM_PROMPT = """You are a careful agent that solves one task with tools.
@@ -24,6 +25,11 @@ SKILL_SECTION = """Use this skill ({name}, version {version}):
 </skill>
 {files_line}"""
 
+FILLED_LINE = (
+    "The skill's placeholders N1, N2, ... are filled in with this task's numbers in the order "
+    "they first appear in it; check that each value is in the right place.\n"
+)
+
 UNTRUSTED_SCRIPTS_LINE = (
     "This skill is untrusted: its scripts ({scripts}) run only if the operator approves "
     "each one, and their source is not shown.\n"
@@ -39,9 +45,11 @@ def system_prompt(
     untrusted_scripts: Sequence[str],
     tips: Sequence[str],
     tool_names: Sequence[str],
+    task: str = "",
 ) -> str:
     """The prompt for one attempt: `files` are the skill's (listed for read_skill_file), the
-    `untrusted_scripts` those that run only if the operator approves each one."""
+    `untrusted_scripts` those that run only if the operator approves each one; the body's
+    placeholders N1, N2, ... show `task`'s numbers."""
     if skill is not None:
         files_line = (
             f"Files of this skill (read with read_skill_file, run scripts with run_skill_script): "
@@ -51,8 +59,11 @@ def system_prompt(
         )
         if untrusted_scripts:
             files_line += UNTRUSTED_SCRIPTS_LINE.format(scripts=", ".join(untrusted_scripts))
+        body, filled = instantiate(skill.body, task)
+        if filled:
+            files_line = FILLED_LINE + files_line
         section = SKILL_SECTION.format(
-            name=skill.name, version=skill.version, body=skill.body, files_line=files_line
+            name=skill.name, version=skill.version, body=body, files_line=files_line
         )
     else:
         section = NO_SKILL_SECTION

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import ipaddress
 import os
+import re
 import shutil
 import socket
 import stat
@@ -247,6 +248,23 @@ def _html_to_text(html: str) -> str:
 # ---------------------------------------------------------------- the tools
 
 
+_PLACEHOLDER_ARG_RE = re.compile(r"N[1-9]\d?|<[A-Za-z_][\w-]{0,40}>")
+
+
+def placeholder_args(args: Sequence[str], skill_root: Path) -> list[str]:
+    """The `args` that are a placeholder of the skill's instructions copied as they stand (`N1`,
+    `<word>`): a small model copies a worked call literally, and the script would fail on it."""
+    try:
+        instructions = (skill_root / "SKILL.md").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [
+        a
+        for a in args
+        if _PLACEHOLDER_ARG_RE.fullmatch(str(a).strip()) and str(a).strip() in instructions
+    ]
+
+
 def make_tools(
     workspace: Workspace,
     *,
@@ -436,6 +454,12 @@ def make_tools(
         assert skill_root is not None
         target = find_script(script)
         shown = target.relative_to(skill_root).as_posix()
+        copied = placeholder_args(args or [], skill_root)
+        if copied:
+            raise ToolException(
+                f"{', '.join(map(repr, copied))} is the skill's placeholder, not a value: call "
+                "the script again with the value from the task in its place"
+            )
         if target.suffix not in (".py", ".sh", ".bash") and not os.access(target, os.X_OK):
             raise ToolException(
                 f"{shown!r} is neither .py nor .sh nor executable; it is not a script"

@@ -29,9 +29,10 @@ from memento_skills.nodes.execution.sandbox import (
     reachable_dir,
 )
 from memento_skills.nodes.execution.tools import RUN_PY_SCRIPT
+from memento_skills.nodes.placeholders import generalise
 from memento_skills.nodes.scoring import exact_match
 from memento_skills.nodes.writing.checks import description_fit, python_error
-from memento_skills.nodes.writing.heuristics import generalise, slug, unique_name
+from memento_skills.nodes.writing.heuristics import slug, unique_name
 from memento_skills.nodes.writing.prompts import (
     SCRIPT_PROMPT,
     SCRIPT_SKILL_PROMPT,

@@ -14,6 +14,7 @@ from typing import Any
 from memento_skills.graph.state import ToolStep, Verdict, task_text
 from memento_skills.nodes.execution.policies import earlier_step
 from memento_skills.nodes.execution.tools import TOOL_NAMES
+from memento_skills.nodes.placeholders import generalise
 from memento_skills.stores.skill import Skill, SkillError, check_name
 
 NUMBER_PATTERN = r"-?\d[\d,]*(?:\.\d+)?"
@@ -78,55 +79,6 @@ def worked_example(state: Mapping[str, Any]) -> str | None:
         "values in place of N1, N2, ..."
     )
     return generalise("\n".join(lines), task)
-
-
-_TASK_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
-_NUM = r"(\d+(?:[.,]\d+)*)"
-_CONSTANT_RES = (
-    # a comparison: "> 10", ">= 10", "greater than 10", "at least 10", "no more than 10"
-    re.compile(
-        r"(?:[<>≤≥]=?|=>|=<|!=|==|\b(?:greater|more|less|fewer|larger|smaller|bigger|higher|"
-        r"lower|longer|shorter|older|younger)\s+than(?:\s+or\s+equal\s+to)?|\bat\s+(?:least|"
-        r"most)|\b(?:over|under|above|below|exceeds?|exceeding|up\s+to|divisible\s+by|"
-        r"multiples?\s+of)|\bequal\s+to)\s*" + _NUM,
-        re.I,
-    ),
-    # a base, radix or modulus: "base-16", "base 16", "radix 8", "mod 97", "modulo 97"
-    re.compile(r"\b(?:base|radix|mod|modulo|modulus)[- ]?" + _NUM, re.I),
-    re.compile(r"\b" + _NUM + r"(?:st|nd|rd|th)?[- ]?(?:ary|adic)\b", re.I),
-    # a unit of the answer's form: "2 decimal places", "32-bit", "24-hour", "8 digits"
-    re.compile(
-        r"\b" + _NUM + r"[- ]?(?:decimal\s+places?|decimals|significant\s+(?:figures|digits)|"
-        r"sig\s+figs|bits?|bytes?|hour\s+(?:clock|format|time)|digits?|characters?|letters?)\b",
-        re.I,
-    ),
-)
-
-
-def problem_constants(task: str) -> set[str]:
-    """The numbers of `task` that state the problem, not its instance: a comparison's bound,
-    a base, radix or modulus, a unit of the answer's form (docs/decisions.md#generalise-numbers).
-    """
-    return {m.group(1) for r in _CONSTANT_RES for m in r.finditer(task)}
-
-
-def generalise(text: str, task: str) -> str:
-    """`text` with the task's own numbers (two digits or more) replaced by N1, N2, ...; the
-    constants of its problem statement ("> 10", "base-16") stay.
-
-    A skill is for the kind of task, not for its values: one that keeps them fits one task, and
-    its numbers collide with other tasks' golds (docs/decisions.md#generalise-numbers).
-    """
-    constants = problem_constants(task)
-    found = [
-        n
-        for n in _TASK_NUMBER_RE.findall(task)
-        if sum(c.isdigit() for c in n) >= 2 and n not in constants
-    ]
-    names = {n: f"N{i}" for i, n in enumerate(dict.fromkeys(found), start=1)}  # first seen: N1
-    for number in sorted(names, key=len, reverse=True):  # 1234 before 123: never half-replaced
-        text = re.sub(rf"(?<![\d.,]){re.escape(number)}(?![\d]|[.,]\d)", names[number], text)
-    return text
 
 
 def answer_evidence(state: Mapping[str, Any]) -> str:

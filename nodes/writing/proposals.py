@@ -18,9 +18,9 @@ from memento_skills.graph.models import structured
 from memento_skills.graph.state import LibraryWrite, Proposal
 from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
+from memento_skills.nodes.placeholders import generalise
 from memento_skills.nodes.writing.checks import code_refusal, file_refusal, kind_refusal
 from memento_skills.nodes.writing.heuristics import (
-    generalise,
     pattern_fits,
     slug,
     unique_name,

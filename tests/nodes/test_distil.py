@@ -330,6 +330,44 @@ def test_a_distilled_skill_is_shown_written_gated_on_siblings_and_used(
     assert later["verdict"]["passed"] and later["answer"] == NEW_GOLD
 
 
+def copying_policy(messages: list[BaseMessage]) -> AIMessage:
+    """A small model's habit: calls the script exactly as the skill's worked call shows it,
+    taking nothing from the task itself."""
+    system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
+    last = messages[-1]
+    if isinstance(last, ToolMessage) and last.name == "run_skill_script":
+        out = str(last.content).split("stdout:")[-1].strip().splitlines()
+        return _call("submit_answer", {"answer": out[-1] if out else ""})
+    shown = re.search(r"run_skill_script\(script='([^']+)', args=(\[.*?\])\)", system)
+    if shown:
+        return _call("run_skill_script", {"script": shown[1], "args": json.loads(shown[2])})
+    return AIMessage(content="7")
+
+
+def test_an_executor_copying_the_worked_call_gets_its_own_tasks_numbers(
+    lib: dict[str, Any],
+) -> None:
+    graph = graph_on(lib, copying_policy)
+    library = graph["library"]
+    _, out = reviewed(graph, "", "accept")
+    (created,) = [w for w in out["writes"] if w["action"] == "create"]
+    assert created["accepted"], created
+    # the stored instructions keep the placeholder; only the prompt shows the task's number
+    assert 'args=["N1"]' in SkillLibrary(library.root).get("digit-sum").body
+    later = graph["graph"].invoke(
+        {"task": NEW_TASK, "task_id": "t9", "ground_truth": NEW_GOLD},
+        {"configurable": {"thread_id": uuid.uuid4().hex}},
+        context=Context(
+            **{**graph["ctx"].__dict__, "approval_required": False, "write_policy": "off"}
+        ),
+    )
+    assert later["selected_skill"] == "digit-sum"
+    assert later["verdict"]["passed"] and later["answer"] == NEW_GOLD
+    executor = graph["resources"].model("executor", graph["ctx"])
+    system = str(executor.calls[-2].messages[0].content)
+    assert 'args=["1234567"]' in system and "filled in with this task's numbers" in system
+
+
 def test_a_script_for_its_own_instance_only_is_refused_by_its_siblings(
     graph: dict[str, Any],
 ) -> None:

@@ -248,6 +248,21 @@ def test_run_skill_script_in_the_workspace(tools: list[BaseTool], ws: Workspace)
     assert "goes outside" in err(tools, "run_skill_script", script="../references/guide.md")
 
 
+def test_a_placeholder_copied_from_the_skill_is_refused_before_the_script_runs(
+    tools: list[BaseTool], ws: Workspace, skill_dir: Path
+) -> None:
+    (skill_dir / "SKILL.md").write_text(
+        "---\nname: demo\ndescription: d\n---\nrun_skill_script(script='scripts/hello.py', "
+        'args=["<word>", "N2"])\n'
+    )
+    message = err(tools, "run_skill_script", script="hello.py", args=["<word>", "7"])
+    assert "'<word>' is the skill's placeholder" in message
+    assert not (ws.root / "made-by-script.txt").exists()
+    assert "'N2'" in err(tools, "run_skill_script", script="hello.py", args=["lantern", "N2"])
+    # the same shapes are values when the instructions do not show them
+    assert "hello N1 <b>" in ok(tools, "run_skill_script", script="hello.py", args=["N1", "<b>"])
+
+
 def test_skill_scripts_run_at_the_weaker_level_from_a_library_it_cannot_enter(
     skill_dir: Path,
 ) -> None:

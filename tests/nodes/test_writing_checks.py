@@ -13,13 +13,9 @@ from langchain_core.messages import AIMessage
 from memento_skills.graph.builder import build_graph
 from memento_skills.graph.context import Context
 from memento_skills.nodes.gate import pattern_refusal
+from memento_skills.nodes.placeholders import generalise, instantiate
 from memento_skills.nodes.writing.checks import answer_refusal, code_refusal, kind_refusal
-from memento_skills.nodes.writing.heuristics import (
-    NUMBER_PATTERN,
-    echo_removed,
-    generalise,
-    repeats_removed,
-)
+from memento_skills.nodes.writing.heuristics import NUMBER_PATTERN, echo_removed, repeats_removed
 from memento_skills.nodes.writing.prompts import SkillPatch
 from memento_skills.nodes.writing.proposals import apply_patch
 from memento_skills.stores.cases import Case
@@ -352,3 +348,13 @@ def test_the_gate_refuses_a_numbers_only_pattern_on_a_word_gold(tmp_path: Path) 
     assert "olleh" not in rolled[0]["reason"]
     assert library.get("python").authored_text() == before
     assert library.get("python").answer_pattern is None
+
+
+def test_placeholders_show_the_next_tasks_numbers_in_the_order_they_were_named() -> None:
+    solved = "Count the primes between 8553 and 9401 (inclusive) that are > 10."
+    text = generalise("count_primes(8553, 9401) with N > 10", solved)
+    assert text == "count_primes(N1, N2) with N > 10"
+    later = "Count the primes between 120 and 4000 (inclusive) that are > 10."
+    assert instantiate(text, later) == ("count_primes(120, 4000) with N > 10", 2)
+    # a placeholder the task has no number for stays; words holding N1 are not placeholders
+    assert instantiate("N1 N3 SN1 N1x", "from 55 to 66") == ("55 N3 SN1 N1x", 1)
