@@ -210,7 +210,7 @@ def test_a_writer_answer_pattern_must_extract_from_what_the_attempt_produced() -
 
 
 def test_a_learned_skill_does_not_keep_the_task_s_own_numbers() -> None:
-    from memento_skills.nodes.writing.heuristics import generalise
+    from memento_skills.nodes.placeholders import generalise
 
     task = "Find the Least Common Multiple (LCM) of these numbers: 98, 54 (and 1,250)"
     assert generalise("LCM of these numbers: 98, 54", task) == "LCM of these numbers: N1, N2"
