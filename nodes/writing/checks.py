@@ -281,6 +281,23 @@ def file_refusal(files: Mapping[str, str]) -> str | None:
     return None
 
 
+_SKILL_FILE_RE = re.compile(r"(?<![\w/.-])(?:scripts|references|assets)/[\w.-]+(?:/[\w.-]+)*")
+
+
+def missing_file_refusal(body: str, files: Iterable[str]) -> str | None:
+    """Why a new skill's `body` may not be written because it sends the executor to a file of
+    the skill that the proposal does not hold (`files`), or None: a model that cannot find the
+    procedure writes "read scripts/x.py" for a script it never wrote."""
+    held = {PurePosixPath(f).as_posix() for f in files}
+    missing = sorted({m.rstrip(".") for m in _SKILL_FILE_RE.findall(body)} - held)
+    if missing:
+        return (
+            f"the body names {', '.join(missing[:3])}, which the skill does not have: write the "
+            "file with it or take the mention out"
+        )
+    return None
+
+
 def description_fit(index: Any, task: str, document: str) -> float:
     """How well a skill `document` ("name: description") matches `task`: the cosine similarity
     of their embeddings under `index`'s embedder, the dense score the router ranks skills by."""

@@ -19,7 +19,12 @@ from memento_skills.graph.state import LibraryWrite, Proposal
 from memento_skills.nodes.execution.tools import TOOL_NAMES
 from memento_skills.nodes.gate import GateResult
 from memento_skills.nodes.placeholders import generalise
-from memento_skills.nodes.writing.checks import code_refusal, file_refusal, kind_refusal
+from memento_skills.nodes.writing.checks import (
+    code_refusal,
+    file_refusal,
+    kind_refusal,
+    missing_file_refusal,
+)
 from memento_skills.nodes.writing.heuristics import (
     pattern_fits,
     slug,
@@ -88,6 +93,8 @@ def make_proposal(
             {"event": "cleaned", "skill": new.name, "removed_control_characters": removed},
         )
     refusal = code_refusal(new.body, new.allowed_tools or TOOL_NAMES, old.body if old else "")
+    if refusal is None and old is None:
+        refusal = missing_file_refusal(new.body, files)
     if refusal is not None:
         raise SkillError(refusal)
     # refuse early what the library would refuse: the same bytes, read back the same way

@@ -358,3 +358,44 @@ def test_placeholders_show_the_next_tasks_numbers_in_the_order_they_were_named()
     assert instantiate(text, later) == ("count_primes(120, 4000) with N > 10", 2)
     # a placeholder the task has no number for stays; words holding N1 are not placeholders
     assert instantiate("N1 N3 SN1 N1x", "from 55 to 66") == ("55 N3 SN1 N1x", 1)
+
+
+def test_a_new_skill_that_sends_the_executor_to_a_file_it_lacks_is_not_written(
+    tmp_path: Path,
+) -> None:
+    """The real run left `spell-word-backward`, whose whole body read a script never written."""
+    library = open_library(tmp_path / "skills")
+    writer = ScriptedChatModel(
+        script=[
+            {"cause": "no-skill", "failed_step": None, "action": "create", "tip": ""},
+            {
+                "name": "spell-word-backward",
+                "description": "Spell a word backward. Use when a task asks for a word reversed.",
+                "body": "read_skill_file scripts/spell_word_backward.py",
+                "allowed_tools": ["python"],
+            },
+        ]
+    )
+    graph = build_graph(
+        chat_models={
+            "executor": ScriptedChatModel(script=["nus"] * 4),
+            "writer": writer,
+            "judge": ScriptedChatModel(),
+        },
+        library=library,
+        index=SkillIndex(tmp_path / "index"),
+    )
+    ctx = Context(
+        workspace_dir=str(tmp_path / "ws"),
+        run_log=str(tmp_path / "runs.jsonl"),
+        web_search=False,
+        max_attempts=1,
+    )
+    out = graph.invoke(
+        {"task": "Spell this word backward: lantern", "ground_truth": "nretnal"}, context=ctx
+    )
+    assert not out["verdict"]["passed"] and writer.remaining == 0
+    (refused,) = [w for w in out["writes"] if "does not have" in w["reason"]]
+    assert not refused["accepted"] and "scripts/spell_word_backward.py" in refused["reason"]
+    assert not library.exists("spell-word-backward")
+    assert not (library.root / "spell-word-backward").exists()
