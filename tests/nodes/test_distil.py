@@ -208,15 +208,21 @@ def executor_policy(messages: list[BaseMessage]) -> AIMessage:
     guess. Submits the last line the script printed."""
     system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
     task = next((str(m.content) for m in messages if isinstance(m, HumanMessage)), "")
-    last = messages[-1]
-    if isinstance(last, ToolMessage) and last.name == "run_skill_script":
-        out = str(last.content).split("stdout:")[-1].strip().splitlines()
-        return _call("submit_answer", {"answer": out[-1] if out else ""})
+    if submitted := script_answer(messages[-1]):
+        return submitted
     script = re.search(r"scripts/[\w-]+\.py", system)
     if script and "run_skill_script" in system:
         number = re.findall(r"\d+", task)[-1]
         return _call("run_skill_script", {"script": script.group(0), "args": [number]})
     return AIMessage(content="7")
+
+
+def script_answer(last: BaseMessage) -> AIMessage | None:
+    """After the skill's script ran: submit the last line it printed."""
+    if not (isinstance(last, ToolMessage) and last.name == "run_skill_script"):
+        return None
+    out = str(last.content).split("stdout:")[-1].strip().splitlines()
+    return _call("submit_answer", {"answer": out[-1] if out else ""})
 
 
 def _call(name: str, args: dict[str, Any]) -> AIMessage:
@@ -334,10 +340,8 @@ def copying_policy(messages: list[BaseMessage]) -> AIMessage:
     """A small model's habit: calls the script exactly as the skill's worked call shows it,
     taking nothing from the task itself."""
     system = next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
-    last = messages[-1]
-    if isinstance(last, ToolMessage) and last.name == "run_skill_script":
-        out = str(last.content).split("stdout:")[-1].strip().splitlines()
-        return _call("submit_answer", {"answer": out[-1] if out else ""})
+    if submitted := script_answer(messages[-1]):
+        return submitted
     shown = re.search(r"run_skill_script\(script='([^']+)', args=(\[.*?\])\)", system)
     if shown:
         return _call("run_skill_script", {"script": shown[1], "args": json.loads(shown[2])})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage
@@ -269,19 +270,14 @@ def test_a_writer_pattern_that_does_not_fit_the_task_is_not_set() -> None:
     assert "memento-answer-pattern" in proposal["skill_md"]
 
 
-def test_the_write_phase_refuses_a_javascript_body_for_a_python_skill(tmp_path: Path) -> None:
-    library = open_library(tmp_path / "skills")
-    before = library.get("python").authored_text()
-    version = library.get("python").version
-    writer = ScriptedChatModel(
-        script=[
-            {"cause": "skill", "failed_step": None, "action": "refine", "tip": ""},
-            {"edits": [], "append": JS_BODY, "rationale": "show the conversion"},
-        ]
-    )
+def one_attempt(
+    tmp_path: Path, library: Any, writer: ScriptedChatModel, replies: list[Any], task: Any
+) -> dict[str, Any]:
+    """`task` run once through the compiled graph: the executor says `replies`, the `writer`
+    answers the write phase, judged against the task's gold."""
     graph = build_graph(
         chat_models={
-            "executor": ScriptedChatModel(script=["It is about 400."] * 4),
+            "executor": ScriptedChatModel(script=replies),
             "writer": writer,
             "judge": ScriptedChatModel(),
         },
@@ -294,8 +290,25 @@ def test_the_write_phase_refuses_a_javascript_body_for_a_python_skill(tmp_path: 
         web_search=False,
         max_attempts=1,
     )
-    out = graph.invoke(
-        {"task": "What is 17 times 23? Use python.", "ground_truth": "391"}, context=ctx
+    return dict(graph.invoke(task, context=ctx))
+
+
+def test_the_write_phase_refuses_a_javascript_body_for_a_python_skill(tmp_path: Path) -> None:
+    library = open_library(tmp_path / "skills")
+    before = library.get("python").authored_text()
+    version = library.get("python").version
+    writer = ScriptedChatModel(
+        script=[
+            {"cause": "skill", "failed_step": None, "action": "refine", "tip": ""},
+            {"edits": [], "append": JS_BODY, "rationale": "show the conversion"},
+        ]
+    )
+    out = one_attempt(
+        tmp_path,
+        library,
+        writer,
+        ["It is about 400."] * 4,
+        {"task": "What is 17 times 23? Use python.", "ground_truth": "391"},
     )
     assert not out["verdict"]["passed"] and writer.remaining == 0
     refused = [w for w in out["writes"] if "javascript" in w["reason"]]
@@ -325,23 +338,10 @@ def test_the_gate_refuses_a_numbers_only_pattern_on_a_word_gold(tmp_path: Path) 
             },
         ]
     )
-    graph = build_graph(
-        chat_models={
-            "executor": ScriptedChatModel(script=[call, "hello"]),
-            "writer": writer,
-            "judge": ScriptedChatModel(),
-        },
-        library=library,
-        index=SkillIndex(tmp_path / "index"),
-    )
-    ctx = Context(
-        workspace_dir=str(tmp_path / "ws"),
-        run_log=str(tmp_path / "runs.jsonl"),
-        web_search=False,
-        max_attempts=1,
-    )
     task = "What is 'hello' read from right to left? Use python."
-    out = graph.invoke({"task": task, "ground_truth": "olleh"}, context=ctx)
+    out = one_attempt(
+        tmp_path, library, writer, [call, "hello"], {"task": task, "ground_truth": "olleh"}
+    )
     assert out["selected_skill"] == "python" and not out["verdict"]["passed"]
     rolled = [w for w in out["writes"] if w["action"] == "rollback"]
     assert rolled and "a task's gold answer" in rolled[0]["reason"], out["writes"]
@@ -376,23 +376,12 @@ def test_a_new_skill_that_sends_the_executor_to_a_file_it_lacks_is_not_written(
             },
         ]
     )
-    graph = build_graph(
-        chat_models={
-            "executor": ScriptedChatModel(script=["nus"] * 4),
-            "writer": writer,
-            "judge": ScriptedChatModel(),
-        },
-        library=library,
-        index=SkillIndex(tmp_path / "index"),
-    )
-    ctx = Context(
-        workspace_dir=str(tmp_path / "ws"),
-        run_log=str(tmp_path / "runs.jsonl"),
-        web_search=False,
-        max_attempts=1,
-    )
-    out = graph.invoke(
-        {"task": "Spell this word backward: lantern", "ground_truth": "nretnal"}, context=ctx
+    out = one_attempt(
+        tmp_path,
+        library,
+        writer,
+        ["nus"] * 4,
+        {"task": "Spell this word backward: lantern", "ground_truth": "nretnal"},
     )
     assert not out["verdict"]["passed"] and writer.remaining == 0
     (refused,) = [w for w in out["writes"] if "does not have" in w["reason"]]
